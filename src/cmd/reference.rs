@@ -1,0 +1,61 @@
+//! `modsync reference`: a benchmark's test grid and its exact or reference solution as CSV,
+//! header = the PDE's coordinate names then `u`.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, anyhow};
+use clap::Args;
+use trainer_core::pde::{self, PdeParams};
+
+use crate::output::{csv_number, write_atomic};
+
+#[derive(Args)]
+pub struct ReferenceArgs {
+    /// Benchmark: helmholtz2d, klein_gordon2d, burgers, helmholtz3d, klein_gordon3d.
+    #[arg(long)]
+    pde: String,
+    /// CSV file to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Points per axis (default: the benchmark's test grid).
+    #[arg(long)]
+    grid: Option<usize>,
+}
+
+pub fn run(args: ReferenceArgs) -> Result<()> {
+    let pde = pde::by_name(&args.pde, PdeParams { nc: 16 }).ok_or_else(|| {
+        anyhow!(
+            "invalid --pde: unknown PDE {:?} (known: {})",
+            args.pde,
+            pde::NAMES.join(", ")
+        )
+    })?;
+    if let Some(g) = args.grid {
+        if !(2..=trainer_core::config::MAX_TEST_GRID).contains(&g) {
+            return Err(anyhow!(
+                "invalid --grid: must be in 2..={}, got {g}",
+                trainer_core::config::MAX_TEST_GRID
+            ));
+        }
+    }
+    let grid = pde.test_grid(args.grid);
+    let u = pde.reference(&grid.points);
+    let dim = pde.dim();
+    let mut csv = pde.coords().join(",") + ",u\n";
+    for (p, u) in grid.points.chunks_exact(dim).zip(&u) {
+        for x in p {
+            csv.push_str(&csv_number(*x));
+            csv.push(',');
+        }
+        csv.push_str(&csv_number(*u));
+        csv.push('\n');
+    }
+    write_atomic(&args.out, csv.as_bytes()).map_err(|e| anyhow!("invalid --out: {e:#}"))?;
+    println!(
+        "wrote {} points of {} to {}",
+        u.len(),
+        pde.name(),
+        args.out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,194 @@
+//! `TrainConfig`: the complete, serialisable description of one training run.
+//!
+//! A run is a pure function of its config (on the CPU backend): the worker stores the JSON of
+//! this struct in the coordinator, hashes it for idempotent submission, and hands it back to
+//! trainer-core unchanged. Every default here is the one `SPEC.md` names.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
+use crate::pde;
+
+/// Floating-point precision of every tensor in the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Single precision: the speed default, like reference PINN code.
+    #[default]
+    F32,
+    /// Double precision: for derivative checks and reproducibility studies.
+    F64,
+}
+
+/// Options of the benchmark problems that are not part of the grid axes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PdeOptions {
+    /// Points per axis of the 3-D collocation lattice (`nc³` interior, `nc²` per face).
+    pub nc: usize,
+    /// Override of the test-grid resolution per axis (default: the SPEC's grid of each PDE).
+    /// 3-D problems default to 100³ = 10⁶ points, which is slow on a CPU: sweeps often set 32.
+    pub test_grid: Option<usize>,
+}
+
+impl Default for PdeOptions {
+    fn default() -> Self {
+        Self {
+            nc: 16,
+            test_grid: None,
+        }
+    }
+}
+
+/// Everything that determines one training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Benchmark name, see [`pde::NAMES`].
+    pub pde: String,
+    /// Gradient method key, see [`crate::methods::NAMES`].
+    pub method: String,
+    /// Hidden units per layer.
+    pub width: usize,
+    /// Number of hidden layers (the paper's "5-layer MLP" is depth 5).
+    pub depth: usize,
+    /// Optimisation steps.
+    pub iters: u64,
+    /// Seeds initialisation and every sampled point.
+    pub seed: u64,
+    /// Adam learning rate for the network parameters.
+    pub lr: f64,
+    /// StepLR schedule: multiply the learning rate by `lr_decay_gamma` every `lr_decay_every`.
+    pub lr_decay: bool,
+    pub lr_decay_every: u64,
+    pub lr_decay_gamma: f64,
+    /// Evaluate the test error (and emit a metrics row) every this many iterations.
+    pub eval_every: u64,
+    /// Emit a resumable checkpoint every this many iterations (0 = never).
+    pub checkpoint_every: u64,
+    pub precision: Precision,
+    /// A run whose last this-many steps were all skipped as non-finite is ended as `diverged`.
+    pub max_consecutive_skips: u64,
+    pub pde_options: PdeOptions,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            pde: "burgers".into(),
+            method: "adam".into(),
+            width: 50,
+            depth: 5,
+            iters: 50_000,
+            seed: 0,
+            lr: 1e-3,
+            lr_decay: true,
+            lr_decay_every: 1000,
+            lr_decay_gamma: 0.9,
+            eval_every: 100,
+            checkpoint_every: 0,
+            precision: Precision::F32,
+            max_consecutive_skips: 100,
+            pde_options: PdeOptions::default(),
+        }
+    }
+}
+
+/// Upper bounds that keep a typo from allocating the machine away.
+pub const MAX_WIDTH: usize = 16_384;
+pub const MAX_DEPTH: usize = 64;
+pub const MAX_ITERS: u64 = 100_000_000;
+pub const MAX_NC: usize = 256;
+pub const MAX_TEST_GRID: usize = 1_000;
+
+impl TrainConfig {
+    /// Checks every field; the error names the first offending field and what is wrong with it.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn bad(field: &str, problem: String) -> Result<(), ConfigError> {
+            Err(ConfigError::new(field, problem))
+        }
+        if !pde::NAMES.contains(&self.pde.as_str()) {
+            return bad(
+                "pde",
+                format!(
+                    "unknown PDE {:?} (known: {})",
+                    self.pde,
+                    pde::NAMES.join(", ")
+                ),
+            );
+        }
+        crate::methods::validate_method(&self.method)?;
+        if self.width == 0 || self.width > MAX_WIDTH {
+            return bad(
+                "width",
+                format!("must be in 1..={MAX_WIDTH}, got {}", self.width),
+            );
+        }
+        if self.depth == 0 || self.depth > MAX_DEPTH {
+            return bad(
+                "depth",
+                format!("must be in 1..={MAX_DEPTH}, got {}", self.depth),
+            );
+        }
+        if self.iters == 0 || self.iters > MAX_ITERS {
+            return bad(
+                "iters",
+                format!("must be in 1..={MAX_ITERS}, got {}", self.iters),
+            );
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad(
+                "lr",
+                format!("must be a finite number > 0, got {}", self.lr),
+            );
+        }
+        if self.lr_decay {
+            if self.lr_decay_every == 0 {
+                return bad("lr_decay_every", "must be >= 1 when lr_decay is on".into());
+            }
+            if !(self.lr_decay_gamma.is_finite()
+                && self.lr_decay_gamma > 0.0
+                && self.lr_decay_gamma <= 1.0)
+            {
+                return bad(
+                    "lr_decay_gamma",
+                    format!("must be in (0, 1], got {}", self.lr_decay_gamma),
+                );
+            }
+        }
+        if self.eval_every == 0 {
+            return bad("eval_every", "must be >= 1".into());
+        }
+        if self.max_consecutive_skips == 0 {
+            return bad("max_consecutive_skips", "must be >= 1".into());
+        }
+        let nc = self.pde_options.nc;
+        if !(2..=MAX_NC).contains(&nc) {
+            return bad(
+                "pde_options.nc",
+                format!("must be in 2..={MAX_NC}, got {nc}"),
+            );
+        }
+        if let Some(g) = self.pde_options.test_grid {
+            if !(2..=MAX_TEST_GRID).contains(&g) {
+                return bad(
+                    "pde_options.test_grid",
+                    format!("must be in 2..={MAX_TEST_GRID}, got {g}"),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The learning rate in force at iteration `iter` (StepLR).
+    pub fn lr_at(&self, iter: u64) -> f64 {
+        if self.lr_decay {
+            self.lr
+                * self
+                    .lr_decay_gamma
+                    .powi((iter / self.lr_decay_every) as i32)
+        } else {
+            self.lr
+        }
+    }
+}

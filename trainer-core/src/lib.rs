@@ -1,0 +1,29 @@
+//! trainer-core: physics-informed neural network training for the ModSync benchmarks.
+//!
+//! One run = one [`TrainConfig`]: an MLP whose input derivatives come from forward Taylor jets
+//! ([`jet`]), one of five benchmark PDEs ([`pde`]), a gradient method ([`methods`]) and Adam.
+//! [`Trainer`] runs it and reports through an [`Observer`]. This crate knows nothing of gRPC or
+//! SQL; the worker drives it. `SPEC.md` in the shared folder is the numerical contract.
+
+pub mod adam;
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod jet;
+pub mod methods;
+pub mod mlp;
+pub mod observer;
+pub mod pde;
+pub mod tensors;
+pub mod trainer;
+
+pub use checkpoint::Checkpoint;
+pub use config::{Precision, TrainConfig};
+pub use error::{ConfigError, TrainError};
+pub use observer::{MetricsRow, NoopObserver, Observer};
+pub use trainer::{RunResult, RunStatus, Trainer};
+
+/// The default device: Burn's pure-Rust CPU backend.
+pub fn default_device() -> burn::tensor::Device {
+    burn::tensor::Device::flex()
+}

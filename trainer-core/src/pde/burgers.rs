@@ -1,0 +1,103 @@
+//! Viscous Burgers u_t + u u_x − ν u_xx = 0, ν = 0.01/π, on x ∈ [−1,1], t ∈ [0,1], with
+//! u(0,x) = −sin πx and u(t,±1) = 0. Inputs are fed raw (no normalisation), as in the paper.
+
+use std::f64::consts::PI;
+
+use burn::tensor::Tensor;
+
+use super::burgers_reference;
+use super::{
+    Condition, Grid, Pde, Quantity, ResidualBatch, latin_hypercube, linspace, map_rows,
+    uniform_face,
+};
+use crate::jet::{Jet, JetSpec};
+
+#[derive(Clone, Debug)]
+pub struct Burgers {
+    pub nu: f64,
+    pub interior_points: usize,
+    pub initial_points: usize,
+    pub points_per_side: usize,
+}
+
+impl Default for Burgers {
+    fn default() -> Self {
+        Self {
+            nu: 0.01 / PI,
+            interior_points: 1280,
+            initial_points: 42,
+            points_per_side: 42,
+        }
+    }
+}
+
+const DOMAIN: [(f64, f64); 2] = [(-1.0, 1.0), (0.0, 1.0)];
+/// Collocation points stop short of t = 1, as in the reference setup.
+const INTERIOR: [(f64, f64); 2] = [(-1.0, 1.0), (0.0, 0.99)];
+const X: usize = 0;
+const T: usize = 1;
+
+impl Pde for Burgers {
+    fn name(&self) -> &'static str {
+        "burgers"
+    }
+    fn coords(&self) -> &'static [&'static str] {
+        &["x", "t"]
+    }
+    fn domain(&self) -> Vec<(f64, f64)> {
+        DOMAIN.to_vec()
+    }
+    fn normalises_inputs(&self) -> bool {
+        false
+    }
+    fn residual_spec(&self) -> JetSpec {
+        JetSpec::new(2, &[T], &[X])
+    }
+    fn residual(&self, u: &Jet, forcing: Tensor<2>) -> Tensor<2> {
+        let advection = u.value.clone().mul(u.d1(X));
+        u.d1(T)
+            .add(advection)
+            .sub(u.d2(X).mul_scalar(self.nu))
+            .sub(forcing)
+    }
+    fn sample_residual(&self, rng: &mut dyn rand::RngCore) -> ResidualBatch {
+        let points = latin_hypercube(rng, &INTERIOR, self.interior_points);
+        ResidualBatch {
+            points,
+            forcing: vec![0.0; self.interior_points],
+        }
+    }
+    fn sample_conditions(&self, rng: &mut dyn rand::RngCore) -> Vec<Condition> {
+        let initial = uniform_face(rng, &DOMAIN, T, 0.0, self.initial_points);
+        let left = uniform_face(rng, &DOMAIN, X, -1.0, self.points_per_side);
+        let right = uniform_face(rng, &DOMAIN, X, 1.0, self.points_per_side);
+        vec![
+            Condition {
+                target: map_rows(&initial, 2, |p| -(PI * p[X]).sin()),
+                points: initial,
+                quantity: Quantity::Value,
+            },
+            Condition {
+                target: vec![0.0; self.points_per_side],
+                points: left,
+                quantity: Quantity::Value,
+            },
+            Condition {
+                target: vec![0.0; self.points_per_side],
+                points: right,
+                quantity: Quantity::Value,
+            },
+        ]
+    }
+    fn test_grid(&self, resolution: Option<usize>) -> Grid {
+        // 256 x values by 100 t values 0, 0.01, …, 0.99 (the classic burgers_shock.mat grid).
+        let (nx, nt) = resolution.map_or((256, 100), |n| (n, n));
+        let ts: Vec<f64> = (0..nt).map(|i| 0.99 * i as f64 / (nt - 1) as f64).collect();
+        Grid::product(&[linspace(-1.0, 1.0, nx), ts])
+    }
+    fn reference(&self, points: &[f64]) -> Vec<f64> {
+        map_rows(points, 2, |p| {
+            burgers_reference::solution(p[X], p[T], self.nu)
+        })
+    }
+}

@@ -1,0 +1,218 @@
+//! The five benchmark problems (SPEC §2). Each PDE is one self-contained file: its domain,
+//! samplers, residual, conditions, exact or reference solution and test grid. Adding a PDE
+//! touches one file plus a line in [`by_name`] and [`NAMES`].
+//!
+//! Host-side work (sampling, forcing terms, targets, reference solutions) is done in `f64`;
+//! only the network and its derivatives run on the device.
+
+mod burgers;
+pub mod burgers_reference;
+mod helmholtz;
+mod klein_gordon;
+
+use burn::tensor::Tensor;
+use rand::Rng;
+
+use crate::jet::{Jet, JetSpec};
+
+pub use burgers::Burgers;
+pub use helmholtz::{Helmholtz2d, Helmholtz3d};
+pub use klein_gordon::{KleinGordon2d, KleinGordon3d};
+
+/// Every benchmark name, in the paper's order.
+pub const NAMES: [&str; 5] = [
+    "helmholtz2d",
+    "klein_gordon2d",
+    "burgers",
+    "helmholtz3d",
+    "klein_gordon3d",
+];
+
+/// Collocation points for the residual loss, with the forcing term f at each point.
+#[derive(Clone, Debug)]
+pub struct ResidualBatch {
+    /// Row-major `[n, dim]` raw coordinates.
+    pub points: Vec<f64>,
+    pub forcing: Vec<f64>,
+}
+
+/// What a boundary or initial condition prescribes at its points.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quantity {
+    /// u itself.
+    Value,
+    /// ∂u/∂x_axis (Klein–Gordon's u_t(0, x) = 0).
+    FirstDerivative(usize),
+}
+
+/// One term of L_b: mean((quantity − target)²) over its points.
+#[derive(Clone, Debug)]
+pub struct Condition {
+    pub points: Vec<f64>,
+    pub target: Vec<f64>,
+    pub quantity: Quantity,
+}
+
+/// A regular test grid: the coordinates of every point, row-major, and the size per axis.
+#[derive(Clone, Debug)]
+pub struct Grid {
+    pub points: Vec<f64>,
+    pub shape: Vec<usize>,
+}
+
+impl Grid {
+    /// The tensor product of per-axis coordinate lists; the last axis varies fastest.
+    pub fn product(axes: &[Vec<f64>]) -> Grid {
+        let shape: Vec<usize> = axes.iter().map(Vec::len).collect();
+        let n: usize = shape.iter().product();
+        let mut points = Vec::with_capacity(n * axes.len());
+        for i in 0..n {
+            let mut rest = i;
+            let mut coords = vec![0.0; axes.len()];
+            for (a, axis) in axes.iter().enumerate().rev() {
+                coords[a] = axis[rest % axis.len()];
+                rest /= axis.len();
+            }
+            points.extend(coords);
+        }
+        Grid { points, shape }
+    }
+
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A benchmark problem: everything the trainer needs to know about one PDE.
+pub trait Pde: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// Coordinate names in input order (burgers: `x`, `t`).
+    fn coords(&self) -> &'static [&'static str];
+    /// `[lo, hi]` per input axis.
+    fn domain(&self) -> Vec<(f64, f64)>;
+    /// Whether inputs are standardised with the mean and standard deviation of the uniform
+    /// distribution on the domain (Helmholtz, Klein–Gordon) or fed raw (Burgers).
+    fn normalises_inputs(&self) -> bool;
+    /// The derivatives the residual needs.
+    fn residual_spec(&self) -> JetSpec;
+    /// The residual N[u] − f at each collocation point, `[n, 1]`.
+    fn residual(&self, u: &Jet, forcing: Tensor<2>) -> Tensor<2>;
+    /// Fresh collocation points (resampled every iteration).
+    fn sample_residual(&self, rng: &mut dyn rand::RngCore) -> ResidualBatch;
+    /// Fresh boundary and initial-condition points, one entry per term of L_b.
+    fn sample_conditions(&self, rng: &mut dyn rand::RngCore) -> Vec<Condition>;
+    /// The test grid (`resolution` overrides the points per axis).
+    fn test_grid(&self, resolution: Option<usize>) -> Grid;
+    /// The exact or reference solution at row-major points.
+    fn reference(&self, points: &[f64]) -> Vec<f64>;
+
+    fn dim(&self) -> usize {
+        self.coords().len()
+    }
+
+    /// Affine input map: x̂ = (x − shift) · scale per axis.
+    fn input_map(&self) -> (Vec<f64>, Vec<f64>) {
+        if self.normalises_inputs() {
+            self.domain()
+                .iter()
+                .map(|&(lo, hi)| ((lo + hi) / 2.0, 12f64.sqrt() / (hi - lo)))
+                .unzip()
+        } else {
+            (vec![0.0; self.dim()], vec![1.0; self.dim()])
+        }
+    }
+}
+
+/// Options a PDE is built with.
+#[derive(Clone, Copy, Debug)]
+pub struct PdeParams {
+    /// Points per axis of the 3-D collocation lattice.
+    pub nc: usize,
+}
+
+/// The benchmark called `name`.
+pub fn by_name(name: &str, params: PdeParams) -> Option<Box<dyn Pde>> {
+    Some(match name {
+        "helmholtz2d" => Box::new(Helmholtz2d::default()),
+        "klein_gordon2d" => Box::new(KleinGordon2d),
+        "burgers" => Box::new(Burgers::default()),
+        "helmholtz3d" => Box::new(Helmholtz3d {
+            nc: params.nc,
+            ..Default::default()
+        }),
+        "klein_gordon3d" => Box::new(KleinGordon3d { nc: params.nc }),
+        _ => return None,
+    })
+}
+
+// ---- sampling helpers shared by the PDE files ----
+
+/// `n` points uniform in the box `domain`, row-major.
+pub(crate) fn uniform_box(
+    rng: &mut dyn rand::RngCore,
+    domain: &[(f64, f64)],
+    n: usize,
+) -> Vec<f64> {
+    let mut pts = Vec::with_capacity(n * domain.len());
+    for _ in 0..n {
+        for &(lo, hi) in domain {
+            pts.push(lo + (hi - lo) * rng.random::<f64>());
+        }
+    }
+    pts
+}
+
+/// `n` points uniform on the face `axis = value` of the box `domain`.
+pub(crate) fn uniform_face(
+    rng: &mut dyn rand::RngCore,
+    domain: &[(f64, f64)],
+    axis: usize,
+    value: f64,
+    n: usize,
+) -> Vec<f64> {
+    let mut face = domain.to_vec();
+    face[axis] = (value, value);
+    uniform_box(rng, &face, n)
+}
+
+/// Latin hypercube sample of `n` points in `domain`: each axis is cut into `n` equal strata,
+/// each stratum holds exactly one point, strata are paired by independent permutations.
+pub(crate) fn latin_hypercube(
+    rng: &mut dyn rand::RngCore,
+    domain: &[(f64, f64)],
+    n: usize,
+) -> Vec<f64> {
+    let mut pts = vec![0.0; n * domain.len()];
+    for (a, &(lo, hi)) in domain.iter().enumerate() {
+        let mut strata: Vec<usize> = (0..n).collect();
+        // Fisher–Yates with our RNG so the permutation is reproducible.
+        for i in (1..n).rev() {
+            let j = rng.random_range(0..=i);
+            strata.swap(i, j);
+        }
+        for (i, &s) in strata.iter().enumerate() {
+            let u = (s as f64 + rng.random::<f64>()) / n as f64;
+            pts[i * domain.len() + a] = lo + (hi - lo) * u;
+        }
+    }
+    pts
+}
+
+/// `n` evenly spaced values from `lo` to `hi` inclusive.
+pub fn linspace(lo: f64, hi: f64, n: usize) -> Vec<f64> {
+    if n == 1 {
+        return vec![lo];
+    }
+    (0..n)
+        .map(|i| lo + (hi - lo) * i as f64 / (n - 1) as f64)
+        .collect()
+}
+
+/// Evaluates `f` on each row of row-major `points` of dimension `dim`.
+pub(crate) fn map_rows(points: &[f64], dim: usize, f: impl Fn(&[f64]) -> f64) -> Vec<f64> {
+    points.chunks_exact(dim).map(f).collect()
+}

@@ -1,0 +1,60 @@
+//! Host ↔ device transfers. All host-side numbers are `f64`; the run's [`Precision`] decides
+//! what the device holds, so the same host data gives the same f32 values on every backend.
+
+use burn::tensor::{DType, Device, Tensor, TensorData};
+
+use crate::config::Precision;
+
+/// The device and float type every tensor of a run uses.
+#[derive(Clone, Debug)]
+pub struct Ctx {
+    /// The plain (non-autodiff) device: parameters, optimiser state, evaluation.
+    pub device: Device,
+    pub dtype: DType,
+}
+
+impl Ctx {
+    pub fn new(device: Device, precision: Precision) -> Self {
+        let dtype = match precision {
+            Precision::F32 => DType::F32,
+            Precision::F64 => DType::F64,
+        };
+        Self {
+            device: device.without_autodiff(),
+            dtype,
+        }
+    }
+
+    /// Uploads a row-major `[rows, cols]` matrix.
+    pub fn matrix(&self, values: &[f64], rows: usize, cols: usize) -> Tensor<2> {
+        debug_assert_eq!(values.len(), rows * cols);
+        Tensor::from_data(
+            TensorData::new(values.to_vec(), [rows, cols]),
+            (&self.device, self.dtype),
+        )
+    }
+
+    /// Uploads a vector.
+    pub fn vector(&self, values: &[f64]) -> Tensor<1> {
+        Tensor::from_data(
+            TensorData::new(values.to_vec(), [values.len()]),
+            (&self.device, self.dtype),
+        )
+    }
+
+    /// Uploads a column `[n, 1]`.
+    pub fn column(&self, values: &[f64]) -> Tensor<2> {
+        self.matrix(values, values.len(), 1)
+    }
+}
+
+/// Copies any tensor back to the host as `f64` (exact for f32 and f64 tensors).
+pub fn to_host<const D: usize>(t: Tensor<D>) -> Vec<f64> {
+    t.try_into_vec_as::<f64>()
+        .expect("reading a float tensor back to the host")
+}
+
+/// Reads a one-element tensor.
+pub fn scalar(t: Tensor<1>) -> f64 {
+    to_host(t)[0]
+}

@@ -1,0 +1,521 @@
+//! The training loop: sample, two task gradients through Taylor jets, combine, Adam, evaluate.
+//!
+//! One [`Trainer`] owns one run. `run` drives it to the end (or to cancellation) and reports
+//! through an [`Observer`]; `checkpoint`/`resume` make a run continue bit-identically on the
+//! CPU backend, because every random number comes from one host RNG whose position is saved.
+
+use std::time::Instant;
+
+use burn::tensor::{Device, Tensor};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::adam::{Adam, AdamParams, AdamState};
+use crate::checkpoint::{Checkpoint, Evaluation, Tracker};
+use crate::config::TrainConfig;
+use crate::error::{ConfigError, TrainError};
+use crate::jet::JetSpec;
+use crate::methods::{self, GradientMethod};
+use crate::mlp::{Architecture, Layers};
+use crate::observer::{MetricsRow, Observer};
+use crate::pde::{self, Condition, Grid, Pde, PdeParams, Quantity};
+use crate::tensors::{Ctx, to_host};
+
+/// RNG streams: one for the initial weights, one for every sampled point.
+const INIT_STREAM: u64 = 0;
+const SAMPLE_STREAM: u64 = 1;
+/// Test-grid rows per evaluation forward, to bound memory on 10⁶-point 3-D grids.
+const EVAL_CHUNK: usize = 32_768;
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Finished,
+    /// `max_consecutive_skips` non-finite steps in a row.
+    Diverged,
+    /// The observer asked to stop; a checkpoint was emitted first.
+    Cancelled,
+}
+
+/// The numbers a run reports: what `result.json` and the coordinator's `results` table hold.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    pub status: RunStatus,
+    /// Test relative L2 at the best evaluation.
+    pub rel_l2_best: f64,
+    /// Test relative L2 at the evaluation with the lowest training loss.
+    pub rel_l2_min_loss: f64,
+    /// Test relative L2 at the last evaluation.
+    pub rel_l2_last: f64,
+    /// Mean and max absolute error at the best evaluation.
+    pub abs_err_best: f64,
+    pub abs_err_max_best: f64,
+    pub best_iter: u64,
+    pub min_loss_iter: u64,
+    pub iters_done: u64,
+    pub diverged: bool,
+    pub skipped_steps: u64,
+    pub wall_s: f64,
+    pub iters_per_s: f64,
+    pub num_params: usize,
+    pub config: TrainConfig,
+}
+
+/// Losses and gradients of one step.
+struct StepGradients {
+    loss_r: Tensor<1>,
+    loss_b: Tensor<1>,
+    g_r: Tensor<1>,
+    g_b: Tensor<1>,
+}
+
+/// Points of one iteration, on the device and normalised.
+struct Batch {
+    residual_x: Tensor<2>,
+    forcing: Tensor<2>,
+    /// All value conditions in one forward: inputs, targets, and 1/n of each row's condition.
+    values: Option<(Tensor<2>, Tensor<2>, Tensor<2>)>,
+    /// Derivative conditions, one forward each: inputs, targets, axis.
+    derivatives: Vec<(Tensor<2>, Tensor<2>, usize)>,
+}
+
+/// One training run in progress.
+pub struct Trainer {
+    config: TrainConfig,
+    ctx: Ctx,
+    pde: Box<dyn Pde>,
+    arch: Architecture,
+    method: Box<dyn GradientMethod>,
+    theta: Tensor<1>,
+    adam: Adam,
+    rng: ChaCha8Rng,
+    /// x̂ = (x − shift) · scale per input axis.
+    input_shift: Vec<f64>,
+    input_scale: Vec<f64>,
+    residual_spec: JetSpec,
+    test_points: Vec<Tensor<2>>,
+    test_reference: Vec<f64>,
+    test_reference_norm: f64,
+    iter: u64,
+    skipped_steps: u64,
+    consecutive_skips: u64,
+    elapsed_before: f64,
+    tracker: Tracker,
+}
+
+impl Trainer {
+    /// A fresh run: validates the config, draws the initial network, builds the test grid.
+    pub fn new(config: TrainConfig, device: &Device) -> Result<Self, TrainError> {
+        config.validate()?;
+        let ctx = Ctx::new(device.clone(), config.precision);
+        let pde = pde::by_name(
+            &config.pde,
+            PdeParams {
+                nc: config.pde_options.nc,
+            },
+        )
+        .ok_or_else(|| ConfigError::new("pde", format!("unknown PDE {:?}", config.pde)))?;
+        let arch = Architecture::new(pde.dim(), config.width, config.depth);
+        let init = arch.xavier_normal(&mut seeded_rng(config.seed, INIT_STREAM));
+        let method = methods::build(&config.method)?;
+        let (input_shift, input_scale) = pde.input_map();
+        let grid = pde.test_grid(config.pde_options.test_grid);
+        let test_reference = pde.reference(&grid.points);
+        let test_reference_norm = test_reference.iter().map(|u| u * u).sum::<f64>().sqrt();
+        let mut trainer = Self {
+            theta: ctx.vector(&init),
+            adam: Adam::new(&ctx, init.len(), AdamParams::default()),
+            rng: seeded_rng(config.seed, SAMPLE_STREAM),
+            residual_spec: pde.residual_spec(),
+            test_points: Vec::new(),
+            test_reference,
+            test_reference_norm,
+            input_shift,
+            input_scale,
+            iter: 0,
+            skipped_steps: 0,
+            consecutive_skips: 0,
+            elapsed_before: 0.0,
+            tracker: Tracker::default(),
+            config,
+            ctx,
+            pde,
+            arch,
+            method,
+        };
+        trainer.test_points = trainer.upload_grid(&grid);
+        Ok(trainer)
+    }
+
+    /// Continues a run from `checkpoint`; the config must be the one it was taken with
+    /// (`checkpoint_every` may differ).
+    pub fn resume(checkpoint: &Checkpoint, device: &Device) -> Result<Self, TrainError> {
+        let mut t = Self::new(checkpoint.config.clone(), device)?;
+        let theta = checkpoint.vector("theta").ok_or_else(|| missing("theta"))?;
+        if theta.len() != t.arch.num_params() {
+            return Err(TrainError::Checkpoint(format!(
+                "theta has {} values, the network has {}",
+                theta.len(),
+                t.arch.num_params()
+            )));
+        }
+        let adam = AdamState {
+            m: checkpoint
+                .vector("adam_m")
+                .ok_or_else(|| missing("adam_m"))?
+                .to_vec(),
+            v: checkpoint
+                .vector("adam_v")
+                .ok_or_else(|| missing("adam_v"))?
+                .to_vec(),
+            t: checkpoint.adam_t,
+        };
+        if adam.m.len() != theta.len() || adam.v.len() != theta.len() {
+            return Err(TrainError::Checkpoint(
+                "Adam moments do not match theta".into(),
+            ));
+        }
+        t.theta = t.ctx.vector(theta);
+        t.adam = Adam::restore(&t.ctx, AdamParams::default(), &adam);
+        t.method
+            .restore_state(&checkpoint.method_state)
+            .map_err(TrainError::Checkpoint)?;
+        t.rng.set_word_pos(checkpoint.rng_word_pos()?);
+        t.iter = checkpoint.iter;
+        t.skipped_steps = checkpoint.skipped_steps;
+        t.consecutive_skips = checkpoint.consecutive_skips;
+        t.elapsed_before = checkpoint.elapsed_s;
+        t.tracker = checkpoint.tracker.clone();
+        Ok(t)
+    }
+
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    pub fn iter(&self) -> u64 {
+        self.iter
+    }
+
+    pub fn num_params(&self) -> usize {
+        self.arch.num_params()
+    }
+
+    /// Current parameters on the host.
+    pub fn parameters(&self) -> Vec<f64> {
+        to_host(self.theta.clone())
+    }
+
+    pub fn pde(&self) -> &dyn Pde {
+        self.pde.as_ref()
+    }
+
+    /// Snapshot of the run after `self.iter()` steps.
+    pub fn checkpoint(&self, elapsed_s: f64) -> Checkpoint {
+        let adam = self.adam.state();
+        Checkpoint {
+            iter: self.iter,
+            config: self.config.clone(),
+            rng_word_pos: self.rng.get_word_pos().to_string(),
+            skipped_steps: self.skipped_steps,
+            consecutive_skips: self.consecutive_skips,
+            elapsed_s,
+            tracker: self.tracker.clone(),
+            adam_t: adam.t,
+            method_state: self.method.state(),
+            vectors: vec![
+                ("theta".into(), self.parameters()),
+                ("adam_m".into(), adam.m),
+                ("adam_v".into(), adam.v),
+            ],
+        }
+    }
+
+    /// Trains until `config.iters` steps are done, the run diverges, or the observer stops it.
+    pub fn run(&mut self, observer: &mut dyn Observer) -> RunResult {
+        let started = Instant::now();
+        let start_iter = self.iter;
+        let elapsed = |s: &Self| s.elapsed_before + started.elapsed().as_secs_f64();
+        let mut status = RunStatus::Finished;
+        while self.iter < self.config.iters {
+            if observer.should_stop() {
+                observer.on_checkpoint(&self.checkpoint(elapsed(self)));
+                status = RunStatus::Cancelled;
+                break;
+            }
+            let batch = self.sample_batch();
+            let grads = self.task_gradients(&batch);
+            if self.iter % self.config.eval_every == 0 {
+                let row = self.evaluate(&grads, elapsed(self));
+                observer.on_metrics(&row);
+            }
+            self.apply(grads);
+            self.iter += 1;
+            observer.on_step(self.iter);
+            if self.consecutive_skips >= self.config.max_consecutive_skips {
+                status = RunStatus::Diverged;
+                break;
+            }
+            let every = self.config.checkpoint_every;
+            if every > 0 && self.iter % every == 0 && self.iter < self.config.iters {
+                observer.on_checkpoint(&self.checkpoint(elapsed(self)));
+            }
+        }
+        if status == RunStatus::Finished {
+            // Final evaluation at θ_iters, with the losses of one more (unapplied) batch.
+            let batch = self.sample_batch();
+            let grads = self.task_gradients(&batch);
+            let row = self.evaluate(&grads, elapsed(self));
+            observer.on_metrics(&row);
+        }
+        let wall_s = elapsed(self);
+        self.result(
+            status,
+            wall_s,
+            self.iter - start_iter,
+            started.elapsed().as_secs_f64(),
+        )
+    }
+
+    fn result(
+        &self,
+        status: RunStatus,
+        wall_s: f64,
+        iters_this_segment: u64,
+        segment_s: f64,
+    ) -> RunResult {
+        let none = Evaluation {
+            iter: 0,
+            rel_l2: f64::NAN,
+            abs_err: f64::NAN,
+            abs_err_max: f64::NAN,
+            loss: f64::NAN,
+        };
+        // Iteration 0 is always evaluated with finite initial weights, so these exist.
+        let best = self.tracker.best.unwrap_or(none);
+        let min_loss = self.tracker.min_loss.unwrap_or(none);
+        let last = self.tracker.last.unwrap_or(none);
+        RunResult {
+            status,
+            rel_l2_best: best.rel_l2,
+            rel_l2_min_loss: min_loss.rel_l2,
+            rel_l2_last: last.rel_l2,
+            abs_err_best: best.abs_err,
+            abs_err_max_best: best.abs_err_max,
+            best_iter: best.iter,
+            min_loss_iter: min_loss.iter,
+            iters_done: self.iter,
+            diverged: status == RunStatus::Diverged,
+            skipped_steps: self.skipped_steps,
+            wall_s,
+            iters_per_s: if segment_s > 0.0 {
+                iters_this_segment as f64 / segment_s
+            } else {
+                0.0
+            },
+            num_params: self.arch.num_params(),
+            config: self.config.clone(),
+        }
+    }
+
+    /// Folds the step's direction into θ, or skips the step if anything is non-finite.
+    fn apply(&mut self, grads: StepGradients) {
+        let direction = self.method.combine(grads.g_r, grads.g_b);
+        // One read-back per step: both losses and a sum that is non-finite iff any entry is
+        // (or the sum overflows, which is as good a reason to skip).
+        let check = to_host(Tensor::cat(
+            vec![grads.loss_r, grads.loss_b, direction.clone().sum()],
+            0,
+        ));
+        if check.iter().all(|v| v.is_finite()) {
+            let lr = self.config.lr_at(self.iter);
+            self.theta = self.adam.step(self.theta.clone(), direction, lr);
+            self.consecutive_skips = 0;
+        } else {
+            self.skipped_steps += 1;
+            self.consecutive_skips += 1;
+        }
+    }
+
+    /// Samples this iteration's points and uploads them, normalised.
+    fn sample_batch(&mut self) -> Batch {
+        let residual = self.pde.sample_residual(&mut self.rng);
+        let conditions = self.pde.sample_conditions(&mut self.rng);
+        let dim = self.pde.dim();
+        let residual_x = self.upload_points(&residual.points);
+        let forcing = self.ctx.column(&residual.forcing);
+        let (value_conds, deriv_conds): (Vec<&Condition>, Vec<&Condition>) = conditions
+            .iter()
+            .partition(|c| c.quantity == Quantity::Value);
+        let values = (!value_conds.is_empty()).then(|| {
+            let mut points = Vec::new();
+            let mut target = Vec::new();
+            let mut weight = Vec::new();
+            for c in &value_conds {
+                let n = c.target.len();
+                points.extend_from_slice(&c.points);
+                target.extend_from_slice(&c.target);
+                weight.extend(std::iter::repeat_n(1.0 / n as f64, n));
+            }
+            debug_assert_eq!(points.len(), target.len() * dim);
+            (
+                self.upload_points(&points),
+                self.ctx.column(&target),
+                self.ctx.column(&weight),
+            )
+        });
+        let derivatives = deriv_conds
+            .iter()
+            .map(|c| {
+                let Quantity::FirstDerivative(axis) = c.quantity else {
+                    unreachable!("partitioned")
+                };
+                (
+                    self.upload_points(&c.points),
+                    self.ctx.column(&c.target),
+                    axis,
+                )
+            })
+            .collect();
+        Batch {
+            residual_x,
+            forcing,
+            values,
+            derivatives,
+        }
+    }
+
+    /// L_r, L_b and their gradients w.r.t. θ: one forward and one backward per task.
+    fn task_gradients(&self, batch: &Batch) -> StepGradients {
+        let layers = Layers::from_flat(&self.theta, &self.arch).into_leaves();
+        let dim = self.pde.dim();
+
+        let jet = layers.forward_jet(
+            batch.residual_x.clone(),
+            &self.residual_spec,
+            &self.input_scale,
+        );
+        let residual = self.pde.residual(&jet, batch.forcing.clone());
+        let loss_r = residual.square().mean();
+        let g_r = layers.flat_grad(&loss_r.backward());
+
+        let mut loss_b: Option<Tensor<1>> = None;
+        let mut add =
+            |term: Tensor<1>| loss_b = Some(loss_b.take().map_or(term.clone(), |l| l.add(term)));
+        if let Some((x, target, weight)) = &batch.values {
+            let u = layers.forward(x.clone());
+            add(u.sub(target.clone()).square().mul(weight.clone()).sum());
+        }
+        for (x, target, axis) in &batch.derivatives {
+            let jet = layers.forward_jet(
+                x.clone(),
+                &JetSpec::new(dim, &[*axis], &[]),
+                &self.input_scale,
+            );
+            add(jet.d1(*axis).sub(target.clone()).square().mean());
+        }
+        let loss_b = loss_b.expect("every PDE has at least one condition");
+        let g_b = layers.flat_grad(&loss_b.backward());
+        StepGradients {
+            loss_r: loss_r.inner(),
+            loss_b: loss_b.inner(),
+            g_r,
+            g_b,
+        }
+    }
+
+    /// Test errors at the current θ, recorded in the tracker unless non-finite.
+    fn evaluate(&mut self, grads: &StepGradients, elapsed_s: f64) -> MetricsRow {
+        let losses = to_host(Tensor::cat(
+            vec![grads.loss_r.clone(), grads.loss_b.clone()],
+            0,
+        ));
+        let pred = self.predict_test_grid();
+        let mut sq_err = 0.0;
+        let mut abs_sum = 0.0;
+        let mut abs_max: f64 = 0.0;
+        for (p, r) in pred.iter().zip(&self.test_reference) {
+            let e = p - r;
+            sq_err += e * e;
+            abs_sum += e.abs();
+            abs_max = abs_max.max(e.abs());
+        }
+        let rel_l2 = sq_err.sqrt() / self.test_reference_norm;
+        let abs_err = abs_sum / pred.len() as f64;
+        let eval = Evaluation {
+            iter: self.iter,
+            rel_l2,
+            abs_err,
+            abs_err_max: abs_max,
+            loss: losses[0] + losses[1],
+        };
+        if [rel_l2, abs_err, abs_max, eval.loss]
+            .iter()
+            .all(|v| v.is_finite())
+        {
+            self.tracker.record(eval);
+        }
+        MetricsRow {
+            iter: self.iter,
+            lr: self.config.lr_at(self.iter),
+            loss_r: losses[0],
+            loss_b: losses[1],
+            rel_l2,
+            abs_err,
+            abs_err_max: abs_max,
+            skipped_steps: self.skipped_steps,
+            elapsed_s,
+            extra: Default::default(),
+        }
+    }
+
+    /// The network on every test point, in grid order.
+    pub fn predict_test_grid(&self) -> Vec<f64> {
+        let layers = Layers::from_flat(&self.theta, &self.arch);
+        let mut out = Vec::with_capacity(self.test_reference.len());
+        for chunk in &self.test_points {
+            out.extend(to_host(layers.forward(chunk.clone())));
+        }
+        out
+    }
+
+    /// The network at arbitrary raw points (row-major), for tests and plots.
+    pub fn predict(&self, points: &[f64]) -> Vec<f64> {
+        let layers = Layers::from_flat(&self.theta, &self.arch);
+        to_host(layers.forward(self.upload_points(points)))
+    }
+
+    /// Normalises raw row-major points and uploads them as `[n, dim]`.
+    fn upload_points(&self, points: &[f64]) -> Tensor<2> {
+        let dim = self.pde.dim();
+        let normalised: Vec<f64> = points
+            .chunks_exact(dim)
+            .flat_map(|p| {
+                p.iter()
+                    .enumerate()
+                    .map(|(a, x)| (x - self.input_shift[a]) * self.input_scale[a])
+            })
+            .collect();
+        self.ctx.matrix(&normalised, points.len() / dim, dim)
+    }
+
+    fn upload_grid(&self, grid: &Grid) -> Vec<Tensor<2>> {
+        let dim = self.pde.dim();
+        grid.points
+            .chunks(EVAL_CHUNK * dim)
+            .map(|c| self.upload_points(c))
+            .collect()
+    }
+}
+
+fn seeded_rng(seed: u64, stream: u64) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(stream);
+    rng
+}
+
+fn missing(name: &str) -> TrainError {
+    TrainError::Checkpoint(format!("missing vector {name}"))
+}
