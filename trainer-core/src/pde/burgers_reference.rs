@@ -11,17 +11,17 @@ use std::sync::OnceLock;
 /// Gauss–Hermite nodes used for the reference.
 pub const NODES: usize = 200;
 
-/// Nodes z_i and weights w_i of the n-point Gauss–Hermite rule (weight e^{−z²}), found by
-/// Newton's method on the orthonormal Hermite recurrence from the classic asymptotic guesses.
-/// Returned in ascending order of z.
+/// Nodes z_i and weights w_i of the n-point Gauss–Hermite rule (weight e^{−z²}), ascending in z.
+///
+/// The roots of the orthonormal Hermite polynomial h_n are bracketed by a fine scan for sign
+/// changes (all roots lie in |z| < √(2n+1), at least π/√(2n+1) apart) and refined by
+/// bisection; w_i = 2 / h_n'(z_i)² with h_n' = √(2n) h_{n−1}. Slower than Newton from asymptotic
+/// guesses but cannot converge to the wrong root; it runs once per process.
 pub fn gauss_hermite(n: usize) -> (Vec<f64>, Vec<f64>) {
-    let mut z = vec![0.0; n];
-    let mut w = vec![0.0; n];
-    let half = n.div_ceil(2);
-    let pi_quarter = PI.powf(-0.25);
-    // p_n(x) and its derivative via the orthonormal recurrence.
+    assert!(n >= 1, "a quadrature rule needs at least one node");
+    // (h_n(x), h_n'(x)) via the three-term recurrence.
     let eval = |x: f64| {
-        let (mut p_prev, mut p) = (0.0, pi_quarter);
+        let (mut p_prev, mut p) = (0.0, PI.powf(-0.25));
         for j in 1..=n {
             let jf = j as f64;
             let next = x * (2.0 / jf).sqrt() * p - ((jf - 1.0) / jf).sqrt() * p_prev;
@@ -30,41 +30,47 @@ pub fn gauss_hermite(n: usize) -> (Vec<f64>, Vec<f64>) {
         }
         (p, (2.0 * n as f64).sqrt() * p_prev)
     };
-    let nf = n as f64;
-    let mut root = 0.0;
-    for i in 0..half {
-        // Initial guess for the i-th largest root.
-        root = match i {
-            0 => (2.0 * nf + 1.0).sqrt() - 1.85575 * (2.0 * nf + 1.0).powf(-1.0 / 6.0),
-            1 => root - 1.14 * nf.powf(0.426) / root,
-            2 => 1.86 * root - 0.86 * z[0],
-            3 => 1.91 * root - 0.91 * z[1],
-            _ => 2.0 * root - z[i - 2],
-        };
-        let mut dp = 1.0;
-        for _ in 0..100 {
-            let (p, d) = eval(root);
-            dp = d;
-            let step = p / d;
-            root -= step;
-            if step.abs() <= 1e-15 * root.abs().max(1.0) {
-                break;
-            }
-        }
-        z[i] = root;
-        w[i] = 2.0 / (dp * dp);
-    }
-    // z[0..half] holds the largest roots in descending order; mirror them.
+    let limit = (2.0 * n as f64 + 1.0).sqrt() + 1.0;
+    let step = PI / (2.0 * n as f64 + 1.0).sqrt() / 16.0;
     let mut nodes = Vec::with_capacity(n);
-    let mut weights = Vec::with_capacity(n);
-    for i in 0..half {
-        nodes.push(-z[i]);
-        weights.push(w[i]);
+    let mut lo = -limit;
+    let mut f_lo = eval(lo).0;
+    while lo < limit && nodes.len() < n {
+        let hi = lo + step;
+        let f_hi = eval(hi).0;
+        if f_hi == 0.0 || f_lo.signum() != f_hi.signum() {
+            let (mut a, mut b, mut fa) = (lo, hi, f_lo);
+            for _ in 0..200 {
+                let mid = 0.5 * (a + b);
+                if mid <= a || mid >= b {
+                    break;
+                }
+                let fm = eval(mid).0;
+                if fm.signum() == fa.signum() {
+                    a = mid;
+                    fa = fm;
+                } else {
+                    b = mid;
+                }
+            }
+            nodes.push(0.5 * (a + b));
+        }
+        lo = hi;
+        f_lo = f_hi;
     }
-    for i in (0..n - half).rev() {
-        nodes.push(z[i]);
-        weights.push(w[i]);
-    }
+    assert_eq!(
+        nodes.len(),
+        n,
+        "Gauss–Hermite root scan found {} of {n} roots",
+        nodes.len()
+    );
+    let weights = nodes
+        .iter()
+        .map(|&z| {
+            let d = eval(z).1;
+            2.0 / (d * d)
+        })
+        .collect();
     (nodes, weights)
 }
 
