@@ -1,0 +1,11 @@
+//! The modsync gRPC contract: messages and the `Sweeps` service generated from
+//! `proto/sweep.proto`. See that file for what each RPC promises.
+
+#![allow(clippy::large_enum_variant)]
+
+/// Package `modsync.v1`.
+pub mod v1 {
+    tonic::include_proto!("modsync.v1");
+}
+
+pub use v1::*;
