@@ -92,7 +92,7 @@ impl Jet {
 
     /// `a = tanh(z)`: a' = s z', a'' = s z'' − 2 a s (z')² with s = 1 − a².
     pub fn tanh(self) -> Jet {
-        let a = self.value.tanh();
+        let a = tanh(self.value);
         if self.d1.iter().all(Option::is_none) {
             return Jet {
                 value: a,
@@ -138,4 +138,23 @@ impl Jet {
         }
         Jet { value: a, d1, d2 }
     }
+}
+
+/// tanh as one autodiff node whose backward reuses the forward value.
+///
+/// Profiling a width-50 step on burn-flex showed ~30 % of the time in scalar libm `tanhf`:
+/// flex evaluates tanh element by element, and Burn's autodiff tanh recomputes tanh from its
+/// input in the backward pass. Here tanh(z) = 1 − 2/(1 + e^{2z}) is evaluated once on plain
+/// tensors (exact limits ±1 when e^{2z} over- or underflows), and the graph node is
+/// (z − detach(z))·s + a with the constants a and s = 1 − a²: its value is a and its Jacobian is
+/// s, which is all a first-order backward needs.
+pub fn tanh(z: Tensor<2>) -> Tensor<2> {
+    let tracked = z.is_autodiff() && z.is_tracked();
+    let plain = z.clone().inner();
+    let a = plain.mul_scalar(2.0).exp().add_scalar(1.0).recip().mul_scalar(-2.0).add_scalar(1.0);
+    if !tracked {
+        return if z.is_autodiff() { a.autodiff() } else { a };
+    }
+    let s = a.clone().square().neg().add_scalar(1.0);
+    z.clone().sub(z.detach()).mul(s).add(a)
 }

@@ -143,7 +143,7 @@ impl Layers {
         let mut a = x;
         for (l, (w, b)) in self.weights.iter().zip(&self.biases).enumerate() {
             let z = a.matmul(w.clone()).add(b.clone().unsqueeze());
-            a = if l < last { z.tanh() } else { z };
+            a = if l < last { crate::jet::tanh(z) } else { z };
         }
         a
     }
