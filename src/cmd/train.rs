@@ -52,6 +52,8 @@ pub struct TrainArgs {
     /// Directory for result.json and metrics.csv.
     #[arg(long)]
     out: Option<PathBuf>,
+    #[command(flatten)]
+    method_flags: crate::cmd::methods::MethodFlags,
 }
 
 fn parse_precision(s: &str) -> Result<Precision, String> {
@@ -79,6 +81,7 @@ impl TrainArgs {
         };
         c.pde_options.nc = self.nc;
         c.pde_options.test_grid = self.test_grid;
+        self.method_flags.apply(&mut c);
         c
     }
 }

@@ -58,9 +58,11 @@ pub struct Checkpoint {
     pub tracker: Tracker,
     /// Bias-correction step of the parameter optimiser.
     pub adam_t: u64,
-    /// Method state that is not a vector (LRA weights, step counters …).
+    /// Integer state of the method and of ModSync (step counters):
+    /// `{"method": …, "modsync": …}`. Their floats travel as vectors, which round-trip exactly.
     pub method_state: serde_json::Value,
-    /// Named vectors: `theta`, `adam_m`, `adam_v`, and any the method keeps.
+    /// Named vectors: `theta`, `adam_m`, `adam_v`, the method's as `method.<name>` (moments,
+    /// LRA/NTK weights) and ModSync's as `modsync.<name>` (thresholds and their Adam).
     #[serde(skip)]
     pub vectors: Vec<(String, Vec<f64>)>,
 }

@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::ConfigError;
 use crate::pde;
 
+pub use crate::methods::MethodOptions;
+pub use crate::modsync::{DiagnosticsOptions, ModSyncOptions};
+
 /// Floating-point precision of every tensor in the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -70,6 +73,12 @@ pub struct TrainConfig {
     /// A run whose last this-many steps were all skipped as non-finite is ended as `diverged`.
     pub max_consecutive_skips: u64,
     pub pde_options: PdeOptions,
+    /// Options of the gradient methods; only the chosen method's are read.
+    pub method_options: MethodOptions,
+    /// ModSync options, read when `method` is `modsync+X`.
+    pub modsync: ModSyncOptions,
+    /// Gradient diagnostics written into the metrics rows.
+    pub diagnostics: DiagnosticsOptions,
 }
 
 impl Default for TrainConfig {
@@ -90,6 +99,9 @@ impl Default for TrainConfig {
             precision: Precision::F32,
             max_consecutive_skips: 100,
             pde_options: PdeOptions::default(),
+            method_options: MethodOptions::default(),
+            modsync: ModSyncOptions::default(),
+            diagnostics: DiagnosticsOptions::default(),
         }
     }
 }
@@ -118,6 +130,9 @@ impl TrainConfig {
             );
         }
         crate::methods::validate_method(&self.method)?;
+        self.method_options.validate("method_options")?;
+        self.modsync.validate("modsync")?;
+        self.diagnostics.validate("diagnostics")?;
         if self.width == 0 || self.width > MAX_WIDTH {
             return bad(
                 "width",

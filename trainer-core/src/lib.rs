@@ -1,7 +1,8 @@
 //! trainer-core: physics-informed neural network training for the ModSync benchmarks.
 //!
 //! One run = one [`TrainConfig`]: an MLP whose input derivatives come from forward Taylor jets
-//! ([`jet`]), one of five benchmark PDEs ([`pde`]), a gradient method ([`methods`]) and Adam.
+//! ([`jet`]), one of five benchmark PDEs ([`pde`]), a gradient method ([`methods`]), optionally
+//! wrapped in ModSync's masked layers ([`modsync`]), and Adam.
 //! [`Trainer`] runs it and reports through an [`Observer`]. This crate knows nothing of gRPC or
 //! SQL; the worker drives it. `SPEC.md` in the shared folder is the numerical contract.
 
@@ -12,6 +13,7 @@ pub mod error;
 pub mod jet;
 pub mod methods;
 pub mod mlp;
+pub mod modsync;
 pub mod observer;
 pub mod pde;
 pub mod tensors;

@@ -4,6 +4,7 @@
 //! through an [`Observer`]; `checkpoint`/`resume` make a run continue bit-identically on the
 //! CPU backend, because every random number comes from one host RNG whose position is saved.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use burn::tensor::{Device, Tensor};
@@ -16,8 +17,10 @@ use crate::checkpoint::{Checkpoint, Evaluation, Tracker};
 use crate::config::TrainConfig;
 use crate::error::{ConfigError, TrainError};
 use crate::jet::JetSpec;
-use crate::methods::{self, GradientMethod};
+use crate::methods::{self, MethodState, PairStats, StepOutcome, Stepper, TaskGrads, Tasks};
 use crate::mlp::{Architecture, Layers};
+use crate::modsync::diagnostics::spread;
+use crate::modsync::{MaskedStep, ModSync};
 use crate::observer::{MetricsRow, Observer};
 use crate::pde::{self, Condition, Grid, Pde, PdeParams, Quantity};
 use crate::tensors::{Ctx, to_host};
@@ -63,12 +66,18 @@ pub struct RunResult {
     pub config: TrainConfig,
 }
 
-/// Losses and gradients of one step.
+/// Losses and gradients of one step; `None` where a task was not back-propagated.
 struct StepGradients {
-    loss_r: Tensor<1>,
-    loss_b: Tensor<1>,
-    g_r: Tensor<1>,
-    g_b: Tensor<1>,
+    loss_r: Option<Tensor<1>>,
+    loss_b: Option<Tensor<1>>,
+    /// ∇θ of each task loss (under ModSync: pulled back through the masks).
+    g_r: Option<Tensor<1>>,
+    g_b: Option<Tensor<1>>,
+    /// ModSync: ∂L_r/∂t and ∂L_b/∂t of the mask thresholds t = (t_r + t_b)/2.
+    dt_r: Option<Tensor<1>>,
+    dt_b: Option<Tensor<1>>,
+    /// ModSync: the masked network the gradients were taken at.
+    masked: Option<MaskedStep>,
 }
 
 /// Points of one iteration, on the device and normalised.
@@ -87,9 +96,11 @@ pub struct Trainer {
     ctx: Ctx,
     pde: Box<dyn Pde>,
     arch: Architecture,
-    method: Box<dyn GradientMethod>,
+    /// The gradient method and the outer Adam.
+    stepper: Stepper,
+    /// ModSync's thresholds and their optimiser, for `modsync+X` methods.
+    modsync: Option<ModSync>,
     theta: Tensor<1>,
-    adam: Adam,
     rng: ChaCha8Rng,
     /// x̂ = (x − shift) · scale per input axis.
     input_shift: Vec<f64>,
@@ -119,14 +130,20 @@ impl Trainer {
         .ok_or_else(|| ConfigError::new("pde", format!("unknown PDE {:?}", config.pde)))?;
         let arch = Architecture::new(pde.dim(), config.width, config.depth);
         let init = arch.xavier_normal(&mut seeded_rng(config.seed, INIT_STREAM));
-        let method = methods::build(&config.method)?;
+        let (wrapped, base) = methods::split_modsync(&config.method);
+        let method = methods::build(base, &config.method_options, &ctx, arch.num_params())?;
+        let modsync = wrapped.then(|| ModSync::new(&ctx, &arch, config.modsync.clone()));
         let (input_shift, input_scale) = pde.input_map();
         let grid = pde.test_grid(config.pde_options.test_grid);
         let test_reference = pde.reference(&grid.points);
         let test_reference_norm = test_reference.iter().map(|u| u * u).sum::<f64>().sqrt();
         let mut trainer = Self {
             theta: ctx.vector(&init),
-            adam: Adam::new(&ctx, init.len(), AdamParams::default()),
+            stepper: Stepper {
+                method,
+                adam: Adam::new(&ctx, init.len(), AdamParams::default()),
+            },
+            modsync,
             rng: seeded_rng(config.seed, SAMPLE_STREAM),
             residual_spec: pde.residual_spec(),
             test_points: Vec::new(),
@@ -143,7 +160,6 @@ impl Trainer {
             ctx,
             pde,
             arch,
-            method,
         };
         trainer.test_points = trainer.upload_grid(&grid);
         Ok(trainer)
@@ -178,10 +194,27 @@ impl Trainer {
             ));
         }
         t.theta = t.ctx.vector(theta);
-        t.adam = Adam::restore(&t.ctx, AdamParams::default(), &adam);
-        t.method
-            .restore_state(&checkpoint.method_state)
+        t.stepper.adam = Adam::restore(&t.ctx, AdamParams::default(), &adam);
+        let null = serde_json::Value::Null;
+        let state = &checkpoint.method_state;
+        let method_state = MethodState {
+            json: state.get("method").cloned().unwrap_or(null.clone()),
+            vectors: checkpoint
+                .vectors
+                .iter()
+                .filter_map(|(n, v)| Some((n.strip_prefix("method.")?.to_string(), v.clone())))
+                .collect(),
+        };
+        t.stepper
+            .method
+            .load(&t.ctx, &method_state)
             .map_err(TrainError::Checkpoint)?;
+        if let Some(m) = &mut t.modsync {
+            m.load(&t.ctx, state.get("modsync").unwrap_or(&null), |name| {
+                checkpoint.vector(name)
+            })
+            .map_err(TrainError::Checkpoint)?;
+        }
         t.rng.set_word_pos(checkpoint.rng_word_pos()?);
         t.iter = checkpoint.iter;
         t.skipped_steps = checkpoint.skipped_steps;
@@ -214,7 +247,25 @@ impl Trainer {
 
     /// Snapshot of the run after `self.iter()` steps.
     pub fn checkpoint(&self, elapsed_s: f64) -> Checkpoint {
-        let adam = self.adam.state();
+        let adam = self.stepper.adam.state();
+        let method = self.stepper.method.save();
+        let mut vectors = vec![
+            ("theta".into(), self.parameters()),
+            ("adam_m".into(), adam.m),
+            ("adam_v".into(), adam.v),
+        ];
+        vectors.extend(
+            method
+                .vectors
+                .into_iter()
+                .map(|(n, v)| (format!("method.{n}"), v)),
+        );
+        let mut method_state = serde_json::json!({ "method": method.json });
+        if let Some(m) = &self.modsync {
+            let (json, v) = m.save();
+            method_state["modsync"] = json;
+            vectors.extend(v);
+        }
         Checkpoint {
             iter: self.iter,
             config: self.config.clone(),
@@ -224,12 +275,8 @@ impl Trainer {
             elapsed_s,
             tracker: self.tracker.clone(),
             adam_t: adam.t,
-            method_state: self.method.state(),
-            vectors: vec![
-                ("theta".into(), self.parameters()),
-                ("adam_m".into(), adam.m),
-                ("adam_v".into(), adam.v),
-            ],
+            method_state,
+            vectors,
         }
     }
 
@@ -246,9 +293,10 @@ impl Trainer {
                 break;
             }
             let batch = self.sample_batch();
-            let grads = self.task_gradients(&batch);
-            if self.iter % self.config.eval_every == 0 {
-                let row = self.evaluate(&grads, elapsed(self));
+            let eval_now = self.iter.is_multiple_of(self.config.eval_every);
+            let grads = self.task_gradients(&batch, eval_now, true);
+            if eval_now {
+                let row = self.evaluate(&batch, &grads, elapsed(self));
                 observer.on_metrics(&row);
             }
             self.apply(grads);
@@ -266,8 +314,8 @@ impl Trainer {
         if status == RunStatus::Finished {
             // Final evaluation at θ_iters, with the losses of one more (unapplied) batch.
             let batch = self.sample_batch();
-            let grads = self.task_gradients(&batch);
-            let row = self.evaluate(&grads, elapsed(self));
+            let grads = self.task_gradients(&batch, true, false);
+            let row = self.evaluate(&batch, &grads, elapsed(self));
             observer.on_metrics(&row);
         }
         let wall_s = elapsed(self);
@@ -277,6 +325,14 @@ impl Trainer {
             self.iter - start_iter,
             started.elapsed().as_secs_f64(),
         )
+    }
+
+    /// One optimisation step without evaluation or reporting (benchmarks).
+    pub fn train_step(&mut self) {
+        let batch = self.sample_batch();
+        let grads = self.task_gradients(&batch, false, true);
+        self.apply(grads);
+        self.iter += 1;
     }
 
     fn result(
@@ -320,22 +376,45 @@ impl Trainer {
         }
     }
 
-    /// Folds the step's direction into θ, or skips the step if anything is non-finite.
+    /// Steps θ (and ModSync's thresholds) with this step's gradients, or skips the step if
+    /// anything is non-finite or the method finds no usable direction. The gradients the
+    /// method did not ask for (computed only for an evaluation) are dropped, so a run does
+    /// not depend on `eval_every`.
     fn apply(&mut self, grads: StepGradients) {
-        let direction = self.method.combine(grads.g_r, grads.g_b);
-        // One read-back per step: both losses and a sum that is non-finite iff any entry is
-        // (or the sum overflows, which is as good a reason to skip).
-        let check = to_host(Tensor::cat(
-            vec![grads.loss_r, grads.loss_b, direction.clone().sum()],
-            0,
-        ));
-        if check.iter().all(|v| v.is_finite()) {
-            let lr = self.config.lr_at(self.iter);
-            self.theta = self.adam.step(self.theta.clone(), direction, lr);
-            self.consecutive_skips = 0;
-        } else {
+        let tasks = self.stepper.method.tasks(self.iter);
+        let keep = |on: bool, t: Option<Tensor<1>>| if on { t } else { None };
+        let mut checks: Vec<Tensor<1>> = keep(tasks.residual(), grads.loss_r)
+            .into_iter()
+            .chain(keep(tasks.boundary(), grads.loss_b))
+            .collect();
+        let thresholds = self.modsync.as_ref().map(|m| {
+            m.threshold_grads(
+                keep(tasks.residual(), grads.dt_r),
+                keep(tasks.boundary(), grads.dt_b),
+            )
+        });
+        if let Some(t) = &thresholds {
+            checks.push(t.check());
+        }
+        let task_grads = TaskGrads {
+            g_r: keep(tasks.residual(), grads.g_r),
+            g_b: keep(tasks.boundary(), grads.g_b),
+        };
+        let lr = self.config.lr_at(self.iter);
+        let (outcome, _) = self.stepper.step(&mut self.theta, task_grads, checks, lr);
+        if outcome == StepOutcome::Skipped {
             self.skipped_steps += 1;
             self.consecutive_skips += 1;
+            return;
+        }
+        self.consecutive_skips = 0;
+        if let (Some(m), Some(g)) = (&mut self.modsync, thresholds) {
+            let lr_t = if m.opts.lr_t_decay {
+                m.opts.lr_t * lr / self.config.lr
+            } else {
+                m.opts.lr_t
+            };
+            m.step_thresholds(g, lr_t);
         }
     }
 
@@ -387,20 +466,22 @@ impl Trainer {
         }
     }
 
-    /// L_r, L_b and their gradients w.r.t. θ: one forward and one backward per task.
-    fn task_gradients(&self, batch: &Batch) -> StepGradients {
-        let layers = Layers::from_flat(&self.theta, &self.arch).into_leaves();
-        let dim = self.pde.dim();
-
+    /// L_r (autodiff scalar) of the network `layers` on `batch`.
+    fn residual_loss(&self, layers: &Layers, batch: &Batch) -> Tensor<1> {
         let jet = layers.forward_jet(
             batch.residual_x.clone(),
             &self.residual_spec,
             &self.input_scale,
         );
-        let residual = self.pde.residual(&jet, batch.forcing.clone());
-        let loss_r = residual.square().mean();
-        let g_r = layers.flat_grad(&loss_r.backward());
+        self.pde
+            .residual(&jet, batch.forcing.clone())
+            .square()
+            .mean()
+    }
 
+    /// L_b (autodiff scalar) of the network `layers` on `batch`.
+    fn boundary_loss(&self, layers: &Layers, batch: &Batch) -> Tensor<1> {
+        let dim = self.pde.dim();
         let mut loss_b: Option<Tensor<1>> = None;
         let mut add =
             |term: Tensor<1>| loss_b = Some(loss_b.take().map_or(term.clone(), |l| l.add(term)));
@@ -416,22 +497,226 @@ impl Trainer {
             );
             add(jet.d1(*axis).sub(target.clone()).square().mean());
         }
-        let loss_b = loss_b.expect("every PDE has at least one condition");
-        let g_b = layers.flat_grad(&loss_b.backward());
-        StepGradients {
-            loss_r: loss_r.inner(),
-            loss_b: loss_b.inner(),
-            g_r,
-            g_b,
+        loss_b.expect("every PDE has at least one condition")
+    }
+
+    /// The losses and their gradients: one forward and one backward per task the method
+    /// needs this step (`all`: both, for an evaluation). `training` is false for the final
+    /// evaluation, which must not change the run's state (ModSync resets, NTK weights).
+    fn task_gradients(&mut self, batch: &Batch, all: bool, training: bool) -> StepGradients {
+        let masked = match &mut self.modsync {
+            Some(m) if training => Some(m.begin_step(&self.theta)),
+            Some(m) => Some(m.masked(&self.theta)),
+            None => None,
+        };
+        let theta = masked.as_ref().map_or(&self.theta, |m| &m.theta).clone();
+        if training && self.stepper.method.ntk_due(self.iter) {
+            let (t_r, t_b) = self.ntk_traces(batch, &theta, masked.as_ref());
+            self.stepper.method.set_ntk_traces(t_r, t_b);
+        }
+        let tasks = if all {
+            Tasks::Both
+        } else {
+            self.stepper.method.tasks(self.iter)
+        };
+        let layers = Layers::from_flat(&theta, &self.arch).into_leaves();
+        let mut out = StepGradients {
+            loss_r: None,
+            loss_b: None,
+            g_r: None,
+            g_b: None,
+            dt_r: None,
+            dt_b: None,
+            masked: None,
+        };
+        let (weight_r, weight_b) = self
+            .modsync
+            .as_ref()
+            .map_or((1.0, 1.0), |m| (m.opts.lambda_r, m.opts.lambda_b));
+        for (residual, wanted, weight) in [
+            (true, tasks.residual(), weight_r),
+            (false, tasks.boundary(), weight_b),
+        ] {
+            if !wanted {
+                continue;
+            }
+            let loss = if residual {
+                self.residual_loss(&layers, batch)
+            } else {
+                self.boundary_loss(&layers, batch)
+            };
+            let g_tilde = layers.flat_grad(&loss.backward());
+            let (g, dt) = match (&self.modsync, &masked) {
+                (Some(m), Some(step)) => {
+                    let (g, dt) = m.pull_back(step, g_tilde, weight);
+                    (g, Some(dt))
+                }
+                _ => (g_tilde, None),
+            };
+            let loss = Some(loss.inner());
+            if residual {
+                (out.loss_r, out.g_r, out.dt_r) = (loss, Some(g), dt);
+            } else {
+                (out.loss_b, out.g_b, out.dt_b) = (loss, Some(g), dt);
+            }
+        }
+        out.masked = masked;
+        out
+    }
+
+    /// ∇θ of the scalar `f(layers)` at the network `theta` (θ̃ under ModSync, pulled back).
+    fn point_grad(
+        &self,
+        theta: &Tensor<1>,
+        masked: Option<&MaskedStep>,
+        f: impl FnOnce(&Layers) -> Tensor<1>,
+    ) -> Tensor<1> {
+        let layers = Layers::from_flat(theta, &self.arch).into_leaves();
+        let g = layers.flat_grad(&f(&layers).backward());
+        match (&self.modsync, masked) {
+            (Some(m), Some(step)) => m.pull_back_theta(step, g),
+            _ => g,
         }
     }
 
-    /// Test errors at the current θ, recorded in the tracker unless non-finite.
-    fn evaluate(&mut self, grads: &StepGradients, elapsed_s: f64) -> MetricsRow {
-        let losses = to_host(Tensor::cat(
-            vec![grads.loss_r.clone(), grads.loss_b.clone()],
+    /// ∇θ of the residual r_i (or of ℓ_r,i = r_i² if `squared`) at batch row `i`.
+    fn residual_point_grad(
+        &self,
+        batch: &Batch,
+        i: usize,
+        theta: &Tensor<1>,
+        masked: Option<&MaskedStep>,
+        squared: bool,
+    ) -> Tensor<1> {
+        self.point_grad(theta, masked, |layers| {
+            let x = batch.residual_x.clone().slice(i..i + 1);
+            let jet = layers.forward_jet(x, &self.residual_spec, &self.input_scale);
+            let r = self
+                .pde
+                .residual(&jet, batch.forcing.clone().slice(i..i + 1));
+            if squared { r.square().sum() } else { r.sum() }
+        })
+    }
+
+    /// NTK-block traces Σ_i ‖∂r_i/∂θ‖² and Σ_j ‖∂b_j/∂θ‖² (b_j = the conditioned quantity, u or
+    /// u_t, at boundary point j) on `ntk_points` evenly spaced points of each task's batch:
+    /// one backward per point, one host read.
+    fn ntk_traces(
+        &self,
+        batch: &Batch,
+        theta: &Tensor<1>,
+        masked: Option<&MaskedStep>,
+    ) -> (f64, f64) {
+        let k = self.stepper.method.ntk_points();
+        let n_r = batch.residual_x.dims()[0];
+        let sq_r: Vec<Tensor<1>> = spread(n_r, k)
+            .into_iter()
+            .map(|i| {
+                self.residual_point_grad(batch, i, theta, masked, false)
+                    .square()
+                    .sum()
+            })
+            .collect();
+        // Boundary points: the value conditions' rows, then each derivative condition's.
+        let mut blocks: Vec<(Tensor<2>, Option<usize>)> = Vec::new();
+        if let Some((x, _, _)) = &batch.values {
+            blocks.push((x.clone(), None));
+        }
+        for (x, _, axis) in &batch.derivatives {
+            blocks.push((x.clone(), Some(*axis)));
+        }
+        let n_b: usize = blocks.iter().map(|(x, _)| x.dims()[0]).sum();
+        let dim = self.pde.dim();
+        let sq_b: Vec<Tensor<1>> = spread(n_b, k)
+            .into_iter()
+            .map(|mut j| {
+                let mut block = 0;
+                while j >= blocks[block].0.dims()[0] {
+                    j -= blocks[block].0.dims()[0];
+                    block += 1;
+                }
+                let (x, axis) = &blocks[block];
+                let row = x.clone().slice(j..j + 1);
+                self.point_grad(theta, masked, |layers| match axis {
+                    None => layers.forward(row).sum(),
+                    Some(a) => layers
+                        .forward_jet(row, &JetSpec::new(dim, &[*a], &[]), &self.input_scale)
+                        .d1(*a)
+                        .sum(),
+                })
+                .square()
+                .sum()
+            })
+            .collect();
+        let t = to_host(Tensor::cat(
+            vec![Tensor::cat(sq_r, 0).sum(), Tensor::cat(sq_b, 0).sum()],
             0,
         ));
+        (t[0], t[1])
+    }
+
+    /// Fraction of `orth_points` residual points i with |∇θ ℓ_r,i · ∇θ L_b| > eps_dot.
+    fn orth_frac(&self, batch: &Batch, grads: &StepGradients) -> Option<f64> {
+        let g_b = grads.g_b.as_ref()?;
+        let masked = grads.masked.as_ref();
+        let theta = masked.map_or(&self.theta, |m| &m.theta).clone();
+        let opts = &self.config.diagnostics;
+        let dots: Vec<Tensor<1>> = spread(batch.residual_x.dims()[0], opts.orth_points)
+            .into_iter()
+            .map(|i| {
+                self.residual_point_grad(batch, i, &theta, masked, true)
+                    .mul(g_b.clone())
+                    .sum()
+            })
+            .collect();
+        let dots = to_host(Tensor::cat(dots, 0));
+        let above = dots.iter().filter(|d| d.abs() > opts.eps_dot).count();
+        Some(above as f64 / dots.len() as f64)
+    }
+
+    /// The diagnostics of SPEC §5 for this step's gradients (see `modsync::diagnostics`).
+    fn diagnostics(&self, batch: &Batch, grads: &StepGradients) -> BTreeMap<String, f64> {
+        let mut extra = BTreeMap::new();
+        if !self.config.diagnostics.enabled {
+            return extra;
+        }
+        if let (Some(g_r), Some(g_b)) = (&grads.g_r, &grads.g_b) {
+            let n = g_r.dims()[0];
+            let s = PairStats::from_probe(&to_host(methods::stats::probe(g_r, g_b)), n);
+            extra.insert("cos_rb".into(), s.cos);
+            extra.insert("norm_g_r".into(), s.norm_r);
+            extra.insert("norm_g_b".into(), s.norm_b);
+        }
+        extra.extend(self.stepper.method.diagnostics());
+        if let Some(m) = &self.modsync {
+            extra.extend(m.diagnostics(&self.theta));
+        }
+        let orth_due = self
+            .config
+            .diagnostics
+            .orth_due(self.iter, self.config.eval_every);
+        if let Some(f) = orth_due.then(|| self.orth_frac(batch, grads)).flatten() {
+            extra.insert("orth_frac".into(), f);
+        }
+        extra
+    }
+
+    /// Test errors at the current θ, recorded in the tracker unless non-finite.
+    fn evaluate(&mut self, batch: &Batch, grads: &StepGradients, elapsed_s: f64) -> MetricsRow {
+        let losses = to_host(Tensor::cat(
+            vec![
+                grads
+                    .loss_r
+                    .clone()
+                    .expect("evaluations compute both losses"),
+                grads
+                    .loss_b
+                    .clone()
+                    .expect("evaluations compute both losses"),
+            ],
+            0,
+        ));
+        let extra = self.diagnostics(batch, grads);
         let pred = self.predict_test_grid();
         let mut sq_err = 0.0;
         let mut abs_sum = 0.0;
@@ -467,13 +752,13 @@ impl Trainer {
             abs_err_max: abs_max,
             skipped_steps: self.skipped_steps,
             elapsed_s,
-            extra: Default::default(),
+            extra,
         }
     }
 
     /// The network on every test point, in grid order.
     pub fn predict_test_grid(&self) -> Vec<f64> {
-        let layers = Layers::from_flat(&self.theta, &self.arch);
+        let layers = Layers::from_flat(&self.effective_theta(), &self.arch);
         let mut out = Vec::with_capacity(self.test_reference.len());
         for chunk in &self.test_points {
             out.extend(to_host(layers.forward(chunk.clone())));
@@ -483,8 +768,16 @@ impl Trainer {
 
     /// The network at arbitrary raw points (row-major), for tests and plots.
     pub fn predict(&self, points: &[f64]) -> Vec<f64> {
-        let layers = Layers::from_flat(&self.theta, &self.arch);
+        let layers = Layers::from_flat(&self.effective_theta(), &self.arch);
         to_host(layers.forward(self.upload_points(points)))
+    }
+
+    /// The parameters the network computes with: θ, or ModSync's masked θ̃.
+    fn effective_theta(&self) -> Tensor<1> {
+        match &self.modsync {
+            Some(m) => m.masked(&self.theta).theta,
+            None => self.theta.clone(),
+        }
     }
 
     /// Normalises raw row-major points and uploads them as `[n, dim]`.

@@ -1,61 +1,321 @@
 //! Gradient methods (SPEC §3): how the two task gradients g_r (residual) and g_b (boundary)
-//! become the one direction the parameter optimiser steps with.
+//! become one parameter update.
 //!
-//! Each method is a small unit with its own state, chosen by name in `TrainConfig::method`.
+//! Each method is a small unit with its own state, chosen by name in `TrainConfig::method`
+//! (`modsync+X` wraps any of them, see [`crate::modsync`]). A step goes:
+//! 1. the trainer asks [`GradientMethod::tasks`] which task gradients to back-propagate;
+//! 2. [`GradientMethod::probe`] reduces them on the device to a few numbers (norms, cosine …);
+//! 3. [`Stepper::step`] reads those back together with the losses — the step's only host
+//!    transfer — and skips the step if anything is non-finite;
+//! 4. [`GradientMethod::update`] does its scalar algebra in f64 and returns a direction for the
+//!    outer Adam (most methods), a ready parameter step (`multiadam`, `mconfig`), or a skip.
+//!
+//! Methods check that their direction cannot overflow ([`stats::PairStats::combination_is_safe`])
+//! before they change their own state, so a skipped step leaves everything as it was.
+
+pub mod cagrad;
+pub mod catalogue;
+pub mod mconfig;
+pub mod multiadam;
+pub mod options;
+pub mod projection;
+pub mod stats;
+pub mod weights;
 
 use burn::tensor::Tensor;
 
+use crate::adam::Adam;
 use crate::error::ConfigError;
+use crate::tensors::{Ctx, to_host};
 
-/// Every method key.
-pub const NAMES: [&str; 1] = ["adam"];
+pub use options::{DcgdVariant, MethodOptions};
+pub use stats::{Coefficients, PairStats};
 
-/// Checks that `method` names a known method.
+/// Every base method key, in SPEC order. `modsync+X` is valid for each X here.
+pub const NAMES: [&str; 9] = [
+    "adam",
+    "lra",
+    "ntk",
+    "multiadam",
+    "pcgrad",
+    "cagrad",
+    "dcgd",
+    "config",
+    "mconfig",
+];
+
+/// Prefix that wraps a method in ModSync.
+pub const MODSYNC_PREFIX: &str = "modsync+";
+
+/// Splits `modsync+X` into (true, X); any other key into (false, key).
+pub fn split_modsync(method: &str) -> (bool, &str) {
+    match method.strip_prefix(MODSYNC_PREFIX) {
+        Some(base) => (true, base),
+        None => (false, method),
+    }
+}
+
+/// Checks that `method` names a known method, optionally wrapped in ModSync.
 pub fn validate_method(method: &str) -> Result<(), ConfigError> {
-    if NAMES.contains(&method) {
+    let (_, base) = split_modsync(method);
+    if NAMES.contains(&base) {
         Ok(())
     } else {
         Err(ConfigError::new(
             "method",
-            format!("unknown method {method:?} (known: {})", NAMES.join(", ")),
+            format!(
+                "unknown method {method:?} (known: {}, each also as {MODSYNC_PREFIX}X)",
+                NAMES.join(", ")
+            ),
         ))
     }
 }
 
-/// A rule that turns (g_r, g_b) into an update direction.
-pub trait GradientMethod: Send {
-    /// The direction the outer Adam steps with.
-    fn combine(&mut self, g_r: Tensor<1>, g_b: Tensor<1>) -> Tensor<1>;
-    /// Scalar state for checkpoints (vectors go through [`GradientMethod::vectors`]).
-    fn state(&self) -> serde_json::Value {
-        serde_json::Value::Null
+/// Which task gradients a step back-propagates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tasks {
+    Both,
+    Residual,
+    Boundary,
+}
+
+impl Tasks {
+    pub fn residual(self) -> bool {
+        matches!(self, Tasks::Both | Tasks::Residual)
     }
-    fn restore_state(&mut self, _state: &serde_json::Value) -> Result<(), String> {
+    pub fn boundary(self) -> bool {
+        matches!(self, Tasks::Both | Tasks::Boundary)
+    }
+}
+
+/// The task gradients of one step, w.r.t. the network parameters θ (under ModSync: after
+/// the straight-through pull-back, thresholds excluded). `None` = not back-propagated.
+#[derive(Clone, Debug)]
+pub struct TaskGrads {
+    pub g_r: Option<Tensor<1>>,
+    pub g_b: Option<Tensor<1>>,
+}
+
+impl TaskGrads {
+    /// Both gradients; panics if a method that asked for both did not get them.
+    pub fn both(self) -> (Tensor<1>, Tensor<1>) {
+        (
+            self.g_r.expect("this method needs g_r every step"),
+            self.g_b.expect("this method needs g_b every step"),
+        )
+    }
+}
+
+/// What a method does with θ this step.
+#[derive(Clone, Debug)]
+pub enum Update {
+    /// Step the outer Adam with this direction.
+    Direction(Tensor<1>),
+    /// θ ← θ − Δ (the method is its own optimiser).
+    Delta(Tensor<1>),
+    /// Leave θ unchanged, not a failure (e.g. `mconfig` before it has seen both tasks).
+    Hold,
+    /// Nothing usable (zero or overflowing direction): skipped and counted.
+    Skip,
+}
+
+/// Method state for checkpoints: integers in JSON, every float as a named vector (exact).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MethodState {
+    pub json: serde_json::Value,
+    pub vectors: Vec<(String, Vec<f64>)>,
+}
+
+impl MethodState {
+    pub fn with_vectors(vectors: Vec<(String, Vec<f64>)>) -> Self {
+        Self {
+            json: serde_json::Value::Null,
+            vectors,
+        }
+    }
+
+    /// The vector `name`, which must have `len` values.
+    pub fn vector(&self, name: &str, len: usize) -> Result<&[f64], String> {
+        let v = self
+            .vectors
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+            .ok_or_else(|| format!("method state lacks vector {name}"))?;
+        if v.len() != len {
+            return Err(format!(
+                "method state vector {name} has {} values, expected {len}",
+                v.len()
+            ));
+        }
+        Ok(v)
+    }
+
+    /// The integer `name` of the JSON part.
+    pub fn counter(&self, name: &str) -> Result<u64, String> {
+        self.json
+            .get(name)
+            .and_then(serde_json::Value::as_u64)
+            .ok_or_else(|| format!("method state lacks counter {name}"))
+    }
+}
+
+/// A rule that turns the task gradients into a parameter update.
+pub trait GradientMethod: Send {
+    /// The method key (without `modsync+`).
+    fn name(&self) -> &'static str;
+    /// Which task gradients step `iter` needs.
+    fn tasks(&self, _iter: u64) -> Tasks {
+        Tasks::Both
+    }
+    /// Whether the trainer should measure NTK traces before step `iter`.
+    fn ntk_due(&self, _iter: u64) -> bool {
+        false
+    }
+    /// Points per task for the NTK traces.
+    fn ntk_points(&self) -> usize {
+        0
+    }
+    /// Σ‖∂r_i/∂θ‖² over residual points and Σ‖∂b_i/∂θ‖² over boundary points.
+    fn set_ntk_traces(&mut self, _t_r: f64, _t_b: f64) {}
+    /// Device reductions [`GradientMethod::update`] needs on the host; must be non-finite
+    /// whenever a gradient it uses is. Default: [`stats::probe`] of (g_r, g_b).
+    fn probe(&mut self, grads: &TaskGrads) -> Tensor<1> {
+        let (g_r, g_b) = grads.clone().both();
+        stats::probe(&g_r, &g_b)
+    }
+    /// The update, from the gradients and the host values of `probe` (all finite).
+    fn update(&mut self, grads: TaskGrads, probe: &[f64], lr: f64) -> Update;
+    /// Values for the metrics rows (e.g. the current loss weights).
+    fn diagnostics(&self) -> Vec<(String, f64)> {
+        Vec::new()
+    }
+    fn save(&self) -> MethodState {
+        MethodState::default()
+    }
+    fn load(&mut self, _ctx: &Ctx, _state: &MethodState) -> Result<(), String> {
         Ok(())
     }
 }
 
-/// `adam`: g = λ_r g_r + λ_b g_b with λ = 1 (plain PINN training).
-#[derive(Clone, Debug)]
-pub struct WeightedSum {
-    pub lambda_r: f64,
-    pub lambda_b: f64,
-}
-
-impl GradientMethod for WeightedSum {
-    fn combine(&mut self, g_r: Tensor<1>, g_b: Tensor<1>) -> Tensor<1> {
-        g_r.mul_scalar(self.lambda_r)
-            .add(g_b.mul_scalar(self.lambda_b))
+/// The common tail of pair methods: decode the probe, skip if both gradients are zero or
+/// `coefficients` declines (None) or the direction could overflow, else the direction.
+pub fn pair_direction(
+    grads: TaskGrads,
+    probe: &[f64],
+    coefficients: impl FnOnce(&PairStats) -> Option<Coefficients>,
+) -> Update {
+    let (g_r, g_b) = grads.both();
+    let s = PairStats::from_probe(probe, g_r.dims()[0]);
+    if s.both_zero() {
+        return Update::Skip;
+    }
+    match coefficients(&s) {
+        Some(c) if s.combination_is_safe(c, g_r.dtype()) => Update::Direction(c.apply(g_r, g_b)),
+        _ => Update::Skip,
     }
 }
 
-/// Builds the method called `name` (already validated).
-pub fn build(name: &str) -> Result<Box<dyn GradientMethod>, ConfigError> {
+/// A stateless rule on (g_r, g_b): `pcgrad`, `cagrad`, `dcgd`, `config`.
+pub struct PairRule {
+    pub name: &'static str,
+    pub rule: Box<dyn Fn(&PairStats) -> Coefficients + Send>,
+}
+
+impl GradientMethod for PairRule {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn update(&mut self, grads: TaskGrads, probe: &[f64], _lr: f64) -> Update {
+        pair_direction(grads, probe, |s| Some((self.rule)(s)))
+    }
+}
+
+/// Builds the base method `name` (without `modsync+`) for `n` parameters.
+pub fn build(
+    name: &str,
+    opts: &MethodOptions,
+    ctx: &Ctx,
+    n: usize,
+) -> Result<Box<dyn GradientMethod>, ConfigError> {
     validate_method(name)?;
-    Ok(match name {
-        _ => Box::new(WeightedSum {
-            lambda_r: 1.0,
-            lambda_b: 1.0,
+    let eps = opts.eps;
+    let rule = |name: &'static str, f: Box<dyn Fn(&PairStats) -> Coefficients + Send>| {
+        Box::new(PairRule { name, rule: f }) as Box<dyn GradientMethod>
+    };
+    Ok(match split_modsync(name).1 {
+        "adam" => Box::new(weights::Weighted {
+            opts: opts.adam.clone(),
         }),
+        "lra" => Box::new(weights::Lra::new(opts.lra.clone())),
+        "ntk" => Box::new(weights::Ntk::new(opts.ntk.clone())),
+        "multiadam" => Box::new(multiadam::MultiAdam::new(ctx, n, opts.multiadam.clone())),
+        "pcgrad" => rule("pcgrad", Box::new(move |s| projection::pcgrad(s, eps))),
+        "cagrad" => {
+            let c = opts.cagrad.c;
+            rule("cagrad", Box::new(move |s| cagrad::cagrad(s, c, eps)))
+        }
+        "dcgd" => {
+            let variant = opts.dcgd.variant;
+            rule("dcgd", Box::new(move |s| projection::dcgd(s, eps, variant)))
+        }
+        "config" => rule("config", Box::new(projection::config)),
+        "mconfig" => Box::new(mconfig::Mconfig::new(ctx, n, opts.mconfig.clone())),
+        other => unreachable!("validated method {other}"),
     })
+}
+
+/// How one call of [`Stepper::step`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepOutcome {
+    /// θ changed.
+    Applied,
+    /// θ deliberately unchanged (not counted as skipped).
+    Held,
+    /// Non-finite inputs or an unusable direction: nothing changed; counted by the caller.
+    Skipped,
+}
+
+/// A method plus the outer Adam it steps θ with (unused by `multiadam` and `mconfig`).
+pub struct Stepper {
+    pub method: Box<dyn GradientMethod>,
+    pub adam: Adam,
+}
+
+impl Stepper {
+    /// One update of `theta`. `checks` are further device values that must all be finite for
+    /// the step to proceed (losses, ModSync's threshold gradients); they travel in the same
+    /// read-back as the method's probe and are returned on the host (empty if the probe
+    /// could not be read).
+    pub fn step(
+        &mut self,
+        theta: &mut Tensor<1>,
+        grads: TaskGrads,
+        checks: Vec<Tensor<1>>,
+        lr: f64,
+    ) -> (StepOutcome, Vec<f64>) {
+        let probe = self.method.probe(&grads);
+        let n_checks: usize = checks.iter().map(|c| c.dims()[0]).sum();
+        let mut parts = checks;
+        parts.push(probe);
+        let host = to_host(Tensor::cat(parts, 0));
+        let (check_values, probe_values) = host.split_at(n_checks);
+        let check_values = check_values.to_vec();
+        if !host.iter().all(|v| v.is_finite()) {
+            return (StepOutcome::Skipped, check_values);
+        }
+        let outcome = match self.method.update(grads, probe_values, lr) {
+            Update::Direction(d) => {
+                *theta = self.adam.step(theta.clone(), d, lr);
+                StepOutcome::Applied
+            }
+            Update::Delta(d) => {
+                *theta = theta.clone().sub(d);
+                StepOutcome::Applied
+            }
+            Update::Hold => StepOutcome::Held,
+            Update::Skip => StepOutcome::Skipped,
+        };
+        (outcome, check_values)
+    }
 }

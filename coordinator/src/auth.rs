@@ -1,0 +1,148 @@
+//! Bearer-token authentication: one shared token for the coordinator, its workers and its
+//! clients, carried as `authorization: Bearer <token>` metadata on every RPC.
+//!
+//! The comparison runs in constant time over SHA-256 digests of both tokens: comparing fixed
+//! 32-byte digests with a fold that never stops early leaks neither where the first wrong byte is
+//! nor the token's length. Tokens are never logged; a refusal says only which of "missing" or
+//! "wrong" happened.
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use tonic::metadata::MetadataValue;
+use tonic::service::Interceptor;
+use tonic::{Request, Status};
+
+/// Metadata key and scheme of the token.
+const HEADER: &str = "authorization";
+const SCHEME: &str = "Bearer ";
+
+/// Server-side check. With no token configured every request passes (loopback use).
+#[derive(Clone)]
+pub struct BearerAuth {
+    /// SHA-256 of the expected token; the token itself is not kept.
+    expected: Option<Arc<[u8; 32]>>,
+}
+
+impl std::fmt::Debug for BearerAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BearerAuth")
+            .field("enabled", &self.expected.is_some())
+            .finish()
+    }
+}
+
+fn digest(token: &[u8]) -> [u8; 32] {
+    Sha256::digest(token).into()
+}
+
+/// Equal digests, compared without an early exit.
+fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+impl BearerAuth {
+    pub fn new(token: Option<&str>) -> Self {
+        Self {
+            expected: token.map(|t| Arc::new(digest(t.as_bytes()))),
+        }
+    }
+
+    /// Checks the request's metadata; `UNAUTHENTICATED` when the token is missing or wrong.
+    pub fn check<T>(&self, req: &Request<T>) -> Result<(), Status> {
+        let Some(expected) = &self.expected else {
+            return Ok(());
+        };
+        let Some(header) = req.metadata().get(HEADER) else {
+            return Err(Status::unauthenticated(
+                "missing `authorization: Bearer <token>` metadata",
+            ));
+        };
+        let presented = header
+            .as_bytes()
+            .strip_prefix(SCHEME.as_bytes())
+            .map(digest);
+        match presented {
+            Some(d) if ct_eq(&d, expected) => Ok(()),
+            _ => Err(Status::unauthenticated("wrong bearer token")),
+        }
+    }
+}
+
+impl Interceptor for BearerAuth {
+    fn call(&mut self, req: Request<()>) -> Result<Request<()>, Status> {
+        self.check(&req)?;
+        Ok(req)
+    }
+}
+
+/// Client side: adds the token to every request (no-op without one). Use with
+/// `SweepsClient::with_interceptor(channel, ClientAuth::new(token)?)`.
+#[derive(Clone)]
+pub struct ClientAuth {
+    header: Option<MetadataValue<tonic::metadata::Ascii>>,
+}
+
+impl ClientAuth {
+    /// Fails when the token cannot be sent as metadata (non-visible-ASCII characters).
+    pub fn new(token: Option<&str>) -> Result<Self, Status> {
+        let header = token
+            .map(|t| {
+                format!("{SCHEME}{t}")
+                    .parse()
+                    .map_err(|_| Status::invalid_argument("token must be visible ASCII characters"))
+            })
+            .transpose()?;
+        Ok(Self { header })
+    }
+}
+
+impl Interceptor for ClientAuth {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(h) = &self.header {
+            req.metadata_mut().insert(HEADER, h.clone());
+        }
+        Ok(req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(header: Option<&str>) -> Request<()> {
+        let mut r = Request::new(());
+        if let Some(h) = header {
+            r.metadata_mut().insert(HEADER, h.parse().unwrap());
+        }
+        r
+    }
+
+    #[test]
+    fn checks_scheme_and_token() {
+        let auth = BearerAuth::new(Some("s3cret"));
+        assert!(auth.check(&with(Some("Bearer s3cret"))).is_ok());
+        for bad in [
+            None,
+            Some("Bearer s3cre"),
+            Some("Bearer s3cret "),
+            Some("bearer s3cret"),
+            Some("s3cret"),
+            Some("Bearer "),
+        ] {
+            let e = auth.check(&with(bad)).unwrap_err();
+            assert_eq!(e.code(), tonic::Code::Unauthenticated, "{bad:?}");
+            assert!(!e.message().contains("s3cret"), "the token leaked: {e}");
+        }
+        assert!(BearerAuth::new(None).check(&with(None)).is_ok());
+    }
+
+    #[test]
+    fn client_auth_adds_the_header() {
+        let mut c = ClientAuth::new(Some("tok")).unwrap();
+        let r = c.call(Request::new(())).unwrap();
+        assert!(BearerAuth::new(Some("tok")).check(&r).is_ok());
+        assert!(ClientAuth::new(Some("bad\ntoken")).is_err());
+    }
+}

@@ -1,0 +1,55 @@
+//! Capacity-scaling curves: the rows of the `curves` view (migrations/0001_init.sql) for one
+//! sweep. All the statistics (n, mean, sample std, median, min over seeds) are computed by the
+//! view, so `modsync curves`, `modsync sql "SELECT * FROM curves"` and a user's own `sqlite3`
+//! session can never disagree.
+
+use modsync_proto::CurvePoint;
+
+use crate::error::Result;
+use crate::store::{Store, to_u64};
+use crate::sweeps::sweep_summary;
+
+/// One row of the `curves` view.
+#[derive(sqlx::FromRow)]
+struct CurveRow {
+    pde: String,
+    method: String,
+    width: i64,
+    n: i64,
+    mean: f64,
+    std: f64,
+    median: f64,
+    min: f64,
+}
+
+impl From<CurveRow> for CurvePoint {
+    fn from(r: CurveRow) -> Self {
+        CurvePoint {
+            pde: r.pde,
+            method: r.method,
+            width: to_u64(r.width),
+            n: to_u64(r.n),
+            mean: r.mean,
+            std: r.std,
+            median: r.median,
+            min: r.min,
+        }
+    }
+}
+
+impl Store {
+    /// One point per (pde, method, width) that has at least one result, ordered by pde,
+    /// method, width. NOT_FOUND for an unknown sweep; empty for a sweep with no results yet.
+    pub async fn curves(&self, sweep_id: &str) -> Result<Vec<CurvePoint>> {
+        let mut conn = self.read.acquire().await?;
+        sweep_summary(&mut conn, sweep_id).await?;
+        let rows: Vec<CurveRow> = sqlx::query_as(
+            "SELECT pde, method, width, n, mean, std, median, min FROM curves
+             WHERE sweep_id = ? ORDER BY pde, method, width",
+        )
+        .bind(sweep_id)
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(rows.into_iter().map(CurvePoint::from).collect())
+    }
+}

@@ -1,0 +1,128 @@
+//! `Store`: the SQLite file that holds everything, and the two connection pools onto it.
+//!
+//! Everything the coordinator knows lives in this file, so a restarted coordinator simply opens
+//! it again and carries on (leases that expired while it was down are reaped on the first tick).
+//! The operations themselves live next to the RPC they serve: `sweeps.rs`, `lease.rs`,
+//! `reaper.rs`, `curves.rs`, `query.rs`.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Executor, SqliteConnection};
+
+use crate::error::Result;
+use crate::sqlite_ext;
+
+/// The schema, embedded at compile time from `migrations/` and applied by [`Store::open`].
+pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
+
+/// How long a statement waits for SQLite's write lock before giving up with "database is
+/// locked". Our own writes queue in the one-connection write pool, so this only matters when
+/// another process (a user's `sqlite3` shell) holds the lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Read connections: Query, status and curves reads run side by side with the writer (WAL).
+const READ_CONNECTIONS: u32 = 4;
+
+/// The coordinator's store. Cheap to clone (two pool handles).
+#[derive(Clone, Debug)]
+pub struct Store {
+    /// The only connection that writes. One connection means concurrent writers queue fairly in
+    /// the pool instead of spinning in SQLite's busy handler, and every write transaction starts
+    /// with `BEGIN IMMEDIATE` so the check-then-write of a lease or a fenced write can never
+    /// interleave with another. It is kept open for the store's lifetime, which also keeps the
+    /// WAL files in place for the read-only connections.
+    pub(crate) write: SqlitePool,
+    /// Read-only connections (`SQLITE_OPEN_READONLY`, `PRAGMA query_only = 1`, no ATTACH) for
+    /// everything that only reads, above all the user's SQL in Query. Read-only at the SQLite
+    /// level is the real guarantee; the text check in `query.rs` only gives clearer messages.
+    pub(crate) read: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if missing, with parent directories) the SQLite file at `path` in WAL
+    /// mode and applies the migrations.
+    pub async fn open(path: &Path) -> Result<Store> {
+        if let Some(parent) = path.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent)?;
+        }
+        let base = SqliteConnectOptions::new()
+            .filename(path)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .acquire_timeout(Duration::from_secs(60))
+            .after_connect(|conn, _| Box::pin(sqlite_ext::register_sqrt(conn)))
+            .connect_with(
+                base.clone()
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    // FULL: a committed lease or result survives a power cut, not only a crash.
+                    .synchronous(SqliteSynchronous::Full),
+            )
+            .await?;
+        MIGRATOR.run(&write).await?;
+
+        let read = SqlitePoolOptions::new()
+            .max_connections(READ_CONNECTIONS)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlite_ext::register_sqrt(conn).await?;
+                    sqlite_ext::forbid_attach(conn).await
+                })
+            })
+            // A Query dropped half-way (client gone) leaves its interrupt handler on the
+            // connection; clear it, and re-assert query_only, before anyone reuses it.
+            .before_acquire(|conn, _| {
+                Box::pin(async move { reset_read(conn).await.map(|()| true) })
+            })
+            .connect_with(base.read_only(true).pragma("query_only", "1"))
+            .await?;
+
+        Ok(Store { write, read })
+    }
+
+    /// Closes both pools, waiting for checked-out connections to come back.
+    pub async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+}
+
+/// Puts a read connection back into its pristine state.
+async fn reset_read(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+    conn.lock_handle().await?.remove_progress_handler();
+    conn.execute("PRAGMA query_only = 1").await?;
+    Ok(())
+}
+
+/// Milliseconds since the Unix epoch: the unit of every `*_ms` column.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// `u64` → SQLite INTEGER. Values above `i64::MAX` cannot come from a sane run; saturate rather
+/// than wrap to negative.
+pub(crate) fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// SQLite INTEGER → `u64` for proto fields (counts, widths), never negative by the schema.
+pub(crate) fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}

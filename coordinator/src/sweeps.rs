@@ -1,0 +1,218 @@
+//! Sweep-level operations: submit (idempotent), list, summary, cancel, retry.
+//!
+//! Resubmission rules (how an interrupted or extended sweep is resumed):
+//! - the sweep id is the name, so a resubmission finds the existing sweep;
+//! - every expanded config is inserted with `ON CONFLICT (sweep_id, config_hash) DO NOTHING`:
+//!   jobs already present (in any state, with their results, metrics and checkpoints) are left
+//!   exactly as they are, and only grid points that are new get a job;
+//! - jobs whose grid point is no longer in the spec are kept too: nothing is ever deleted;
+//! - the sweep row takes the new spec, priority and max_attempts; they apply to the jobs created
+//!   by this call (existing jobs keep theirs).
+
+use modsync_proto::{SubmitSweepResponse, SweepSpec, SweepSummary};
+use serde_json::json;
+use sqlx::SqliteConnection;
+
+use crate::error::{Error, Result};
+use crate::store::{Store, now_ms, to_i64, to_u64};
+use crate::sweep;
+
+/// The row shape of [`SUMMARY_SQL`].
+type SummaryRow = (String, String, i64, i64, i64, i64, i64, i64, i64);
+
+/// Counts by state for sweeps; `WHERE` is appended by the caller.
+const SUMMARY_SQL: &str = "SELECT s.id, s.name, s.created_at_ms, \
+       COALESCE(SUM(j.state = 'queued'), 0), COALESCE(SUM(j.state = 'running'), 0), \
+       COALESCE(SUM(j.state = 'done'), 0), COALESCE(SUM(j.state = 'failed'), 0), \
+       COALESCE(SUM(j.state = 'cancelled'), 0), COUNT(j.id) \
+     FROM sweeps s LEFT JOIN jobs j ON j.sweep_id = s.id";
+
+fn summary((id, name, created, q, r, d, f, c, total): SummaryRow) -> SweepSummary {
+    SweepSummary {
+        sweep_id: id,
+        name,
+        created_at_ms: created,
+        queued: to_u64(q),
+        running: to_u64(r),
+        done: to_u64(d),
+        failed: to_u64(f),
+        cancelled: to_u64(c),
+        total: to_u64(total),
+    }
+}
+
+/// The spec as stored in `sweeps.spec`: the parsed base config rather than a string in a string,
+/// and the effective max_attempts.
+fn spec_json(spec: &SweepSpec, max_attempts: u32) -> String {
+    let base: serde_json::Value =
+        serde_json::from_str(&spec.base_config_json).unwrap_or_else(|_| json!({})); // validated by expand(); empty means {}
+    json!({
+        "name": spec.name,
+        "pdes": spec.pdes,
+        "methods": spec.methods,
+        "widths": spec.widths,
+        "seeds": spec.seeds,
+        "base_config": base,
+        "max_attempts": max_attempts,
+        "priority": spec.priority,
+    })
+    .to_string()
+}
+
+impl Store {
+    /// Validates and expands `spec`, then creates the sweep and the jobs it does not have yet,
+    /// in one transaction (all or nothing).
+    pub async fn submit_sweep(&self, spec: &SweepSpec) -> Result<SubmitSweepResponse> {
+        let configs = sweep::expand(spec)?;
+        let max_attempts = sweep::max_attempts(spec)?;
+        let id = sweep::sweep_id(&spec.name);
+        // Hash outside the transaction: it is the only CPU-heavy part.
+        let jobs: Vec<_> = configs
+            .iter()
+            .map(|c| (c, sweep::canonical_config(c)))
+            .collect();
+        let now = now_ms();
+
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "INSERT INTO sweeps (id, name, spec, priority, max_attempts, created_at_ms, updated_at_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (id) DO UPDATE SET spec = excluded.spec, priority = excluded.priority,
+                 max_attempts = excluded.max_attempts, updated_at_ms = excluded.updated_at_ms",
+        )
+        .bind(&id)
+        .bind(&spec.name)
+        .bind(spec_json(spec, max_attempts))
+        .bind(spec.priority)
+        .bind(max_attempts)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+
+        let mut created = 0u64;
+        for (config, (json, hash)) in &jobs {
+            let done = sqlx::query(
+                "INSERT INTO jobs (sweep_id, pde, method, width, seed, config_json, config_hash,
+                                   max_attempts, priority, created_at_ms, updated_at_ms)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (sweep_id, config_hash) DO NOTHING",
+            )
+            .bind(&id)
+            .bind(&config.pde)
+            .bind(&config.method)
+            .bind(to_i64(config.width as u64))
+            .bind(to_i64(config.seed))
+            .bind(json)
+            .bind(hash)
+            .bind(max_attempts)
+            .bind(spec.priority)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            created += done.rows_affected();
+        }
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE sweep_id = ?")
+            .bind(&id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        tracing::info!(sweep = %id, created, total, "sweep submitted");
+        Ok(SubmitSweepResponse {
+            sweep_id: id,
+            jobs_total: to_u64(total),
+            jobs_created: created,
+        })
+    }
+
+    /// All sweeps, oldest first, with their job counts.
+    pub async fn list_sweeps(&self) -> Result<Vec<SweepSummary>> {
+        let sql = format!("{SUMMARY_SQL} GROUP BY s.id ORDER BY s.created_at_ms, s.id");
+        let rows: Vec<SummaryRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows.into_iter().map(summary).collect())
+    }
+
+    /// One sweep with its job counts; NOT_FOUND if there is no such sweep.
+    pub async fn get_sweep(&self, sweep_id: &str) -> Result<SweepSummary> {
+        let mut conn = self.read.acquire().await?;
+        sweep_summary(&mut conn, sweep_id).await
+    }
+
+    /// Queued jobs → cancelled; running jobs are flagged so that their next heartbeat answers
+    /// `cancel = true` (and their release/failure/expiry ends them as cancelled).
+    pub async fn cancel_sweep(&self, sweep_id: &str) -> Result<SweepSummary> {
+        let now = now_ms();
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        sweep_summary(&mut tx, sweep_id).await?; // NOT_FOUND before writing anything
+        sqlx::query(
+            "UPDATE jobs SET state = 'cancelled', updated_at_ms = ?
+             WHERE sweep_id = ? AND state = 'queued'",
+        )
+        .bind(now)
+        .bind(sweep_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE jobs SET cancel_requested = 1, updated_at_ms = ?
+             WHERE sweep_id = ? AND state = 'running'",
+        )
+        .bind(now)
+        .bind(sweep_id)
+        .execute(&mut *tx)
+        .await?;
+        let out = sweep_summary(&mut tx, sweep_id).await?;
+        tx.commit().await?;
+        tracing::info!(sweep = %sweep_id, "sweep cancelled");
+        Ok(out)
+    }
+
+    /// Failed and cancelled jobs → queued with attempts reset to 0 (their last_error stays as a
+    /// record until the next attempt overwrites it); a pending cancel of running jobs is
+    /// withdrawn, so "cancel, then retry" resumes the whole sweep.
+    pub async fn retry_failed(&self, sweep_id: &str) -> Result<SweepSummary> {
+        let now = now_ms();
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        sweep_summary(&mut tx, sweep_id).await?;
+        sqlx::query(
+            "UPDATE jobs SET state = 'queued', attempts = 0, cancel_requested = 0,
+                 lease_expires_at_ms = NULL, updated_at_ms = ?
+             WHERE sweep_id = ? AND state IN ('failed', 'cancelled')",
+        )
+        .bind(now)
+        .bind(sweep_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE jobs SET cancel_requested = 0, updated_at_ms = ?
+             WHERE sweep_id = ? AND state = 'running' AND cancel_requested = 1",
+        )
+        .bind(now)
+        .bind(sweep_id)
+        .execute(&mut *tx)
+        .await?;
+        let out = sweep_summary(&mut tx, sweep_id).await?;
+        tx.commit().await?;
+        tracing::info!(sweep = %sweep_id, "failed jobs requeued");
+        Ok(out)
+    }
+}
+
+/// The summary of one sweep on `conn` (inside a transaction when the caller has one).
+pub(crate) async fn sweep_summary(
+    conn: &mut SqliteConnection,
+    sweep_id: &str,
+) -> Result<SweepSummary> {
+    let sql = format!("{SUMMARY_SQL} WHERE s.id = ? GROUP BY s.id");
+    let row: Option<SummaryRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(sweep_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(summary).ok_or_else(|| not_found(sweep_id))
+}
+
+pub(crate) fn not_found(sweep_id: &str) -> Error {
+    Error::NotFound(format!("no sweep {sweep_id:?}"))
+}

@@ -1,0 +1,617 @@
+//! Leases: atomicity, priority, fencing tokens, attempts, checkpoints, cancel, retry.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use modsync_proto::value::Kind;
+use modsync_proto::*;
+use tonic::Code;
+use trainer_core::{Checkpoint, MetricsRow};
+
+use crate::common::*;
+
+#[tokio::test]
+async fn concurrent_leasers_get_every_job_exactly_once() {
+    let server = Server::start(|_| {}).await;
+    let mut c = server.client().await;
+    let mut big = spec("many");
+    big.seeds = (0..10).collect(); // 2 × 1 × 2 × 10 = 40 jobs
+    assert_eq!(submit(&mut c, big).await.jobs_created, 40);
+
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let mut c = server.client().await;
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            while let Some(job) = lease(&mut c, &format!("w{w}")).await {
+                got.push((job.job_id, job.token, job.attempt));
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let ids: HashSet<i64> = all.iter().map(|j| j.0).collect();
+    assert_eq!(all.len(), 40, "leases handed out: {}", all.len());
+    assert_eq!(ids.len(), 40, "a job was leased twice");
+    assert!(
+        all.iter()
+            .all(|&(_, token, attempt)| token == 1 && attempt == 1)
+    );
+    assert_eq!(summary(&mut c, "many").await.running, 40);
+    assert_eq!(sql_i64(&mut c, "SELECT COUNT(*) FROM workers").await, 8);
+}
+
+#[tokio::test]
+async fn higher_priority_sweeps_are_leased_first() {
+    let server = Server::start(|_| {}).await;
+    let mut c = server.client().await;
+    submit(&mut c, spec("low")).await;
+    submit(
+        &mut c,
+        SweepSpec {
+            priority: 5,
+            ..spec("high")
+        },
+    )
+    .await;
+    for _ in 0..12 {
+        assert_eq!(lease(&mut c, "w").await.unwrap().sweep_id, "high");
+    }
+    let job = lease(&mut c, "w").await.unwrap();
+    assert_eq!(job.sweep_id, "low");
+    // Oldest first within a priority: the first job of the grid.
+    let first = sql_i64(&mut c, "SELECT MIN(id) FROM jobs WHERE sweep_id = 'low'").await;
+    assert_eq!(job.job_id, first);
+    let config: trainer_core::TrainConfig = serde_json::from_str(&job.config_json).unwrap();
+    assert_eq!(
+        (config.pde.as_str(), config.width, config.seed),
+        ("burgers", 8, 0)
+    );
+    assert_eq!((job.lease_ms, job.heartbeat_ms), (30_000, 5_000));
+}
+
+fn metrics_row(iter: u64, rel_l2: f64) -> MetricRow {
+    let row = MetricsRow {
+        iter,
+        lr: 1e-3,
+        loss_r: 0.5,
+        loss_b: 0.25,
+        rel_l2,
+        abs_err: 0.01,
+        abs_err_max: 0.1,
+        skipped_steps: 0,
+        elapsed_s: 1.0,
+        extra: Default::default(),
+    };
+    MetricRow {
+        iter,
+        row_json: serde_json::to_string(&row).unwrap(),
+    }
+}
+
+fn checkpoint_bytes(job: &Job, iter: u64) -> Vec<u8> {
+    let mut ckpt: Checkpoint = serde_json::from_value(serde_json::json!({
+        "iter": iter,
+        "config": serde_json::from_str::<serde_json::Value>(&job.config_json).unwrap(),
+        "rng_word_pos": "12345",
+        "skipped_steps": 0,
+        "consecutive_skips": 0,
+        "elapsed_s": 1.5,
+        "tracker": {"best": null, "min_loss": null, "last": null},
+        "adam_t": iter,
+        "method_state": null,
+    }))
+    .unwrap();
+    ckpt.vectors = vec![("theta".into(), vec![1.0, -2.5, iter as f64])];
+    ckpt.to_bytes()
+}
+
+/// Sends every fenced write with `job`'s (stale) token and checks each is refused.
+async fn assert_every_write_refused(c: &mut Client, job: &Job, worker: &str) {
+    let stale = |r: Result<(), tonic::Status>, rpc: &str| {
+        let s = r.expect_err(rpc);
+        assert_eq!(s.code(), Code::FailedPrecondition, "{rpc}: {s:?}");
+    };
+    let (job_id, token, worker_id) = (job.job_id, job.token, worker.to_string());
+    stale(
+        c.heartbeat(HeartbeatRequest {
+            job_id,
+            token,
+            worker_id: worker_id.clone(),
+            iter: 5,
+        })
+        .await
+        .map(drop),
+        "Heartbeat",
+    );
+    stale(
+        c.report_progress(ReportProgressRequest {
+            job_id,
+            token,
+            worker_id: worker_id.clone(),
+            metrics: vec![metrics_row(10, 0.9), metrics_row(20, 0.9)],
+            checkpoint: checkpoint_bytes(job, 20),
+            checkpoint_iter: 20,
+        })
+        .await
+        .map(drop),
+        "ReportProgress",
+    );
+    stale(
+        c.complete_job(CompleteJobRequest {
+            job_id,
+            token,
+            worker_id: worker_id.clone(),
+            result_json: result_json(job, 0.999),
+            device: "cpu".into(),
+        })
+        .await
+        .map(drop),
+        "CompleteJob",
+    );
+    stale(
+        c.fail_job(FailJobRequest {
+            job_id,
+            token,
+            worker_id: worker_id.clone(),
+            error: "x".into(),
+        })
+        .await
+        .map(drop),
+        "FailJob",
+    );
+    stale(
+        c.release_job(ReleaseJobRequest {
+            job_id,
+            token,
+            worker_id,
+        })
+        .await
+        .map(drop),
+        "ReleaseJob",
+    );
+}
+
+#[tokio::test]
+async fn stale_token_writes_are_refused_and_change_nothing() {
+    let server = Server::start(|c| {
+        c.lease_ms = 600;
+        c.heartbeat_ms = 100;
+        c.reap_every_ms = 25;
+    })
+    .await;
+    let mut c = server.client().await;
+    submit(
+        &mut c,
+        SweepSpec {
+            seeds: vec![0],
+            pdes: vec!["burgers".into()],
+            widths: vec![8],
+            ..spec("s")
+        },
+    )
+    .await;
+
+    let a = lease(&mut c, "worker-a").await.unwrap();
+    // A goes silent; the reaper returns the job to the queue.
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let mut c = c.clone();
+            async move { summary(&mut c, "s").await.queued == 1 }
+        })
+        .await,
+        "the expired lease was not reaped"
+    );
+    let b = lease(&mut c, "worker-b").await.unwrap();
+    assert_eq!(b.job_id, a.job_id);
+    assert_eq!((b.token, b.attempt), (a.token + 1, 2));
+
+    // While B holds the lease the job is `running`: only the token tells A's writes apart.
+    assert_every_write_refused(&mut c, &a, "worker-a").await;
+    // The refused ReleaseJob/FailJob changed nothing: B's lease stands.
+    assert_eq!(summary(&mut c, "s").await.running, 1);
+
+    c.report_progress(ReportProgressRequest {
+        job_id: b.job_id,
+        token: b.token,
+        worker_id: "worker-b".into(),
+        metrics: vec![metrics_row(10, 0.5)],
+        checkpoint: checkpoint_bytes(&b, 10),
+        checkpoint_iter: 10,
+    })
+    .await
+    .unwrap();
+    complete(&mut c, &b, "worker-b", 0.125).await;
+
+    // After B finished: A is still refused, and so is B's own token (the job is done).
+    assert_every_write_refused(&mut c, &a, "worker-a").await;
+    assert_every_write_refused(&mut c, &b, "worker-b").await;
+
+    // The store holds exactly what B wrote.
+    let rows = sql(
+        &mut c,
+        "SELECT rel_l2_best, worker_id, (SELECT state FROM jobs) FROM results",
+    )
+    .await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0][0], Kind::Real(0.125));
+    assert_eq!(text(&rows[0][1]), "worker-b");
+    assert_eq!(text(&rows[0][2]), "done");
+    let m = sql(&mut c, "SELECT iter, rel_l2, token FROM metrics").await;
+    assert_eq!(
+        m,
+        vec![vec![
+            Kind::Integer(10),
+            Kind::Real(0.5),
+            Kind::Integer(b.token)
+        ]]
+    );
+    let ck = sql(&mut c, "SELECT iter, token FROM checkpoints").await;
+    assert_eq!(ck, vec![vec![Kind::Integer(10), Kind::Integer(b.token)]]);
+    let attempts = sql_i64(&mut c, "SELECT attempts FROM jobs").await;
+    assert_eq!(
+        attempts, 2,
+        "A's refused FailJob/ReleaseJob did not touch attempts"
+    );
+}
+
+#[tokio::test]
+async fn max_attempts_fails_the_job_with_its_last_error_and_retry_requeues() {
+    let server = Server::start(|_| {}).await;
+    let mut c = server.client().await;
+    let one = SweepSpec {
+        seeds: vec![0],
+        pdes: vec!["burgers".into()],
+        widths: vec![8],
+        max_attempts: 2,
+        ..spec("f")
+    };
+    submit(&mut c, one).await;
+
+    for (n, err) in [(1, "boom 1"), (2, "boom 2")] {
+        let job = lease(&mut c, "w").await.expect("job is queued again");
+        assert_eq!(job.attempt, n);
+        c.fail_job(FailJobRequest {
+            job_id: job.job_id,
+            token: job.token,
+            worker_id: "w".into(),
+            error: err.into(),
+        })
+        .await
+        .unwrap();
+    }
+    assert!(
+        lease(&mut c, "w").await.is_none(),
+        "a failed job must not be leased"
+    );
+    let row = &sql(&mut c, "SELECT state, attempts, last_error FROM jobs").await[0];
+    assert_eq!(
+        (text(&row[0]), &row[1], text(&row[2])),
+        ("failed", &Kind::Integer(2), "boom 2")
+    );
+    let s = summary(&mut c, "f").await;
+    assert_eq!((s.failed, s.queued), (1, 0));
+
+    let s = c
+        .retry_failed(RetryFailedRequest {
+            sweep_id: "f".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((s.failed, s.queued), (0, 1));
+    let job = lease(&mut c, "w").await.unwrap();
+    assert_eq!((job.attempt, job.token), (1, 3));
+}
+
+#[tokio::test]
+async fn expired_leases_fail_the_job_after_max_attempts() {
+    let server = Server::start(|c| {
+        c.lease_ms = 150;
+        c.heartbeat_ms = 50;
+        c.reap_every_ms = 20;
+    })
+    .await;
+    let mut c = server.client().await;
+    let one = SweepSpec {
+        seeds: vec![0],
+        pdes: vec!["burgers".into()],
+        widths: vec![8],
+        max_attempts: 1,
+        ..spec("x")
+    };
+    submit(&mut c, one).await;
+    lease(&mut c, "dies").await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let mut c = c.clone();
+            async move { summary(&mut c, "x").await.failed == 1 }
+        })
+        .await
+    );
+    let row = &sql(&mut c, "SELECT last_error, lease_expires_at_ms FROM jobs").await[0];
+    assert_eq!(text(&row[0]), "lease expired after 1 attempts");
+    assert_eq!(row[1], Kind::Null(true));
+}
+
+#[tokio::test]
+async fn heartbeats_keep_the_lease() {
+    let server = Server::start(|c| {
+        c.lease_ms = 300;
+        c.heartbeat_ms = 50;
+        c.reap_every_ms = 20;
+    })
+    .await;
+    let mut c = server.client().await;
+    submit(
+        &mut c,
+        SweepSpec {
+            seeds: vec![0],
+            pdes: vec!["burgers".into()],
+            widths: vec![8],
+            ..spec("hb")
+        },
+    )
+    .await;
+    let job = lease(&mut c, "w").await.unwrap();
+    for _ in 0..12 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let r = c
+            .heartbeat(HeartbeatRequest {
+                job_id: job.job_id,
+                token: job.token,
+                worker_id: "w".into(),
+                iter: 1,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!r.cancel);
+    }
+    // 600 ms > lease_ms, and the job is still ours.
+    assert_eq!(summary(&mut c, "hb").await.running, 1);
+}
+
+#[tokio::test]
+async fn checkpoint_round_trip_and_metrics_upsert() {
+    let server = Server::start(|_| {}).await;
+    let mut c = server.client().await;
+    submit(
+        &mut c,
+        SweepSpec {
+            seeds: vec![0],
+            pdes: vec!["burgers".into()],
+            widths: vec![8],
+            ..spec("ck")
+        },
+    )
+    .await;
+    let job = lease(&mut c, "w").await.unwrap();
+    assert!(job.checkpoint.is_empty());
+
+    let progress = |metrics, checkpoint: Vec<u8>, checkpoint_iter| ReportProgressRequest {
+        job_id: job.job_id,
+        token: job.token,
+        worker_id: "w".into(),
+        metrics,
+        checkpoint,
+        checkpoint_iter,
+    };
+    c.report_progress(progress(
+        vec![metrics_row(10, 0.5), metrics_row(20, 0.4)],
+        checkpoint_bytes(&job, 20),
+        20,
+    ))
+    .await
+    .unwrap();
+    // A resumed job re-reports iteration 20: replaced, not duplicated.
+    c.report_progress(progress(vec![metrics_row(20, 0.3)], vec![], 0))
+        .await
+        .unwrap();
+    let m = sql(&mut c, "SELECT iter, rel_l2 FROM metrics ORDER BY iter").await;
+    assert_eq!(
+        m,
+        vec![
+            vec![Kind::Integer(10), Kind::Real(0.5)],
+            vec![Kind::Integer(20), Kind::Real(0.3)]
+        ]
+    );
+
+    // Corrupt bytes or a wrong iteration never replace the good checkpoint.
+    let e = c
+        .report_progress(progress(vec![], b"garbage".to_vec(), 30))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("checkpoint"), "{e:?}");
+    let e = c
+        .report_progress(progress(vec![], checkpoint_bytes(&job, 30), 31))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    // A row whose JSON disagrees with its iter, or is not a MetricsRow, is refused whole.
+    let mut bad = metrics_row(40, 0.2);
+    bad.iter = 41;
+    let e = c
+        .report_progress(progress(vec![metrics_row(30, 0.2), bad], vec![], 0))
+        .await
+        .unwrap_err();
+    assert!(e.message().contains("metrics[1].iter"), "{e:?}");
+    let e = c
+        .report_progress(progress(
+            vec![MetricRow {
+                iter: 1,
+                row_json: "{}".into(),
+            }],
+            vec![],
+            0,
+        ))
+        .await
+        .unwrap_err();
+    assert!(e.message().contains("metrics[0].row_json"), "{e:?}");
+    assert_eq!(sql_i64(&mut c, "SELECT COUNT(*) FROM metrics").await, 2);
+
+    // Released (not an attempt), leased again: the checkpoint comes back byte for byte.
+    c.release_job(ReleaseJobRequest {
+        job_id: job.job_id,
+        token: job.token,
+        worker_id: "w".into(),
+    })
+    .await
+    .unwrap();
+    let again = lease(&mut c, "w2").await.unwrap();
+    assert_eq!(again.job_id, job.job_id);
+    assert_eq!(again.attempt, 1, "a release must not count as an attempt");
+    assert_eq!(again.token, job.token + 1);
+    assert_eq!(again.checkpoint, checkpoint_bytes(&job, 20));
+    assert_eq!(Checkpoint::from_bytes(&again.checkpoint).unwrap().iter, 20);
+}
+
+#[tokio::test]
+async fn non_finite_metrics_are_stored_as_null() {
+    let server = Server::start(|_| {}).await;
+    let mut c = server.client().await;
+    submit(
+        &mut c,
+        SweepSpec {
+            seeds: vec![0],
+            pdes: vec!["burgers".into()],
+            widths: vec![8],
+            ..spec("nan")
+        },
+    )
+    .await;
+    let job = lease(&mut c, "w").await.unwrap();
+    let mut row = metrics_row(10, 0.5);
+    row.row_json = row.row_json.replace("\"loss_r\":0.5", "\"loss_r\":null");
+    assert!(row.row_json.contains("null"));
+    c.report_progress(ReportProgressRequest {
+        job_id: job.job_id,
+        token: job.token,
+        worker_id: "w".into(),
+        metrics: vec![row],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let m = sql(&mut c, "SELECT loss_r, loss_b FROM metrics").await;
+    assert_eq!(m, vec![vec![Kind::Null(true), Kind::Real(0.25)]]);
+}
+
+#[tokio::test]
+async fn bad_results_are_refused_and_the_job_stays_running() {
+    let server = Server::start(|_| {}).await;
+    let mut c = server.client().await;
+    submit(
+        &mut c,
+        SweepSpec {
+            seeds: vec![0, 1],
+            pdes: vec!["burgers".into()],
+            widths: vec![8],
+            ..spec("r")
+        },
+    )
+    .await;
+    let job = lease(&mut c, "w").await.unwrap();
+    let other = lease(&mut c, "w").await.unwrap();
+    let req = |result_json: String| CompleteJobRequest {
+        job_id: job.job_id,
+        token: job.token,
+        worker_id: "w".into(),
+        result_json,
+        device: "cpu".into(),
+    };
+    let good = result_json(&job, 0.25);
+    let cases = [
+        good.replace("\"rel_l2_best\":0.25", "\"rel_l2_best\":null"),
+        good.replace("\"status\":\"finished\"", "\"status\":\"cancelled\""),
+        "not json".to_string(),
+        String::new(),
+        result_json(&other, 0.25), // the other job's config (seed 1)
+    ];
+    for bad in cases {
+        let e = c.complete_job(req(bad.clone())).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{bad}: {e:?}");
+    }
+    assert_eq!(sql_i64(&mut c, "SELECT COUNT(*) FROM results").await, 0);
+    assert_eq!(summary(&mut c, "r").await.running, 2);
+    c.complete_job(req(good)).await.unwrap();
+    assert_eq!(summary(&mut c, "r").await.done, 1);
+    assert_eq!(
+        sql_i64(&mut c, "SELECT jobs_done FROM workers WHERE id = 'w'").await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn cancel_stops_queued_jobs_now_and_running_jobs_at_their_heartbeat() {
+    let server = Server::start(|_| {}).await;
+    let mut c = server.client().await;
+    submit(&mut c, spec("c")).await;
+    let running = lease(&mut c, "w").await.unwrap();
+    let finishing = lease(&mut c, "w").await.unwrap();
+
+    let s = c
+        .cancel_sweep(CancelSweepRequest {
+            sweep_id: "c".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((s.cancelled, s.running, s.queued), (10, 2, 0));
+    assert!(lease(&mut c, "w").await.is_none());
+
+    let hb = c
+        .heartbeat(HeartbeatRequest {
+            job_id: running.job_id,
+            token: running.token,
+            worker_id: "w".into(),
+            iter: 3,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(hb.cancel, "the running job must be told to stop");
+    c.release_job(ReleaseJobRequest {
+        job_id: running.job_id,
+        token: running.token,
+        worker_id: "w".into(),
+    })
+    .await
+    .unwrap();
+    // A job that finishes despite the cancel keeps its result.
+    complete(&mut c, &finishing, "w", 0.5).await;
+    let s = summary(&mut c, "c").await;
+    assert_eq!((s.cancelled, s.done, s.running), (11, 1, 0));
+
+    let s = c
+        .retry_failed(RetryFailedRequest {
+            sweep_id: "c".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((s.queued, s.done, s.cancelled), (11, 1, 0));
+}
+
+#[tokio::test]
+async fn lease_input_is_validated() {
+    let server = Server::start(|_| {}).await;
+    let mut c = server.client().await;
+    for (worker_id, host) in [("", "h"), ("w", &*"h".repeat(10_000))] {
+        let e = c
+            .lease_job(LeaseJobRequest {
+                worker_id: worker_id.into(),
+                host: host.into(),
+                device: "cpu".into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    }
+    // Nothing queued: an empty answer, not an error.
+    assert!(lease(&mut c, "w").await.is_none());
+}

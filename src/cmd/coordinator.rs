@@ -1,0 +1,67 @@
+//! `modsync coordinator`: serve the sweep store over gRPC until SIGTERM/Ctrl-C, then drain.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use coordinator::ServeConfig;
+
+use crate::client::{runtime, shutdown_signal};
+
+#[derive(Args)]
+pub struct CoordinatorArgs {
+    /// SQLite file holding sweeps, jobs, metrics, checkpoints and results (created if missing).
+    #[arg(long)]
+    db: PathBuf,
+    /// Address to listen on; port 0 picks a free port (the address is printed on stdout).
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    listen: SocketAddr,
+    /// Shared bearer token every client and worker must send.
+    #[arg(long, env = "MODSYNC_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// A lease expires this long after the worker's last heartbeat.
+    #[arg(long, default_value_t = ServeConfig::default().lease_ms, hide_short_help = true)]
+    lease_ms: u64,
+    /// How often workers heartbeat (must be below --lease-ms).
+    #[arg(long, default_value_t = ServeConfig::default().heartbeat_ms, hide_short_help = true)]
+    heartbeat_ms: u64,
+    /// Period of the reaper that re-queues expired leases.
+    #[arg(long, default_value_t = ServeConfig::default().reap_every_ms, hide_short_help = true)]
+    reap_every_ms: u64,
+    /// Most rows one `modsync sql` answer carries.
+    #[arg(long, default_value_t = ServeConfig::default().max_query_rows, hide_short_help = true)]
+    max_query_rows: usize,
+    /// Time limit of one `modsync sql` query.
+    #[arg(long, default_value_t = ServeConfig::default().query_timeout_ms, hide_short_help = true)]
+    query_timeout_ms: u64,
+    /// Largest gRPC message (checkpoints of wide networks are large).
+    #[arg(long, default_value_t = ServeConfig::default().max_message_bytes, hide_short_help = true)]
+    max_message_bytes: usize,
+}
+
+pub fn run(args: CoordinatorArgs) -> Result<()> {
+    let config = ServeConfig {
+        listen: args.listen,
+        db: args.db,
+        token: args.token.filter(|t| !t.is_empty()),
+        lease_ms: args.lease_ms,
+        heartbeat_ms: args.heartbeat_ms,
+        reap_every_ms: args.reap_every_ms,
+        max_query_rows: args.max_query_rows,
+        query_timeout_ms: args.query_timeout_ms,
+        max_message_bytes: args.max_message_bytes,
+    };
+    config.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("invalid --listen: cannot bind {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        // Scripts (and the tests) read the bound address from here when they asked for port 0.
+        println!("modsync coordinator listening on http://{addr}");
+        coordinator::serve_with_listener(config, listener, shutdown_signal())
+            .await
+            .map_err(|e| anyhow::anyhow!("coordinator: {e}"))
+    })
+}

@@ -1,0 +1,114 @@
+//! `modsync curves SWEEP [--out DIR]`: the capacity-scaling curves (per pde, method and width:
+//! n, mean, std, median, min of the best relative L2 over seeds) as a table, and with `--out`
+//! as `DIR/<pde>.csv` and `DIR/<pde>.svg`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use clap::Args;
+use modsync_proto::{CurvePoint, GetCurvesRequest};
+
+use crate::client::ClientArgs;
+use crate::cmd::sql::{csv_field, format_table};
+use crate::output::{csv_number, prepare_dir, write_atomic};
+use crate::plot;
+
+#[derive(Args)]
+pub struct CurvesArgs {
+    /// Sweep id (its name).
+    sweep: String,
+    /// Directory for one CSV and one SVG plot per PDE.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+pub fn run(args: CurvesArgs) -> Result<()> {
+    if let Some(dir) = &args.out {
+        prepare_dir(dir, "--out")?;
+    }
+    let (rt, mut client) = args.client.connect()?;
+    let points = rt
+        .block_on(client.get_curves(GetCurvesRequest {
+            sweep_id: args.sweep.clone(),
+        }))
+        .map_err(|s| args.client.error("curves", s))?
+        .into_inner()
+        .points;
+    report(&args.sweep, &points, args.out.as_deref())
+}
+
+/// Prints the table and, with `out`, writes the CSV and SVG files (shared with `sweep run`).
+pub fn report(sweep: &str, points: &[CurvePoint], out: Option<&Path>) -> Result<()> {
+    if points.is_empty() {
+        eprintln!("sweep {sweep} has no finished jobs yet");
+        return Ok(());
+    }
+    print!("{}", table(points));
+    if let Some(dir) = out {
+        for pde in pdes(points) {
+            let of_pde: Vec<&CurvePoint> = points.iter().filter(|p| p.pde == pde).collect();
+            write_atomic(&dir.join(format!("{pde}.csv")), to_csv(&of_pde).as_bytes())?;
+            let svg = plot::scaling_svg(&format!("{sweep}: {pde}"), &of_pde)?;
+            write_atomic(&dir.join(format!("{pde}.svg")), svg.as_bytes())?;
+        }
+        eprintln!("wrote {}/<pde>.csv and .svg", dir.display());
+    }
+    Ok(())
+}
+
+/// The PDEs in order of first appearance.
+fn pdes(points: &[CurvePoint]) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::new();
+    for p in points {
+        if !seen.contains(&p.pde) {
+            seen.push(p.pde.clone());
+        }
+    }
+    seen
+}
+
+pub const CSV_HEADER: &str = "pde,method,width,n,mean,std,median,min";
+
+/// The curve points as CSV, every number in shortest round-trip form (exact).
+pub fn to_csv(points: &[&CurvePoint]) -> String {
+    let mut out = format!("{CSV_HEADER}\n");
+    for p in points {
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{}\n",
+            csv_field(&p.pde),
+            csv_field(&p.method),
+            p.width,
+            p.n,
+            csv_number(p.mean),
+            csv_number(p.std),
+            csv_number(p.median),
+            csv_number(p.min)
+        ));
+    }
+    out
+}
+
+/// The printed table: four significant digits.
+pub fn table(points: &[CurvePoint]) -> String {
+    let headers = [
+        "pde", "method", "width", "n", "mean", "std", "median", "min",
+    ];
+    let rows: Vec<Vec<String>> = points
+        .iter()
+        .map(|p| {
+            vec![
+                p.pde.clone(),
+                p.method.clone(),
+                p.width.to_string(),
+                p.n.to_string(),
+                format!("{:.4e}", p.mean),
+                format!("{:.4e}", p.std),
+                format!("{:.4e}", p.median),
+                format!("{:.4e}", p.min),
+            ]
+        })
+        .collect();
+    format_table(&headers, &rows)
+}

@@ -1,0 +1,473 @@
+//! ModSync (SPEC §4): the masked layer and its straight-through gradients on a hand-computed
+//! example, the ≤1 % reset, unmasked biases, task routing of the threshold gradients, the
+//! sparsity loss against finite differences, and a short training run's diagnostics.
+
+use std::collections::BTreeMap;
+
+use burn::tensor::Device;
+use trainer_core::mlp::Architecture;
+use trainer_core::modsync::{
+    Ablation, ModSync, ModSyncOptions, RwMode, mask_weight, masked::ste_slope_scalar, sparsity,
+};
+use trainer_core::tensors::{Ctx, to_host};
+use trainer_core::{MetricsRow, Observer, Precision, TrainConfig, Trainer};
+
+fn ctx() -> Ctx {
+    Ctx::new(Device::flex(), Precision::F64)
+}
+
+fn close(a: f64, b: f64, tol: f64) -> bool {
+    (a - b).abs() <= tol * (1.0 + b.abs())
+}
+
+/// W `[d_in = 3, d_out = 3]` (one threshold per column) chosen so that Z = |W| − t hits every
+/// piece of the long-tailed estimator, both sides of the strict mask, and W = 0.
+#[test]
+fn masked_layer_matches_the_hand_computed_example() {
+    let ctx = ctx();
+    let t = [0.3, 0.2, 1.5];
+    let w = [
+        [0.5, -0.9, 0.9],  // Z = 0.2, 0.7, −0.6
+        [-0.3, 2.0, -0.2], // Z = 0.0, 1.8, −1.3
+        [0.25, 0.0, 2.5],  // Z = −0.05, −0.2, 1.0
+    ];
+    // By hand: M = 1[Z > 0] and S'(Z) (2 − 4|z| up to 0.4, 0.4 up to 1, then 0).
+    let m = [[1.0, 1.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
+    let s = [[1.2, 0.4, 0.4], [2.0, 0.0, 0.0], [1.8, 1.2, 0.4]];
+    let g = [[0.7, -1.1, 0.3], [2.0, 0.5, -0.4], [-0.6, 0.9, 1.3]];
+
+    let flat = |a: &[[f64; 3]; 3]| a.iter().flatten().copied().collect::<Vec<_>>();
+    let layer = mask_weight(ctx.matrix(&flat(&w), 3, 3), ctx.vector(&t));
+    let (g_w, g_t) = layer.pull_back(ctx.matrix(&flat(&g), 3, 3));
+    let (masked, mask) = (to_host(layer.masked.clone()), to_host(layer.mask.clone()));
+    let (g_w, g_t) = (to_host(g_w), to_host(g_t));
+
+    let sign = |x: f64| {
+        if x > 0.0 {
+            1.0
+        } else if x < 0.0 {
+            -1.0
+        } else {
+            0.0
+        }
+    };
+    let mut want_t = [0.0; 3];
+    for i in 0..3 {
+        for j in 0..3 {
+            let k = 3 * i + j;
+            let z = w[i][j].abs() - t[j];
+            assert!(close(ste_slope_scalar(z), s[i][j], 1e-12), "S'({z})");
+            assert_eq!(mask[k], m[i][j], "M[{i}][{j}]");
+            assert_eq!(masked[k], m[i][j] * w[i][j], "W̃[{i}][{j}]");
+            // ∂L/∂W = G⊙M + G⊙W⊙S'(Z)⊙sign(W).
+            let want = g[i][j] * m[i][j] + g[i][j] * w[i][j] * s[i][j] * sign(w[i][j]);
+            assert!(
+                close(g_w[k], want, 1e-12),
+                "∂L/∂W[{i}][{j}] = {} vs {want}",
+                g_w[k]
+            );
+            // ∂L/∂t = −Σ_rows G⊙W⊙S'(Z).
+            want_t[j] -= g[i][j] * w[i][j] * s[i][j];
+        }
+    }
+    for j in 0..3 {
+        assert!(
+            close(g_t[j], want_t[j], 1e-12),
+            "∂L/∂t[{j}] = {} vs {}",
+            g_t[j],
+            want_t[j]
+        );
+    }
+}
+
+#[test]
+fn ste_slope_pieces() {
+    let ctx = ctx();
+    let z = [
+        -1.5, -1.0, -0.7, -0.4, -0.1, 0.0, 0.25, 0.4, 0.41, 0.99, 1.0, 1.01,
+    ];
+    let want = [0.0, 0.4, 0.4, 0.4, 1.6, 2.0, 1.0, 0.4, 0.4, 0.4, 0.4, 0.0];
+    let got = to_host(trainer_core::modsync::ste_slope(ctx.vector(&z)));
+    for ((z, g), w) in z.iter().zip(&got).zip(want) {
+        assert!(close(*g, w, 1e-12), "S'({z}) = {g}, want {w}");
+        assert!(close(ste_slope_scalar(*z), w, 1e-12));
+    }
+}
+
+/// `[1, 10, 10, 1]`: layer 1 has 100 weights 0.01, 0.02, …, 1.00.
+fn reset_setup(t_layer1: f64) -> (Ctx, ModSync, Vec<f64>, Architecture) {
+    let ctx = ctx();
+    let arch = Architecture::new(1, 10, 2);
+    let slots = arch.slots();
+    let mut theta = vec![0.0; arch.num_params()];
+    for w in &mut theta[slots[0].weight.clone()] {
+        *w = 0.5;
+    }
+    for (k, w) in theta[slots[1].weight.clone()].iter_mut().enumerate() {
+        *w = 0.01 * (k + 1) as f64;
+    }
+    for (k, w) in theta[slots[2].weight.clone()].iter_mut().enumerate() {
+        *w = 0.1 * (k + 1) as f64;
+    }
+    for b in slots.iter().flat_map(|s| s.bias.clone()) {
+        theta[b] = 0.125;
+    }
+    let mut m = ModSync::new(&ctx, &arch, ModSyncOptions::default());
+    assert_eq!(m.units(), 21);
+    // Layer 0: t = 0.4 keeps all; layer 1: t_layer1 (t_r, t_b differ, same mean); layer 2:
+    // t = 0.95 keeps 1 of 10 (10 %).
+    let mut t_r = vec![0.4; 10];
+    let mut t_b = vec![0.4; 10];
+    t_r.extend(vec![t_layer1 - 0.005; 10]);
+    t_b.extend(vec![t_layer1 + 0.005; 10]);
+    t_r.push(0.95);
+    t_b.push(0.95);
+    m.t_r = ctx.vector(&t_r);
+    m.t_b = ctx.vector(&t_b);
+    (ctx, m, theta, arch)
+}
+
+#[test]
+fn reset_fires_at_one_percent_kept() {
+    // t = 0.995: only the weight 1.00 survives: 1 % kept → layer 1 reset, others untouched.
+    let (ctx, mut m, theta, _) = reset_setup(0.995);
+    let step = m.begin_step(&ctx.vector(&theta));
+    let (t_r, t_b) = (to_host(m.t_r.clone()), to_host(m.t_b.clone()));
+    assert!(t_r[..10].iter().all(|t| *t == 0.4));
+    assert!(t_r[10..20].iter().all(|t| *t == 0.0), "{:?}", &t_r[10..20]);
+    assert!(t_b[10..20].iter().all(|t| *t == 0.0));
+    assert_eq!(t_r[20], 0.95);
+    // After the reset every weight of layer 1 is kept (|W| > 0).
+    let diag: BTreeMap<String, f64> = m.diagnostics(&ctx.vector(&theta)).into_iter().collect();
+    assert_eq!(diag["kept_frac_l1"], 1.0);
+    assert_eq!(diag["kept_frac_l2"], 0.1);
+    assert_eq!(diag["resets_l1"], 1.0);
+    assert_eq!(diag["resets_l0"], 0.0);
+    drop(step);
+
+    // t = 0.985: two weights (0.99, 1.00) survive: 2 % kept → no reset.
+    let (ctx, mut m, theta, _) = reset_setup(0.985);
+    m.begin_step(&ctx.vector(&theta));
+    let t_r = to_host(m.t_r.clone());
+    assert!(
+        t_r[10..20].iter().all(|t| (*t - 0.98).abs() < 1e-12),
+        "{:?}",
+        &t_r[10..20]
+    );
+    let diag: BTreeMap<String, f64> = m.diagnostics(&ctx.vector(&theta)).into_iter().collect();
+    assert!((diag["kept_frac_l1"] - 0.02).abs() < 1e-12);
+    assert_eq!(diag["resets_l1"], 0.0);
+}
+
+#[test]
+fn biases_are_never_masked() {
+    // Thresholds far above every weight and bias (reset disabled so they stay).
+    let (ctx, mut m, theta, arch) = reset_setup(0.5);
+    m.opts.reset_below = 0.0;
+    m.t_r = m.t_r.clone().mul_scalar(0.0).add_scalar(0.6);
+    m.t_b = m.t_r.clone();
+    let step = m.begin_step(&ctx.vector(&theta));
+    let masked = to_host(step.theta.clone());
+    let slots = arch.slots();
+    for s in &slots {
+        for b in s.bias.clone() {
+            assert_eq!(masked[b], theta[b], "bias entry {b} changed");
+        }
+    }
+    // Some weights are masked (so the test can fail).
+    let w1 = &masked[slots[1].weight.clone()];
+    assert!(w1.iter().filter(|w| **w == 0.0).count() > 50);
+    // The bias gradients pass through the pull-back unchanged.
+    let g_tilde: Vec<f64> = (0..theta.len()).map(|k| 0.001 * k as f64 - 0.2).collect();
+    let (g, _) = m.pull_back(&step, ctx.vector(&g_tilde), 1.0);
+    let g = to_host(g);
+    for s in &slots {
+        for b in s.bias.clone() {
+            assert_eq!(g[b], g_tilde[b]);
+        }
+    }
+}
+
+#[test]
+fn unmasked_first_and_last_layers() {
+    let ctx = ctx();
+    let arch = Architecture::new(2, 5, 3);
+    let opts = ModSyncOptions {
+        mask_first: false,
+        mask_last: false,
+        ..Default::default()
+    };
+    let m = ModSync::new(&ctx, &arch, opts);
+    let idx: Vec<usize> = m.layers().iter().map(|l| l.index).collect();
+    assert_eq!(idx, vec![1, 2]);
+    assert_eq!(m.units(), 10);
+}
+
+#[test]
+fn threshold_gradients_are_routed_by_task() {
+    let ctx = ctx();
+    let arch = Architecture::new(2, 4, 1);
+    let n = arch.num_params();
+    let theta: Vec<f64> = (0..n)
+        .map(|k| ((k * 37 % 11) as f64 - 5.0) / 10.0)
+        .collect();
+    let g_r: Vec<f64> = (0..n).map(|k| ((k * 13 % 7) as f64 - 3.0) / 3.0).collect();
+    for route in [true, false] {
+        let opts = ModSyncOptions {
+            route_thresholds: route,
+            ..Default::default()
+        };
+        let mut m = ModSync::new(&ctx, &arch, opts);
+        let step = m.begin_step(&ctx.vector(&theta));
+        // Only L_r is non-zero: G_b = 0.
+        let (_, dt_r) = m.pull_back(&step, ctx.vector(&g_r), 1.0);
+        let (_, dt_b) = m.pull_back(&step, ctx.vector(&vec![0.0; n]), 1.0);
+        let dt_r_host = to_host(dt_r.clone());
+        assert!(
+            dt_r_host.iter().any(|x| x.abs() > 1e-3),
+            "the residual must reach t"
+        );
+        assert!(to_host(dt_b.clone()).iter().all(|x| *x == 0.0));
+        let g = m.threshold_grads(Some(dt_r), Some(dt_b));
+        let (gr, gb) = (to_host(g.g_r), to_host(g.g_b));
+        if route {
+            // t_r gets ½ ∂L_r/∂t, t_b nothing from the tasks (sparsity parts equal at t_r = t_b).
+            for k in 0..gr.len() {
+                assert!(close(gr[k] - gb[k], 0.5 * dt_r_host[k], 1e-12), "unit {k}");
+            }
+            assert!(gr.iter().zip(&gb).any(|(a, b)| a != b));
+        } else {
+            assert_eq!(gr, gb, "without routing both halves get the same gradient");
+        }
+    }
+}
+
+/// L_s and its gradient, independently: the formula of SPEC §4 and central differences.
+fn ls_ref(tr: &[f64], tb: &[f64], o: &ModSyncOptions, layers: &[std::ops::Range<usize>]) -> f64 {
+    let e = |x: f64| (-x).exp();
+    match o.mode {
+        Ablation::SparsityOnly => tr.iter().map(|t| e(*t)).sum(),
+        Ablation::DualThresholds => tr.iter().zip(tb).map(|(a, b)| e(*a) + e(*b)).sum(),
+        Ablation::Full => match o.rw {
+            RwMode::PerUnit => tr
+                .iter()
+                .zip(tb)
+                .map(|(a, b)| {
+                    let q = ((a - b) * (a - b) / o.beta).min(o.rw_max_exponent);
+                    q.exp() * (e(*a) + e(*b))
+                })
+                .sum(),
+            RwMode::PerLayer => layers
+                .iter()
+                .map(|r| {
+                    let d2: f64 = r.clone().map(|i| (tr[i] - tb[i]).powi(2)).sum();
+                    let rw = (d2 / o.beta).min(o.rw_max_exponent).exp();
+                    rw * r.clone().map(|i| e(tr[i]) + e(tb[i])).sum::<f64>()
+                })
+                .sum(),
+        },
+    }
+}
+
+#[test]
+fn sparsity_loss_and_gradients_match_finite_differences() {
+    let ctx = ctx();
+    let layers = vec![0..3, 3..7, 7..8];
+    let tr = vec![0.1, -0.2, 0.3, 0.05, 0.4, -0.1, 0.0, 0.2];
+    let tb = vec![0.0, 0.1, 0.35, -0.3, 0.4, 0.2, 0.15, -0.25];
+    let variants = [
+        ModSyncOptions::default(),
+        ModSyncOptions {
+            rw: RwMode::PerLayer,
+            ..Default::default()
+        },
+        ModSyncOptions {
+            mode: Ablation::DualThresholds,
+            ..Default::default()
+        },
+        ModSyncOptions {
+            mode: Ablation::SparsityOnly,
+            ..Default::default()
+        },
+    ];
+    for o in &variants {
+        let s = sparsity(&ctx.vector(&tr), &ctx.vector(&tb), o, &layers);
+        let loss = to_host(s.loss)[0];
+        assert!(close(loss, ls_ref(&tr, &tb, o, &layers), 1e-12), "{o:?}");
+        let (d_r, d_b) = (to_host(s.d_r), to_host(s.d_b));
+        let h = 1e-6;
+        for i in 0..tr.len() {
+            let fd = |which: usize| {
+                let (mut a, mut b) = (tr.clone(), tb.clone());
+                let v = if which == 0 { &mut a } else { &mut b };
+                v[i] += h;
+                let plus = ls_ref(&a, &b, o, &layers);
+                let v = if which == 0 { &mut a } else { &mut b };
+                v[i] -= 2.0 * h;
+                (plus - ls_ref(&a, &b, o, &layers)) / (2.0 * h)
+            };
+            if o.mode == Ablation::SparsityOnly {
+                // One shared threshold: L_s = Σ e^{−t}, t = t_r; both halves get ∂L_s/∂t.
+                assert!(
+                    close(d_r[i], fd(0), 1e-7) && d_b[i] == d_r[i],
+                    "{o:?} unit {i}"
+                );
+            } else {
+                assert!(
+                    close(d_r[i], fd(0), 1e-7),
+                    "{:?} ∂/∂t_r[{i}]: {} vs {}",
+                    o.mode,
+                    d_r[i],
+                    fd(0)
+                );
+                assert!(
+                    close(d_b[i], fd(1), 1e-7),
+                    "{:?} ∂/∂t_b[{i}]: {} vs {}",
+                    o.mode,
+                    d_b[i],
+                    fd(1)
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn rw_clamp_and_detach() {
+    let ctx = ctx();
+    // (t_r − t_b)²/β = 16/0.3 > 30: the clamp holds R_w at e^30 and its gradient at 0.
+    let (tr, tb) = (vec![4.0, 0.0], vec![0.0, 0.1]);
+    let units = vec![(0..2)];
+    let o = ModSyncOptions::default();
+    let s = sparsity(&ctx.vector(&tr), &ctx.vector(&tb), &o, &units);
+    let (d_r, rw) = (to_host(s.d_r), to_host(s.rw));
+    assert!(close(rw[0], 30f64.exp(), 1e-12));
+    assert!(close(d_r[0], -30f64.exp() * (-4f64).exp(), 1e-12));
+    assert!(to_host(s.loss)[0].is_finite());
+    // Detached: ∂L_s/∂t_r = −R_w e^{−t_r} even where R_w varies.
+    let o = ModSyncOptions {
+        detach_rw: true,
+        ..Default::default()
+    };
+    let s = sparsity(&ctx.vector(&tr), &ctx.vector(&tb), &o, &units);
+    let (d_r, d_b, rw) = (to_host(s.d_r), to_host(s.d_b), to_host(s.rw));
+    assert!(close(d_r[1], -rw[1], 1e-12));
+    assert!(close(d_b[1], -rw[1] * (-0.1f64).exp(), 1e-12));
+}
+
+#[test]
+fn modsync_option_fields_are_validated() {
+    let mut c = TrainConfig {
+        method: "modsync+dcgd".into(),
+        ..Default::default()
+    };
+    c.validate().unwrap();
+    c.modsync.beta = 0.0;
+    assert_eq!(c.validate().unwrap_err().field, "modsync.beta");
+    let mut c = TrainConfig::default();
+    c.modsync.rw_max_exponent = 1000.0;
+    assert_eq!(c.validate().unwrap_err().field, "modsync.rw_max_exponent");
+    let mut c = TrainConfig::default();
+    c.diagnostics.orth_points = 0;
+    assert_eq!(c.validate().unwrap_err().field, "diagnostics.orth_points");
+    let json =
+        r#"{"method": "modsync+config", "modsync": {"mode": "sparsity_only", "rw": "per_layer"}}"#;
+    let c: TrainConfig = serde_json::from_str(json).unwrap();
+    assert_eq!(c.modsync.mode, Ablation::SparsityOnly);
+    assert!(serde_json::from_str::<TrainConfig>(r#"{"modsync": {"betta": 0.3}}"#).is_err());
+}
+
+struct Rows(Vec<MetricsRow>);
+
+impl Observer for Rows {
+    fn on_metrics(&mut self, row: &MetricsRow) {
+        self.0.push(row.clone());
+    }
+}
+
+fn tiny(method: &str) -> TrainConfig {
+    let mut c = TrainConfig {
+        pde: "burgers".into(),
+        method: method.into(),
+        width: 8,
+        depth: 2,
+        iters: 6,
+        eval_every: 3,
+        ..Default::default()
+    };
+    c.pde_options.test_grid = Some(16);
+    c.diagnostics.diag_every = 3;
+    c
+}
+
+#[test]
+fn training_run_reports_the_diagnostics() {
+    let mut rows = Rows(Vec::new());
+    let mut t = Trainer::new(tiny("modsync+dcgd"), &Device::flex()).unwrap();
+    let r = t.run(&mut rows);
+    assert_eq!(r.skipped_steps, 0);
+    assert!(t.parameters().iter().all(|x| x.is_finite()));
+    let first = &rows.0[0].extra;
+    for key in [
+        "cos_rb",
+        "norm_g_r",
+        "norm_g_b",
+        "loss_s",
+        "orth_frac",
+        "kept_frac_l0",
+        "kept_frac_l2",
+        "exclusive_frac_l1",
+        "rw_mean_l1",
+        "resets_l0",
+    ] {
+        let v = first
+            .get(key)
+            .unwrap_or_else(|| panic!("missing {key} in {first:?}"));
+        assert!(v.is_finite(), "{key} = {v}");
+    }
+    // Initially t = 0: every (non-zero) weight is kept, t_r = t_b, R_w = 1, L_s = 2·units.
+    assert_eq!(first["kept_frac_l1"], 1.0);
+    assert_eq!(first["exclusive_frac_l1"], 0.0);
+    assert_eq!(first["rw_mean_l1"], 1.0);
+    assert_eq!(first["loss_s"], 2.0 * (8 + 8 + 1) as f64);
+    assert!((-1.0..=1.0).contains(&first["cos_rb"]));
+    assert!((0.0..=1.0).contains(&first["orth_frac"]));
+    // orth_frac at iterations 0, 3, 6 (diag_every = 3).
+    assert!(rows.0.iter().all(|r| r.extra.contains_key("orth_frac")));
+    // Thresholds have moved apart after training steps (routing at work).
+    let last = &rows.0.last().unwrap().extra;
+    assert!(last["rw_mean_l1"] >= 1.0);
+
+    // Plain methods report the gradient diagnostics but no mask statistics.
+    let mut rows = Rows(Vec::new());
+    let mut c = tiny("lra");
+    c.diagnostics.diag_every = 0;
+    Trainer::new(c, &Device::flex()).unwrap().run(&mut rows);
+    let first = &rows.0[0].extra;
+    assert!(first.contains_key("cos_rb") && first.contains_key("lambda_b"));
+    assert!(!first.contains_key("loss_s") && !first.contains_key("orth_frac"));
+}
+
+/// Every ablation mode and the per-layer R_w train without skipped steps.
+#[test]
+fn ablation_modes_train() {
+    for (mode, rw) in [
+        (Ablation::SparsityOnly, RwMode::PerUnit),
+        (Ablation::DualThresholds, RwMode::PerUnit),
+        (Ablation::Full, RwMode::PerLayer),
+    ] {
+        let mut c = tiny("modsync+config");
+        c.modsync.mode = mode;
+        c.modsync.rw = rw;
+        c.diagnostics.diag_every = 0;
+        let mut rows = Rows(Vec::new());
+        let mut t = Trainer::new(c, &Device::flex()).unwrap();
+        let r = t.run(&mut rows);
+        assert_eq!(r.skipped_steps, 0, "{mode:?}");
+        let last = &rows.0.last().unwrap().extra;
+        if mode == Ablation::SparsityOnly {
+            assert_eq!(last["exclusive_frac_l1"], 0.0, "one shared threshold");
+        }
+        assert!(last["loss_s"].is_finite());
+    }
+}

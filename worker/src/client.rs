@@ -1,0 +1,205 @@
+//! A gRPC client for the coordinator's `Sweeps` service, shared by the worker and the CLI:
+//! one lazily connected channel (it reconnects by itself after the coordinator restarts), the
+//! bearer token on every call, and the rules for which failures are worth retrying.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use modsync_proto::sweeps_client::SweepsClient;
+use tonic::metadata::MetadataValue;
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Request, Status};
+
+/// Largest message either side of a call may carry. Checkpoints of wide networks are tens of
+/// megabytes (three f64 vectors of every parameter); the coordinator has its own cap too.
+pub const MAX_MESSAGE_BYTES: usize = 512 * 1024 * 1024;
+
+/// A `Sweeps` client that sends the bearer token with every request.
+pub type Client = SweepsClient<InterceptedService<Channel, Auth>>;
+
+/// Adds `authorization: Bearer <token>` to every request when a token is configured.
+#[derive(Clone)]
+pub struct Auth {
+    /// The parsed header value, built once so a bad token fails at connect time, not per call.
+    header: Option<MetadataValue<tonic::metadata::Ascii>>,
+}
+
+impl Interceptor for Auth {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(h) = &self.header {
+            request.metadata_mut().insert("authorization", h.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// A client for the coordinator at `url` (`http://host:port`). Nothing is dialled until the
+/// first call, so this succeeds while the coordinator is still down; calls then fail with
+/// `UNAVAILABLE` until it is up, and the channel reconnects on its own. Must be called inside a
+/// tokio runtime (the channel spawns its connection task there).
+pub fn connect(url: &str, token: Option<&str>) -> Result<Client> {
+    let endpoint = Endpoint::from_shared(url.to_string())
+        .with_context(|| format!("invalid --coordinator: {url:?} is not a URL"))?
+        .connect_timeout(Duration::from_secs(5))
+        // Bounds every call, so a coordinator that hangs cannot hang a worker or a client.
+        .timeout(Duration::from_secs(120))
+        .tcp_nodelay(true);
+    if endpoint.uri().scheme_str().is_none() || endpoint.uri().host().is_none() {
+        anyhow::bail!(
+            "invalid --coordinator: {url:?} needs a scheme and host, e.g. http://127.0.0.1:50051"
+        );
+    }
+    let header = token
+        .map(|t| {
+            format!("Bearer {t}")
+                .parse()
+                .map_err(|_| anyhow::anyhow!("invalid --token: not a printable ASCII string"))
+        })
+        .transpose()?;
+    let channel = endpoint.connect_lazy();
+    Ok(SweepsClient::with_interceptor(channel, Auth { header })
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES))
+}
+
+/// Whether a failed call may succeed if sent again unchanged: the coordinator was away, busy,
+/// or the connection broke. Everything else (bad argument, stale lease, bad token) is final.
+pub fn is_transient(status: &Status) -> bool {
+    matches!(
+        status.code(),
+        Code::Unavailable
+            | Code::Unknown
+            | Code::DeadlineExceeded
+            | Code::Cancelled
+            | Code::Aborted
+            | Code::Internal
+    )
+}
+
+/// Whether the coordinator refused our credentials: retrying can never help.
+pub fn is_auth_error(status: &Status) -> bool {
+    matches!(
+        status.code(),
+        Code::Unauthenticated | Code::PermissionDenied
+    )
+}
+
+/// Capped exponential backoff: 100 ms, 200 ms, … up to `max`.
+#[derive(Clone, Debug)]
+pub struct Backoff {
+    next: Duration,
+    min: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    pub fn new(min: Duration, max: Duration) -> Self {
+        Self {
+            next: min,
+            min,
+            max,
+        }
+    }
+
+    /// The delay before the next try; each call doubles the one after it, up to `max`.
+    pub fn next_delay(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(self.max);
+        d
+    }
+
+    /// Back to the shortest delay, after a success.
+    pub fn reset(&mut self) {
+        self.next = self.min;
+    }
+}
+
+impl Default for Backoff {
+    /// 100 ms → 5 s: what the worker uses to reconnect to a coordinator that is away.
+    fn default() -> Self {
+        Self::new(Duration::from_millis(100), Duration::from_secs(5))
+    }
+}
+
+/// One line for a failed call: `UNAVAILABLE: connection refused`, without tonic's metadata dump.
+pub fn describe(status: &Status) -> String {
+    let mut msg = status.message().to_string();
+    if msg.is_empty() {
+        msg = status.code().description().to_string();
+    }
+    // Transport errors hide the cause (connection refused …) in the source chain.
+    let mut source = std::error::Error::source(status);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        source = s.source();
+    }
+    format!("{}: {}", code_name(status.code()), msg)
+}
+
+/// The gRPC name of a status code (`FAILED_PRECONDITION`), as users see it in docs.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(350));
+        let ms: Vec<u128> = (0..5).map(|_| b.next_delay().as_millis()).collect();
+        assert_eq!(ms, [100, 200, 350, 350, 350]);
+        b.reset();
+        assert_eq!(b.next_delay().as_millis(), 100);
+    }
+
+    #[tokio::test]
+    async fn bad_urls_and_tokens_are_refused() {
+        assert!(connect("not a url", None).is_err());
+        assert!(connect("127.0.0.1:50051", None).is_err());
+        assert!(connect("http://127.0.0.1:1", Some("line\nbreak")).is_err());
+        assert!(connect("http://127.0.0.1:1", Some("fine")).is_ok());
+    }
+
+    #[tokio::test]
+    async fn good_url_connects_lazily() {
+        // Nothing listens on port 1: connecting is still fine, the first call fails transiently.
+        let mut c = connect("http://127.0.0.1:1", Some("t")).unwrap();
+        let err = c
+            .list_sweeps(modsync_proto::ListSweepsRequest {})
+            .await
+            .unwrap_err();
+        assert!(is_transient(&err), "{}", describe(&err));
+    }
+
+    #[test]
+    fn stale_lease_is_final() {
+        assert!(!is_transient(&Status::failed_precondition("stale token")));
+        assert!(is_auth_error(&Status::unauthenticated("bad token")));
+    }
+}

@@ -1,0 +1,166 @@
+//! The modsync worker: pulls jobs from the coordinator, trains them with trainer-core, and
+//! reports back.
+//!
+//! A worker runs `slots` independent loops. Each loop leases one job (`LeaseJob`), trains it on
+//! a thread of its own (training is CPU-heavy and blocking), and meanwhile, from the async side,
+//! heartbeats every `heartbeat_ms` of the job, ships metric rows and every checkpoint with
+//! `ReportProgress`, and finally sends `CompleteJob` (finished or diverged) or `FailJob` (bad
+//! config, trainer error, panic). A job that comes with a checkpoint resumes from it: its
+//! iteration counter continues where the last attempt stopped.
+//!
+//! Stopping: when the shutdown future resolves (SIGTERM, Ctrl-C), every running slot asks its
+//! trainer to stop, sends the final checkpoint and releases the lease, so another worker picks
+//! the job up from there and no attempt is counted. A heartbeat answered with `cancel` (the sweep
+//! was cancelled) stops and releases the same way. A write refused with `FAILED_PRECONDITION`
+//! means this lease was taken over: the job is abandoned without another word to the
+//! coordinator, because the new holder owns it now.
+//!
+//! Failures of the coordinator itself are waited out: every call is retried with capped
+//! exponential backoff (100 ms → 5 s), and a finished result is re-sent until the coordinator
+//! accepts or definitively refuses it. Only a refused token ends the worker with an error.
+
+pub mod client;
+mod observer;
+mod slot;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::{Result, bail};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use trainer_core::TrainConfig;
+
+/// Everything a worker process needs to know.
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// The coordinator's URL, e.g. `http://10.0.0.5:50051`.
+    pub coordinator: String,
+    /// Bearer token sent on every call, when the coordinator requires one.
+    pub token: Option<String>,
+    /// Jobs trained at the same time by this process.
+    pub slots: usize,
+    /// Device name: `cpu` (Burn's pure-Rust CPU backend). `cuda:N` and `cpu-tch` need the `tch`
+    /// feature.
+    pub device: String,
+    /// Identifies this worker in leases and the coordinator's `workers` table; unique per process.
+    pub worker_id: String,
+    /// The machine's name, shown in `workers`.
+    pub host: String,
+}
+
+/// Checkpoint interval used when a job's config leaves `checkpoint_every` at 0: ten evaluations.
+/// A crash then loses at most that much training, and the checkpoint traffic stays small next to
+/// the training time (a checkpoint is three f64 copies of the parameters).
+pub fn default_checkpoint_every(config: &TrainConfig) -> u64 {
+    config.eval_every.saturating_mul(10).max(1)
+}
+
+/// Turns a `--device` name into a Burn device, or says why it cannot.
+pub fn parse_device(name: &str) -> Result<burn::tensor::Device> {
+    let name = name.trim();
+    match name {
+        "cpu" | "" => Ok(trainer_core::default_device()),
+        "cpu-tch" | "tch" | "cuda" => {
+            bail!("device {name} needs a modsync built with --features tch")
+        }
+        n if n.starts_with("cuda:") && n[5..].parse::<u32>().is_ok() => {
+            bail!("device {name} needs a modsync built with --features tch")
+        }
+        _ => bail!("invalid --device: unknown device {name:?} (expected cpu, cuda:N or cpu-tch)"),
+    }
+}
+
+/// Runs a worker until `shutdown` resolves, then checkpoints and releases every running job and
+/// returns. Returns an error at once for a bad device, slot count or URL, and later only when the
+/// coordinator refuses this worker's token.
+pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> Result<()> {
+    if config.slots == 0 {
+        bail!("invalid --slots: must be at least 1");
+    }
+    if config.worker_id.is_empty() {
+        bail!("invalid --worker-id: must not be empty");
+    }
+    let device = parse_device(&config.device)?;
+    let client = client::connect(&config.coordinator, config.token.as_deref())?;
+    let stop = CancellationToken::new();
+    let config = Arc::new(config);
+    let mut slots = JoinSet::new();
+    for index in 0..config.slots {
+        slots.spawn(
+            slot::Slot {
+                index,
+                client: client.clone(),
+                config: config.clone(),
+                device: device.clone(),
+                shutdown: stop.clone(),
+            }
+            .run(),
+        );
+    }
+    tracing::info!(
+        worker_id = %config.worker_id,
+        slots = config.slots,
+        coordinator = %config.coordinator,
+        "worker started"
+    );
+    tokio::pin!(shutdown);
+    let mut first_error: Option<anyhow::Error> = None;
+    loop {
+        tokio::select! {
+            _ = &mut shutdown, if !stop.is_cancelled() => {
+                tracing::info!("shutting down: stopping running jobs, checkpointing, releasing leases");
+                stop.cancel();
+            }
+            joined = slots.join_next() => match joined {
+                None => break,
+                Some(Ok(Ok(()))) => {}
+                Some(Ok(Err(e))) => {
+                    first_error.get_or_insert(e);
+                    stop.cancel();
+                }
+                Some(Err(e)) => {
+                    first_error.get_or_insert(anyhow::anyhow!("worker slot crashed: {e}"));
+                    stop.cancel();
+                }
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices() {
+        assert!(parse_device("cpu").is_ok());
+        let e = parse_device("cuda:0").unwrap_err().to_string();
+        assert_eq!(e, "device cuda:0 needs a modsync built with --features tch");
+        assert!(
+            parse_device("cpu-tch")
+                .unwrap_err()
+                .to_string()
+                .contains("--features tch")
+        );
+        assert!(
+            parse_device("gpu")
+                .unwrap_err()
+                .to_string()
+                .contains("--device")
+        );
+    }
+
+    #[test]
+    fn default_checkpoint_interval() {
+        let c = TrainConfig {
+            eval_every: 100,
+            ..TrainConfig::default()
+        };
+        assert_eq!(default_checkpoint_every(&c), 1000);
+    }
+}
