@@ -56,7 +56,7 @@ fn interrupted_sweep_run_continues_where_it_stopped() {
             "every lease was released: {states:?}"
         );
         let done = *states.get("done").unwrap_or(&0);
-        assert!(done >= 1 && done < 6, "interrupted mid-sweep: {states:?}");
+        assert!((1..6).contains(&done), "interrupted mid-sweep: {states:?}");
         // Jobs released with a checkpoint: the next run must resume them from it.
         let resumable = coord.sql(
             "SELECT c.job_id, c.iter, j.token FROM checkpoints c JOIN jobs j ON j.id = c.job_id \

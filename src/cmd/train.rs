@@ -52,8 +52,9 @@ pub struct TrainArgs {
     /// Directory for result.json and metrics.csv.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Boxed: ~40 optional values would make every `Command` this large.
     #[command(flatten)]
-    method_flags: crate::cmd::methods::MethodFlags,
+    method_flags: Box<crate::cmd::methods::MethodFlags>,
 }
 
 fn parse_precision(s: &str) -> Result<Precision, String> {

@@ -9,19 +9,32 @@ use std::time::Instant;
 use trainer_core::{TrainConfig, Trainer};
 
 fn arg(args: &[String], name: &str, default: &str) -> String {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| default.to_string())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| default.to_string())
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let widths: Vec<usize> = arg(&args, "--widths", "50,128,512").split(',').map(|w| w.parse().expect("width")).collect();
+    let widths: Vec<usize> = arg(&args, "--widths", "50,128,512")
+        .split(',')
+        .map(|w| w.parse().expect("width"))
+        .collect();
     let depth: usize = arg(&args, "--depth", "5").parse().expect("depth");
     let steps: u64 = arg(&args, "--steps", "30").parse().expect("steps");
     let warmup: u64 = arg(&args, "--warmup", "5").parse().expect("warmup");
     let method = arg(&args, "--method", "adam");
     let device = trainer_core::default_device();
     for width in widths {
-        let mut config = TrainConfig { pde: "burgers".into(), method: method.clone(), width, depth, ..TrainConfig::default() };
+        let mut config = TrainConfig {
+            pde: "burgers".into(),
+            method: method.clone(),
+            width,
+            depth,
+            ..TrainConfig::default()
+        };
         config.iters = trainer_core::config::MAX_ITERS; // never reached: we step by hand
         config.pde_options.test_grid = Some(2);
         let mut trainer = Trainer::new(config, &device).expect("valid config");

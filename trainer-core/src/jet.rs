@@ -151,7 +151,13 @@ impl Jet {
 pub fn tanh(z: Tensor<2>) -> Tensor<2> {
     let tracked = z.is_autodiff() && z.is_tracked();
     let plain = z.clone().inner();
-    let a = plain.mul_scalar(2.0).exp().add_scalar(1.0).recip().mul_scalar(-2.0).add_scalar(1.0);
+    let a = plain
+        .mul_scalar(2.0)
+        .exp()
+        .add_scalar(1.0)
+        .recip()
+        .mul_scalar(-2.0)
+        .add_scalar(1.0);
     if !tracked {
         return if z.is_autodiff() { a.autodiff() } else { a };
     }

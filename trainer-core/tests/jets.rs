@@ -27,7 +27,12 @@ fn setup(pde: &dyn Pde, seed: u64) -> (Architecture, Vec<f64>, Vec<f64>) {
         }
     }
     let points: Vec<f64> = (0..7)
-        .flat_map(|_| pde.domain().into_iter().map(|(lo, hi)| lo + (hi - lo) * rng.random::<f64>()).collect::<Vec<_>>())
+        .flat_map(|_| {
+            pde.domain()
+                .into_iter()
+                .map(|(lo, hi)| lo + (hi - lo) * rng.random::<f64>())
+                .collect::<Vec<_>>()
+        })
         .collect();
     (arch, theta, points)
 }
@@ -36,7 +41,14 @@ fn setup(pde: &dyn Pde, seed: u64) -> (Architecture, Vec<f64>, Vec<f64>) {
 fn net(ctx: &Ctx, layers: &Layers, pde: &dyn Pde, raw: &[f64]) -> Vec<f64> {
     let (shift, scale) = pde.input_map();
     let dim = pde.dim();
-    let x: Vec<f64> = raw.chunks(dim).flat_map(|p| (0..dim).map(|a| (p[a] - shift[a]) * scale[a]).collect::<Vec<_>>()).collect();
+    let x: Vec<f64> = raw
+        .chunks(dim)
+        .flat_map(|p| {
+            (0..dim)
+                .map(|a| (p[a] - shift[a]) * scale[a])
+                .collect::<Vec<_>>()
+        })
+        .collect();
     to_host(layers.forward(ctx.matrix(&x, raw.len() / dim, dim)))
 }
 
@@ -56,34 +68,74 @@ fn check_jets(name: &str) {
     let layers = Layers::from_flat(&ctx.vector(&theta), &arch);
     let (shift, scale) = pde.input_map();
     // Every derivative the residual or a condition uses: the residual spec plus all firsts.
-    let spec = pde.residual_spec().union(&JetSpec::new(dim, &(0..dim).collect::<Vec<_>>(), &[]));
-    let x: Vec<f64> = points.chunks(dim).flat_map(|p| (0..dim).map(|a| (p[a] - shift[a]) * scale[a]).collect::<Vec<_>>()).collect();
+    let spec = pde
+        .residual_spec()
+        .union(&JetSpec::new(dim, &(0..dim).collect::<Vec<_>>(), &[]));
+    let x: Vec<f64> = points
+        .chunks(dim)
+        .flat_map(|p| {
+            (0..dim)
+                .map(|a| (p[a] - shift[a]) * scale[a])
+                .collect::<Vec<_>>()
+        })
+        .collect();
     let jet = layers.forward_jet(ctx.matrix(&x, points.len() / dim, dim), &spec, &scale);
     let value = to_host(jet.value.clone());
     let direct = net(&ctx, &layers, pde.as_ref(), &points);
     for (a, b) in value.iter().zip(&direct) {
-        assert!((a - b).abs() < 1e-13, "{name}: jet value {a} vs forward {b}");
+        assert!(
+            (a - b).abs() < 1e-13,
+            "{name}: jet value {a} vs forward {b}"
+        );
     }
     for axis in 0..dim {
         // Step sizes relative to the axis' extent (Klein–Gordon 3-D spans 10 in t).
         let extent = pde.domain()[axis].1 - pde.domain()[axis].0;
         let h1 = 1e-5 * extent;
-        let plus = net(&ctx, &layers, pde.as_ref(), &shifted(&points, dim, axis, h1));
-        let minus = net(&ctx, &layers, pde.as_ref(), &shifted(&points, dim, axis, -h1));
+        let plus = net(
+            &ctx,
+            &layers,
+            pde.as_ref(),
+            &shifted(&points, dim, axis, h1),
+        );
+        let minus = net(
+            &ctx,
+            &layers,
+            pde.as_ref(),
+            &shifted(&points, dim, axis, -h1),
+        );
         let d1 = to_host(jet.d1(axis).expand([points.len() / dim, 1]));
         for i in 0..d1.len() {
             let fd = (plus[i] - minus[i]) / (2.0 * h1);
-            assert!((d1[i] - fd).abs() <= 1e-6 * fd.abs().max(1.0 / extent), "{name} d/d{axis} point {i}: jet {} fd {fd}", d1[i]);
+            assert!(
+                (d1[i] - fd).abs() <= 1e-6 * fd.abs().max(1.0 / extent),
+                "{name} d/d{axis} point {i}: jet {} fd {fd}",
+                d1[i]
+            );
         }
         if spec.order[axis] == 2 {
             let h2 = 1e-3 * extent;
-            let plus = net(&ctx, &layers, pde.as_ref(), &shifted(&points, dim, axis, h2));
-            let minus = net(&ctx, &layers, pde.as_ref(), &shifted(&points, dim, axis, -h2));
+            let plus = net(
+                &ctx,
+                &layers,
+                pde.as_ref(),
+                &shifted(&points, dim, axis, h2),
+            );
+            let minus = net(
+                &ctx,
+                &layers,
+                pde.as_ref(),
+                &shifted(&points, dim, axis, -h2),
+            );
             let d2 = to_host(jet.d2(axis));
             for i in 0..d2.len() {
                 let fd = (plus[i] - 2.0 * direct[i] + minus[i]) / (h2 * h2);
                 let tol = 1e-4 * fd.abs().max(1.0 / (extent * extent));
-                assert!((d2[i] - fd).abs() <= tol, "{name} d²/d{axis}² point {i}: jet {} fd {fd}", d2[i]);
+                assert!(
+                    (d2[i] - fd).abs() <= tol,
+                    "{name} d²/d{axis}² point {i}: jet {} fd {fd}",
+                    d2[i]
+                );
             }
         }
     }
@@ -111,13 +163,34 @@ fn jets_match_finite_differences_klein_gordon3d() {
 }
 
 /// L_r(θ) through the jet, on fixed points, and its gradient by one backward.
-fn residual_loss(ctx: &Ctx, pde: &dyn Pde, arch: &Architecture, theta: &[f64], batch: &pde::ResidualBatch) -> (f64, Vec<f64>) {
+fn residual_loss(
+    ctx: &Ctx,
+    pde: &dyn Pde,
+    arch: &Architecture,
+    theta: &[f64],
+    batch: &pde::ResidualBatch,
+) -> (f64, Vec<f64>) {
     let dim = pde.dim();
     let (shift, scale) = pde.input_map();
-    let x: Vec<f64> = batch.points.chunks(dim).flat_map(|p| (0..dim).map(|a| (p[a] - shift[a]) * scale[a]).collect::<Vec<_>>()).collect();
+    let x: Vec<f64> = batch
+        .points
+        .chunks(dim)
+        .flat_map(|p| {
+            (0..dim)
+                .map(|a| (p[a] - shift[a]) * scale[a])
+                .collect::<Vec<_>>()
+        })
+        .collect();
     let layers = Layers::from_flat(&ctx.vector(theta), arch).into_leaves();
-    let jet = layers.forward_jet(ctx.matrix(&x, batch.forcing.len(), dim), &pde.residual_spec(), &scale);
-    let loss: Tensor<1> = pde.residual(&jet, ctx.column(&batch.forcing)).square().mean();
+    let jet = layers.forward_jet(
+        ctx.matrix(&x, batch.forcing.len(), dim),
+        &pde.residual_spec(),
+        &scale,
+    );
+    let loss: Tensor<1> = pde
+        .residual(&jet, ctx.column(&batch.forcing))
+        .square()
+        .mean();
     let grad = layers.flat_grad(&loss.backward());
     (to_host(loss.inner())[0], to_host(grad))
 }
@@ -130,15 +203,24 @@ fn residual_loss_gradient_matches_directional_finite_difference() {
         let (arch, theta, _) = setup(pde.as_ref(), 11);
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let batch = pde.sample_residual(&mut rng);
-        let direction: Vec<f64> = (0..theta.len()).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let direction: Vec<f64> = (0..theta.len())
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
         let (_, grad) = residual_loss(&ctx, pde.as_ref(), &arch, &theta, &batch);
         let analytic: f64 = grad.iter().zip(&direction).map(|(g, d)| g * d).sum();
         let h = 1e-6;
         let at = |s: f64| {
-            let t: Vec<f64> = theta.iter().zip(&direction).map(|(t, d)| t + s * d).collect();
+            let t: Vec<f64> = theta
+                .iter()
+                .zip(&direction)
+                .map(|(t, d)| t + s * d)
+                .collect();
             residual_loss(&ctx, pde.as_ref(), &arch, &t, &batch).0
         };
         let fd = (at(h) - at(-h)) / (2.0 * h);
-        assert!((analytic - fd).abs() <= 1e-6 * fd.abs().max(1e-3), "{name}: backward {analytic} vs fd {fd}");
+        assert!(
+            (analytic - fd).abs() <= 1e-6 * fd.abs().max(1e-3),
+            "{name}: backward {analytic} vs fd {fd}"
+        );
     }
 }

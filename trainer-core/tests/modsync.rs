@@ -337,7 +337,7 @@ fn rw_clamp_and_detach() {
     let ctx = ctx();
     // (t_r − t_b)²/β = 16/0.3 > 30: the clamp holds R_w at e^30 and its gradient at 0.
     let (tr, tb) = (vec![4.0, 0.0], vec![0.0, 0.1]);
-    let units = vec![(0..2)];
+    let units = [std::ops::Range { start: 0, end: 2 }];
     let o = ModSyncOptions::default();
     let s = sparsity(&ctx.vector(&tr), &ctx.vector(&tb), &o, &units);
     let (d_r, rw) = (to_host(s.d_r), to_host(s.rw));

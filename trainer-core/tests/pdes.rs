@@ -9,7 +9,10 @@ use trainer_core::pde::{self, Pde, PdeParams, Quantity};
 use trainer_core::tensors::{Ctx, to_host};
 
 fn all() -> Vec<Box<dyn Pde>> {
-    pde::NAMES.iter().map(|n| pde::by_name(n, PdeParams { nc: 6 }).unwrap()).collect()
+    pde::NAMES
+        .iter()
+        .map(|n| pde::by_name(n, PdeParams { nc: 6 }).unwrap())
+        .collect()
 }
 
 /// Central differences of the reference solution at each point along `axis`.
@@ -25,10 +28,16 @@ fn fd(pde: &dyn Pde, points: &[f64], axis: usize, order: u8) -> Vec<f64> {
     };
     let (plus, minus) = (shift(h), shift(-h));
     match order {
-        1 => plus.iter().zip(&minus).map(|(p, m)| (p - m) / (2.0 * h)).collect(),
+        1 => plus
+            .iter()
+            .zip(&minus)
+            .map(|(p, m)| (p - m) / (2.0 * h))
+            .collect(),
         _ => {
             let mid = pde.reference(points);
-            (0..mid.len()).map(|i| (plus[i] - 2.0 * mid[i] + minus[i]) / (h * h)).collect()
+            (0..mid.len())
+                .map(|i| (plus[i] - 2.0 * mid[i] + minus[i]) / (h * h))
+                .collect()
         }
     }
 }
@@ -41,17 +50,32 @@ fn exact_solutions_satisfy_their_pde_through_the_residual_code() {
         let mut batch = pde.sample_residual(&mut ChaCha8Rng::seed_from_u64(1));
         if pde.name() == "burgers" {
             // Differences in t need t − h ≥ 0; the Cole–Hopf quadrature starts at t > 0.
-            let keep: Vec<usize> = (0..batch.forcing.len()).filter(|&i| batch.points[i * dim + 1] > 0.05).collect();
-            batch.points = keep.iter().flat_map(|&i| batch.points[i * dim..(i + 1) * dim].to_vec()).collect();
+            let keep: Vec<usize> = (0..batch.forcing.len())
+                .filter(|&i| batch.points[i * dim + 1] > 0.05)
+                .collect();
+            batch.points = keep
+                .iter()
+                .flat_map(|&i| batch.points[i * dim..(i + 1) * dim].to_vec())
+                .collect();
             batch.forcing = keep.iter().map(|&i| batch.forcing[i]).collect();
         }
         let n = batch.forcing.len();
         let spec = pde.residual_spec();
         let jet = Jet {
             value: ctx.column(&pde.reference(&batch.points)),
-            d1: (0..dim).map(|a| (spec.order[a] >= 1).then(|| ctx.column(&fd(pde.as_ref(), &batch.points, a, 1)))).collect(),
+            d1: (0..dim)
+                .map(|a| {
+                    (spec.order[a] >= 1).then(|| ctx.column(&fd(pde.as_ref(), &batch.points, a, 1)))
+                })
+                .collect(),
             d2: (0..dim)
-                .map(|a| if spec.order[a] == 2 { Second::Tensor(ctx.column(&fd(pde.as_ref(), &batch.points, a, 2))) } else { Second::NotNeeded })
+                .map(|a| {
+                    if spec.order[a] == 2 {
+                        Second::Tensor(ctx.column(&fd(pde.as_ref(), &batch.points, a, 2)))
+                    } else {
+                        Second::NotNeeded
+                    }
+                })
                 .collect(),
         };
         let residual = to_host(pde.residual(&jet, ctx.column(&batch.forcing)));
@@ -61,20 +85,33 @@ fn exact_solutions_satisfy_their_pde_through_the_residual_code() {
             .map(|i| {
                 let mut s = batch.forcing[i].abs() + 1.0;
                 for a in 0..dim {
-                    s += jet.d1[a].as_ref().map_or(0.0, |t| to_host(t.clone().slice(i..i + 1))[0].abs());
+                    s += jet.d1[a]
+                        .as_ref()
+                        .map_or(0.0, |t| to_host(t.clone().slice(i..i + 1))[0].abs());
                 }
                 s
             })
             .collect();
         for (i, r) in residual.iter().enumerate() {
-            assert!(r.abs() <= 1e-4 * term_size[i].max(1.0) * if pde.name() == "burgers" { 10.0 } else { 1.0 },
-                "{}: |residual| {r} at point {i} of {n} (term size {})", pde.name(), term_size[i]);
+            assert!(
+                r.abs()
+                    <= 1e-4
+                        * term_size[i].max(1.0)
+                        * if pde.name() == "burgers" { 10.0 } else { 1.0 },
+                "{}: |residual| {r} at point {i} of {n} (term size {})",
+                pde.name(),
+                term_size[i]
+            );
         }
         let scale = batch.forcing.iter().fold(1.0f64, |m, f| m.max(f.abs()));
         // And the check can fail: a wrong forcing term is visible.
         let wrong: Vec<f64> = batch.forcing.iter().map(|f| f + 0.1 * scale).collect();
         let off = to_host(pde.residual(&jet, ctx.column(&wrong)));
-        assert!(off.iter().all(|r| r.abs() > 0.05 * scale), "{}: residual ignores the forcing", pde.name());
+        assert!(
+            off.iter().all(|r| r.abs() > 0.05 * scale),
+            "{}: residual ignores the forcing",
+            pde.name()
+        );
     }
 }
 
@@ -102,7 +139,12 @@ fn conditions_agree_with_the_solution() {
                 }
             };
             for (g, t) in got.iter().zip(&c.target) {
-                assert!((g - t).abs() < 1e-5, "{} {:?}: solution {g} vs target {t}", pde.name(), c.quantity);
+                assert!(
+                    (g - t).abs() < 1e-5,
+                    "{} {:?}: solution {g} vs target {t}",
+                    pde.name(),
+                    c.quantity
+                );
             }
         }
     }
@@ -132,9 +174,17 @@ fn samplers_follow_the_spec() {
             }
         }
         let conds = pde.sample_conditions(&mut rng);
-        assert_eq!(conds.iter().map(|c| c.target.len()).collect::<Vec<_>>(), per_cond, "{name} condition sizes");
+        assert_eq!(
+            conds.iter().map(|c| c.target.len()).collect::<Vec<_>>(),
+            per_cond,
+            "{name} condition sizes"
+        );
         // Resampled every iteration: the next draw differs.
-        assert_ne!(pde.sample_residual(&mut rng).points, batch.points, "{name} resamples");
+        assert_ne!(
+            pde.sample_residual(&mut rng).points,
+            batch.points,
+            "{name} resamples"
+        );
     }
 }
 
@@ -149,17 +199,30 @@ fn burgers_collocation_is_a_latin_hypercube_below_t_099() {
             let stratum = (((p[axis] - lo) / (hi - lo)) * n as f64).floor() as usize;
             seen[stratum.min(n - 1)] += 1;
         }
-        assert!(seen.iter().all(|&c| c == 1), "axis {axis}: every stratum holds exactly one point");
+        assert!(
+            seen.iter().all(|&c| c == 1),
+            "axis {axis}: every stratum holds exactly one point"
+        );
     }
 }
 
 #[test]
 fn test_grids_and_input_normalisation() {
-    let sizes = [("helmholtz2d", 10_000), ("klein_gordon2d", 10_000), ("burgers", 25_600), ("helmholtz3d", 1_000_000), ("klein_gordon3d", 1_000_000)];
+    let sizes = [
+        ("helmholtz2d", 10_000),
+        ("klein_gordon2d", 10_000),
+        ("burgers", 25_600),
+        ("helmholtz3d", 1_000_000),
+        ("klein_gordon3d", 1_000_000),
+    ];
     for (name, n) in sizes {
         let pde = pde::by_name(name, PdeParams { nc: 16 }).unwrap();
         assert_eq!(pde.test_grid(None).len(), n, "{name} default grid");
-        assert_eq!(pde.test_grid(Some(5)).len(), 5usize.pow(pde.dim() as u32), "{name} --test-grid 5");
+        assert_eq!(
+            pde.test_grid(Some(5)).len(),
+            5usize.pow(pde.dim() as u32),
+            "{name} --test-grid 5"
+        );
         let (shift, scale) = pde.input_map();
         for (a, (lo, hi)) in pde.domain().into_iter().enumerate() {
             if pde.normalises_inputs() {
@@ -172,7 +235,9 @@ fn test_grids_and_input_normalisation() {
         }
     }
     // Burgers' grid: 256 x by t = 0, 0.01, …, 0.99, t fastest.
-    let grid = pde::by_name("burgers", PdeParams { nc: 16 }).unwrap().test_grid(None);
+    let grid = pde::by_name("burgers", PdeParams { nc: 16 })
+        .unwrap()
+        .test_grid(None);
     assert_eq!(grid.shape, vec![256, 100]);
     assert_eq!(&grid.points[0..4], &[-1.0, 0.0, -1.0, 0.01]);
     assert!((grid.points[2 * 99 + 1] - 0.99).abs() < 1e-15);

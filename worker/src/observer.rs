@@ -15,7 +15,7 @@ pub enum Event {
     /// `Checkpoint::to_bytes` and the iteration it was taken at.
     Checkpoint(Vec<u8>, u64),
     /// The run ended: a result, or why there is none (config error, panic).
-    Done(Result<RunResult, String>),
+    Done(Result<Box<RunResult>, String>),
 }
 
 /// Shared between the slot and its training thread.

@@ -145,7 +145,7 @@ impl Slot {
             }
         };
         let (config, resume_at) = match &start {
-            Start::Fresh(c) => (c.clone(), 0),
+            Start::Fresh(c) => ((**c).clone(), 0),
             Start::Resume(ck) => (ck.config.clone(), ck.iter),
         };
         tracing::info!(
@@ -394,7 +394,7 @@ impl Slot {
         &mut self,
         lease: &Lease,
         mut pending: Pending,
-        result: RunResult,
+        result: Box<RunResult>,
     ) -> Result<()> {
         if !self.flush(lease, &mut pending, true).await? {
             return Ok(());
@@ -528,7 +528,7 @@ impl Slot {
 
 /// How a job starts: from scratch, or from its last checkpoint.
 enum Start {
-    Fresh(TrainConfig),
+    Fresh(Box<TrainConfig>),
     Resume(Box<Checkpoint>),
 }
 
@@ -542,7 +542,7 @@ fn prepare(job: &Job) -> Result<Start, String> {
         config.checkpoint_every = crate::default_checkpoint_every(&config);
     }
     if job.checkpoint.is_empty() {
-        return Ok(Start::Fresh(config));
+        return Ok(Start::Fresh(Box::new(config)));
     }
     match Checkpoint::from_bytes(&job.checkpoint) {
         Ok(mut checkpoint) => {
@@ -553,7 +553,7 @@ fn prepare(job: &Job) -> Result<Start, String> {
                     job_id = job.job_id,
                     "the checkpoint was taken with another config; starting from iteration 0"
                 );
-                return Ok(Start::Fresh(config));
+                return Ok(Start::Fresh(Box::new(config)));
             }
             checkpoint.config = config;
             Ok(Start::Resume(Box::new(checkpoint)))
@@ -563,7 +563,7 @@ fn prepare(job: &Job) -> Result<Start, String> {
                 job_id = job.job_id,
                 "unusable checkpoint ({e}); starting from iteration 0"
             );
-            Ok(Start::Fresh(config))
+            Ok(Start::Fresh(Box::new(config)))
         }
     }
 }
@@ -592,12 +592,12 @@ fn spawn_trainer(
     let body = move || {
         let outcome = catch_unwind(AssertUnwindSafe(move || {
             let mut trainer = match start {
-                Start::Fresh(config) => Trainer::new(config, &device),
+                Start::Fresh(config) => Trainer::new(*config, &device),
                 Start::Resume(checkpoint) => Trainer::resume(&checkpoint, &device),
             }
             .map_err(|e| e.to_string())?;
             let mut observer = ChannelObserver { events, control };
-            Ok(trainer.run(&mut observer))
+            Ok(Box::new(trainer.run(&mut observer)))
         }));
         let outcome = match outcome {
             Ok(result) => result,

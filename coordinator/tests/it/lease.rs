@@ -178,7 +178,8 @@ async fn assert_every_write_refused(c: &mut Client, job: &Job, worker: &str) {
 #[tokio::test]
 async fn stale_token_writes_are_refused_and_change_nothing() {
     let server = Server::start(|c| {
-        c.lease_ms = 600;
+        // Long enough that B's lease cannot run out on a loaded CI machine mid-test.
+        c.lease_ms = 1_000;
         c.heartbeat_ms = 100;
         c.reap_every_ms = 25;
     })
@@ -340,7 +341,7 @@ async fn expired_leases_fail_the_job_after_max_attempts() {
 #[tokio::test]
 async fn heartbeats_keep_the_lease() {
     let server = Server::start(|c| {
-        c.lease_ms = 300;
+        c.lease_ms = 500;
         c.heartbeat_ms = 50;
         c.reap_every_ms = 20;
     })
@@ -357,7 +358,7 @@ async fn heartbeats_keep_the_lease() {
     )
     .await;
     let job = lease(&mut c, "w").await.unwrap();
-    for _ in 0..12 {
+    for _ in 0..16 {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let r = c
             .heartbeat(HeartbeatRequest {
@@ -371,7 +372,7 @@ async fn heartbeats_keep_the_lease() {
             .into_inner();
         assert!(!r.cancel);
     }
-    // 600 ms > lease_ms, and the job is still ours.
+    // 800 ms > lease_ms, and the job is still ours.
     assert_eq!(summary(&mut c, "hb").await.running, 1);
 }
 

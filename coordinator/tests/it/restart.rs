@@ -7,7 +7,7 @@ use crate::common::*;
 #[tokio::test]
 async fn restarted_coordinator_continues_and_reaps_old_leases() {
     let tweak = |c: &mut coordinator::ServeConfig| {
-        c.lease_ms = 300;
+        c.lease_ms = 600;
         c.heartbeat_ms = 100;
         c.reap_every_ms = 25;
     };
@@ -22,7 +22,7 @@ async fn restarted_coordinator_continues_and_reaps_old_leases() {
     served.expect("graceful shutdown returns Ok");
 
     // Let the orphan's lease run out while no coordinator is up.
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    tokio::time::sleep(Duration::from_millis(650)).await;
     // The second coordinator's own leases are long, so none of them expires during the test;
     // the orphan's expiry was stored by the first one.
     let second = Server::start_on(db, |c| c.reap_every_ms = 25).await;
