@@ -17,7 +17,8 @@ if [ ! -x bench/.venv/bin/python ] || ! bench/.venv/bin/python -c "import torch"
   python3 -m venv bench/.venv
   bench/.venv/bin/pip install -q "torch==${TORCH_VERSION}"
 fi
-cargo build --release -q -p trainer-core --example step_time
+# --workspace, not -p trainer-core: per-package feature resolution would rebuild Burn.
+cargo build --release -q --workspace --example step_time
 
 ours=$(RAYON_NUM_THREADS=$THREADS target/release/examples/step_time --widths "$WIDTHS" --steps "$STEPS")
 theirs=$(OMP_NUM_THREADS=$THREADS bench/.venv/bin/python bench/step_time_torch.py --widths ${WIDTHS//,/ } --steps "$STEPS" --threads "$THREADS")
