@@ -783,14 +783,7 @@ impl Trainer {
     /// Normalises raw row-major points and uploads them as `[n, dim]`.
     fn upload_points(&self, points: &[f64]) -> Tensor<2> {
         let dim = self.pde.dim();
-        let normalised: Vec<f64> = points
-            .chunks_exact(dim)
-            .flat_map(|p| {
-                p.iter()
-                    .enumerate()
-                    .map(|(a, x)| (x - self.input_shift[a]) * self.input_scale[a])
-            })
-            .collect();
+        let normalised = pde::normalise(points, &self.input_shift, &self.input_scale);
         self.ctx.matrix(&normalised, points.len() / dim, dim)
     }
 

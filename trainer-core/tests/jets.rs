@@ -41,14 +41,7 @@ fn setup(pde: &dyn Pde, seed: u64) -> (Architecture, Vec<f64>, Vec<f64>) {
 fn net(ctx: &Ctx, layers: &Layers, pde: &dyn Pde, raw: &[f64]) -> Vec<f64> {
     let (shift, scale) = pde.input_map();
     let dim = pde.dim();
-    let x: Vec<f64> = raw
-        .chunks(dim)
-        .flat_map(|p| {
-            (0..dim)
-                .map(|a| (p[a] - shift[a]) * scale[a])
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let x = pde::normalise(raw, &shift, &scale);
     to_host(layers.forward(ctx.matrix(&x, raw.len() / dim, dim)))
 }
 
@@ -71,14 +64,7 @@ fn check_jets(name: &str) {
     let spec = pde
         .residual_spec()
         .union(&JetSpec::new(dim, &(0..dim).collect::<Vec<_>>(), &[]));
-    let x: Vec<f64> = points
-        .chunks(dim)
-        .flat_map(|p| {
-            (0..dim)
-                .map(|a| (p[a] - shift[a]) * scale[a])
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let x = pde::normalise(&points, &shift, &scale);
     let jet = layers.forward_jet(ctx.matrix(&x, points.len() / dim, dim), &spec, &scale);
     let value = to_host(jet.value.clone());
     let direct = net(&ctx, &layers, pde.as_ref(), &points);
@@ -172,15 +158,7 @@ fn residual_loss(
 ) -> (f64, Vec<f64>) {
     let dim = pde.dim();
     let (shift, scale) = pde.input_map();
-    let x: Vec<f64> = batch
-        .points
-        .chunks(dim)
-        .flat_map(|p| {
-            (0..dim)
-                .map(|a| (p[a] - shift[a]) * scale[a])
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let x = pde::normalise(&batch.points, &shift, &scale);
     let layers = Layers::from_flat(&ctx.vector(theta), arch).into_leaves();
     let jet = layers.forward_jet(
         ctx.matrix(&x, batch.forcing.len(), dim),

@@ -66,14 +66,7 @@ fn fixed_batch_losses(config: &TrainConfig, theta: &[f64]) -> (f64, f64) {
     );
     let (shift, scale) = pde.input_map();
     let upload = |points: &[f64]| {
-        let x: Vec<f64> = points
-            .chunks(dim)
-            .flat_map(|p| {
-                (0..dim)
-                    .map(|a| (p[a] - shift[a]) * scale[a])
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+        let x = pde::normalise(points, &shift, &scale);
         ctx.matrix(&x, points.len() / dim, dim)
     };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12345);

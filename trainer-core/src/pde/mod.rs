@@ -202,6 +202,15 @@ pub(crate) fn latin_hypercube(
     pts
 }
 
+/// Applies the affine input map x̂ = (x − shift) · scale to row-major points.
+pub fn normalise(points: &[f64], shift: &[f64], scale: &[f64]) -> Vec<f64> {
+    let dim = shift.len();
+    points
+        .chunks_exact(dim)
+        .flat_map(|p| (0..dim).map(move |a| (p[a] - shift[a]) * scale[a]))
+        .collect()
+}
+
 /// `n` evenly spaced values from `lo` to `hi` inclusive.
 pub fn linspace(lo: f64, hi: f64, n: usize) -> Vec<f64> {
     if n == 1 {
