@@ -47,6 +47,13 @@ pub async fn serve_with_listener(
     let service = SweepsServer::new(SweepService::new(store.clone(), config.clone()))
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
+    // The standard gRPC health protocol (grpc.health.v1), for Kubernetes probes and load
+    // balancers. It answers without a token: a probe must not need the secret, and it reveals
+    // nothing but "serving".
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<SweepsServer<SweepService>>()
+        .await;
     tracing::info!(
         %addr,
         db = %config.db.display(),
@@ -54,6 +61,7 @@ pub async fn serve_with_listener(
         "coordinator listening"
     );
     let served = Server::builder()
+        .add_service(health_service)
         .add_service(InterceptedService::new(service, auth))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await;
