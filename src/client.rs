@@ -1,5 +1,7 @@
-//! What every client subcommand shares: where the coordinator is, the token, a runtime, and
-//! one-line messages for failed calls.
+//! What every client subcommand shares: where the coordinator is, the token, the CA to trust
+//! for TLS, a runtime, and one-line messages for failed calls.
+
+use std::path::PathBuf;
 
 use anyhow::{Result, anyhow};
 use clap::Args;
@@ -9,8 +11,9 @@ use worker::client::{Client, describe};
 /// The coordinator's address when neither `--coordinator` nor `$MODSYNC_COORDINATOR` says.
 pub const DEFAULT_COORDINATOR: &str = "http://127.0.0.1:50051";
 
-/// `--coordinator` and `--token`, flattened into each client subcommand.
-#[derive(Args, Clone, Debug)]
+/// `--coordinator`, `--token` and `--tls-ca`, flattened into each client subcommand. `Debug`
+/// never shows the token.
+#[derive(Args, Clone)]
 pub struct ClientArgs {
     /// The coordinator's URL.
     #[arg(long, env = "MODSYNC_COORDINATOR", default_value = DEFAULT_COORDINATOR)]
@@ -18,6 +21,20 @@ pub struct ClientArgs {
     /// Bearer token, when the coordinator was started with one.
     #[arg(long, env = "MODSYNC_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// CA certificate (PEM) to trust for an https:// coordinator, e.g. its self-signed
+    /// certificate.
+    #[arg(long, env = "MODSYNC_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for ClientArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientArgs")
+            .field("coordinator", &self.coordinator)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("tls_ca", &self.tls_ca)
+            .finish()
+    }
 }
 
 impl ClientArgs {
@@ -26,7 +43,11 @@ impl ClientArgs {
         let rt = runtime()?;
         let client = {
             let _entered = rt.enter();
-            worker::client::connect(&self.coordinator, self.token.as_deref())?
+            worker::client::connect_with(
+                &self.coordinator,
+                self.token.as_deref(),
+                self.tls_ca.as_deref(),
+            )?
         };
         Ok((rt, client))
     }
@@ -40,10 +61,22 @@ impl ClientArgs {
                 describe(&status)
             ),
             Code::Unavailable => anyhow!(
-                "{what}: cannot reach the coordinator at {} (set --coordinator or $MODSYNC_COORDINATOR): {}",
+                "{what}: cannot reach the coordinator at {} (set --coordinator or $MODSYNC_COORDINATOR; for TLS use https:// and --tls-ca): {}",
                 self.coordinator,
                 describe(&status)
             ),
+            // A plaintext client talking to a TLS server: the connection breaks at once (it reads
+            // the TLS alert as HTTP/2 frames, or the server hangs up).
+            Code::Internal | Code::Cancelled | Code::Unknown
+                if self.coordinator.starts_with("http://")
+                    && describe(&status).contains("transport error") =>
+            {
+                anyhow!(
+                    "{what}: the coordinator at {} does not speak plaintext gRPC (if it serves TLS, use https:// and --tls-ca): {}",
+                    self.coordinator,
+                    describe(&status)
+                )
+            }
             _ => anyhow!("{what}: {}", describe(&status)),
         }
     }
@@ -99,4 +132,23 @@ pub fn hostname() -> String {
         .filter(|s| !s.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "localhost".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let a = ClientArgs {
+            coordinator: DEFAULT_COORDINATOR.into(),
+            token: Some("hunter2".into()),
+            tls_ca: None,
+        };
+        let shown = format!("{a:?}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("redacted"),
+            "{shown}"
+        );
+    }
 }

@@ -27,32 +27,17 @@ use std::path::Path;
 
 use anyhow::{Context, Result, anyhow};
 use modsync_proto::SweepSpec;
-use serde::Deserialize;
+use toml::{Table, Value};
 use trainer_core::TrainConfig;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SweepFile {
-    name: String,
-    grid: Grid,
-    #[serde(default)]
-    train: toml::Table,
-    /// 0 or absent: the coordinator's default.
-    #[serde(default)]
-    max_attempts: u32,
-    #[serde(default)]
-    priority: i32,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Grid {
-    pdes: Vec<String>,
-    methods: Vec<String>,
-    /// Signed so a negative width gets our message, not a TOML type error.
-    widths: Vec<i64>,
-    seeds: Vec<i64>,
-}
+/// Keys of the file's top level, and of `[grid]`.
+const TOP_KEYS: [&str; 5] = ["name", "max_attempts", "priority", "grid", "train"];
+const GRID_KEYS: [&str; 4] = ["pdes", "methods", "widths", "seeds"];
+/// Deepest nesting accepted in `[train]` (TrainConfig itself is 2 levels deep); deeper input is
+/// refused before anything recurses through it.
+const MAX_TRAIN_DEPTH: usize = 8;
+/// Longest value quoted back in an error.
+const MAX_QUOTED: usize = 64;
 
 /// A validated sweep: the spec to submit and the configs it expands to.
 pub struct Sweep {
@@ -67,44 +52,204 @@ pub fn load(path: &Path) -> Result<Sweep> {
     parse(&text).map_err(|e| anyhow!("invalid sweep file {}: {e}", path.display()))
 }
 
-/// Parses and validates sweep-file text (see the module docs for the format).
+/// Parses and validates sweep-file text (see the module docs for the format). The error is one
+/// line naming the field (`grid.widths[1]`, `train.lr`), or for a TOML syntax error the line
+/// and, where it can be told, the key.
 pub fn parse(text: &str) -> Result<Sweep, String> {
-    let file: SweepFile = toml::from_str(text).map_err(|e| {
+    let file: Table = text.parse().map_err(|e: toml::de::Error| {
         let at = e
             .span()
-            .map(|s| {
-                format!(
-                    "line {}: ",
-                    text[..s.start.min(text.len())].lines().count().max(1)
-                )
-            })
-            .unwrap_or_default();
-        format!("{at}{}", e.message().trim())
+            .map_or_else(|| "invalid TOML: ".to_string(), |s| locate(text, s.start));
+        format!("{at}{}", one_line(e.message()))
     })?;
-    let mut widths = Vec::with_capacity(file.grid.widths.len());
-    for (i, &w) in file.grid.widths.iter().enumerate() {
+    for key in file.keys() {
+        if !TOP_KEYS.contains(&key.as_str()) {
+            return Err(format!(
+                "invalid {}: unknown key (known: name, max_attempts, priority, [grid], [train])",
+                short(key)
+            ));
+        }
+    }
+    let name = match file.get("name") {
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => return Err(format!("invalid name: must be a string, got {}", kind(v))),
+        None => return Err("invalid name: missing (the sweep's name, also its id)".into()),
+    };
+    let max_attempts =
+        integer(file.get("max_attempts"), "max_attempts", 0, u32::MAX.into())? as u32;
+    let priority = integer(
+        file.get("priority"),
+        "priority",
+        i32::MIN.into(),
+        i32::MAX.into(),
+    )? as i32;
+    let grid = match file.get("grid") {
+        Some(Value::Table(t)) => t,
+        Some(v) => {
+            return Err(format!(
+                "invalid grid: must be a table ([grid]), got {}",
+                kind(v)
+            ));
+        }
+        None => {
+            return Err("invalid grid: missing ([grid] with pdes, methods, widths, seeds)".into());
+        }
+    };
+    for key in grid.keys() {
+        if !GRID_KEYS.contains(&key.as_str()) {
+            return Err(format!(
+                "invalid grid.{}: unknown key (known: {})",
+                short(key),
+                GRID_KEYS.join(", ")
+            ));
+        }
+    }
+    let pdes = strings(grid, "pdes")?;
+    let methods = strings(grid, "methods")?;
+    let widths = integers(grid, "widths")?;
+    let seeds = integers(grid, "seeds")?;
+    let mut width_values = Vec::with_capacity(widths.len());
+    for (i, &w) in widths.iter().enumerate() {
         if w < 1 {
             return Err(format!("invalid grid.widths[{i}]: {w}: must be >= 1"));
         }
-        widths.push(w as u64);
+        width_values.push(w as u64);
     }
-    let base = toml::Value::Table(file.train);
-    check_finite(&base, "train")?;
-    let base_config_json =
-        serde_json::to_string(&base).map_err(|e| format!("invalid train: {e}"))?;
+    let base = match file.get("train") {
+        Some(t @ Value::Table(_)) => t.clone(),
+        Some(v) => {
+            return Err(format!(
+                "invalid train: must be a table ([train]), got {}",
+                kind(v)
+            ));
+        }
+        None => Value::Table(Table::new()),
+    };
+    check_train(&base, "train", 0)?;
+    let base_config_json = serde_json::to_string(&base)
+        .map_err(|e| format!("invalid train: {}", one_line(&e.to_string())))?;
     let spec = SweepSpec {
-        name: file.name,
-        pdes: file.grid.pdes,
-        methods: file.grid.methods,
-        widths,
-        seeds: file.grid.seeds,
+        name,
+        pdes,
+        methods,
+        widths: width_values,
+        seeds,
         base_config_json,
-        max_attempts: file.max_attempts,
-        priority: file.priority,
+        max_attempts,
+        priority,
     };
     let configs = coordinator::sweep::expand(&spec)
-        .map_err(|e| format!("invalid {}: {}", file_field(&e.field), e.problem))?;
+        .map_err(|e| format!("invalid {}: {}", file_field(&e.field), one_line(&e.problem)))?;
     Ok(Sweep { spec, configs })
+}
+
+/// "line N: " or "line N (table.key): " for a byte offset into `text`.
+fn locate(text: &str, offset: usize) -> String {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line_no = before.lines().count().max(1);
+    // The line the error is on, and the last table header above it.
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let table = before[..line_start]
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            (l.starts_with('[') && !l.starts_with("[[") && l.ends_with(']'))
+                .then(|| l[1..l.len() - 1].trim().to_string())
+        })
+        .next_back();
+    let key = line.split_once('=').map(|(k, _)| k.trim()).filter(|k| {
+        !k.is_empty()
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+    });
+    match (table, key) {
+        (Some(t), Some(k)) => format!("line {line_no} ({}.{}): ", short(&t), k),
+        (None, Some(k)) => format!("line {line_no} ({k}): "),
+        _ => format!("line {line_no}: "),
+    }
+}
+
+/// A message on one line (TOML's can span several).
+fn one_line(msg: &str) -> String {
+    msg.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A key or value for an error message, cut to [`MAX_QUOTED`] characters.
+fn short(s: &str) -> String {
+    match s.char_indices().nth(MAX_QUOTED) {
+        None => s.to_string(),
+        Some((end, _)) => format!("{}…", &s[..end]),
+    }
+}
+
+/// The TOML type of a value, for messages.
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::String(_) => "a string",
+        Value::Integer(_) => "an integer",
+        Value::Float(_) => "a float",
+        Value::Boolean(_) => "a boolean",
+        Value::Datetime(_) => "a date-time",
+        Value::Array(_) => "an array",
+        Value::Table(_) => "a table",
+    }
+}
+
+/// An optional integer key in `lo..=hi` (absent = 0).
+fn integer(v: Option<&Value>, field: &str, lo: i64, hi: i64) -> Result<i64, String> {
+    match v {
+        None => Ok(0),
+        Some(Value::Integer(n)) if (lo..=hi).contains(n) => Ok(*n),
+        Some(Value::Integer(n)) => Err(format!("invalid {field}: must be in {lo}..={hi}, got {n}")),
+        Some(v) => Err(format!(
+            "invalid {field}: must be an integer, got {}",
+            kind(v)
+        )),
+    }
+}
+
+fn array<'a>(grid: &'a Table, key: &str, what: &str) -> Result<&'a Vec<Value>, String> {
+    match grid.get(key) {
+        Some(Value::Array(a)) => Ok(a),
+        Some(v) => Err(format!(
+            "invalid grid.{key}: must be an array of {what}, got {}",
+            kind(v)
+        )),
+        None => Err(format!("invalid grid.{key}: missing (an array of {what})")),
+    }
+}
+
+fn strings(grid: &Table, key: &str) -> Result<Vec<String>, String> {
+    array(grid, key, "strings")?
+        .iter()
+        .enumerate()
+        .map(|(i, v)| match v {
+            Value::String(s) => Ok(s.clone()),
+            v => Err(format!(
+                "invalid grid.{key}[{i}]: must be a string, got {}",
+                kind(v)
+            )),
+        })
+        .collect()
+}
+
+fn integers(grid: &Table, key: &str) -> Result<Vec<i64>, String> {
+    array(grid, key, "integers")?
+        .iter()
+        .enumerate()
+        .map(|(i, v)| match v {
+            Value::Integer(n) => Ok(*n),
+            v => Err(format!(
+                "invalid grid.{key}[{i}]: must be an integer, got {}",
+                kind(v)
+            )),
+        })
+        .collect()
 }
 
 /// The coordinator's name of a field → the name it has in a sweep file.
@@ -127,19 +272,28 @@ pub fn file_field(field: &str) -> String {
     }
 }
 
-/// NaN and infinities are legal TOML but not JSON; refuse them here with the key's name.
-fn check_finite(value: &toml::Value, path: &str) -> Result<(), String> {
+/// What JSON cannot carry or TrainConfig cannot hold, refused here with the key's name: NaN and
+/// infinities (legal TOML, not JSON), date-times, and nesting deeper than [`MAX_TRAIN_DEPTH`].
+fn check_train(value: &Value, path: &str, depth: usize) -> Result<(), String> {
+    if depth > MAX_TRAIN_DEPTH {
+        return Err(format!("invalid {}: nested too deeply", short(path)));
+    }
     match value {
-        toml::Value::Float(f) if !f.is_finite() => {
-            Err(format!("invalid {path}: must be a finite number, got {f}"))
-        }
-        toml::Value::Table(t) => t
+        Value::Float(f) if !f.is_finite() => Err(format!(
+            "invalid {}: must be a finite number, got {f}",
+            short(path)
+        )),
+        Value::Datetime(_) => Err(format!(
+            "invalid {}: a date-time is not a training setting",
+            short(path)
+        )),
+        Value::Table(t) => t
             .iter()
-            .try_for_each(|(k, v)| check_finite(v, &format!("{path}.{k}"))),
-        toml::Value::Array(a) => a
+            .try_for_each(|(k, v)| check_train(v, &format!("{path}.{k}"), depth + 1)),
+        Value::Array(a) => a
             .iter()
             .enumerate()
-            .try_for_each(|(i, v)| check_finite(v, &format!("{path}[{i}]"))),
+            .try_for_each(|(i, v)| check_train(v, &format!("{path}[{i}]"), depth + 1)),
         _ => Ok(()),
     }
 }
@@ -198,5 +352,230 @@ pde_options = { nc = 4 }
         let e = err(&GOOD.replace("nc = 4", "nc = 4, ncc = 3"));
         assert!(e.contains("ncc"), "{e}");
         assert!(!e.contains('\n'), "one line: {e}");
+    }
+
+    #[test]
+    fn type_errors_name_the_field() {
+        let cases = [
+            ("name = \"t\"", "name = 5", "invalid name"),
+            (
+                "name = \"t\"",
+                "name = \"t\"\nmax_attempts = \"x\"",
+                "invalid max_attempts",
+            ),
+            (
+                "name = \"t\"",
+                "name = \"t\"\npriority = 99999999999",
+                "invalid priority",
+            ),
+            ("widths = [8, 16]", "widths = 8", "invalid grid.widths"),
+            (
+                "widths = [8, 16]",
+                "widths = [8, \"16\"]",
+                "invalid grid.widths[1]",
+            ),
+            ("pdes = [\"burgers\"]", "pdes = [1]", "invalid grid.pdes[0]"),
+            (
+                "seeds = [0, 1, 2]",
+                "seeds = [0, 1.5]",
+                "invalid grid.seeds[1]",
+            ),
+            ("depth = 2", "depth = 1979-05-27", "invalid train.depth"),
+            ("depth = 2", "depth = \"two\"", "invalid train.depth"),
+            ("depth = 2", "lr = inf", "invalid train.lr"),
+            ("nc = 4", "nc = -inf", "invalid train.pde_options.nc"),
+            ("[grid]", "grid = 3\n[x]", "invalid"),
+        ];
+        for (from, to, want) in cases {
+            let e = err(&GOOD.replace(from, to));
+            assert!(e.starts_with(want), "{to}: {e}");
+            assert!(!e.contains('\n'), "{e}");
+        }
+        // A syntax error names the line, and the key when it can.
+        let e = err(&GOOD.replace("[8, 16]", "[8, 99999999999999999999]"));
+        assert!(e.starts_with("line 6 (grid.widths): "), "{e}");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        // TOML's own parser has a recursion limit…
+        let deep = format!("{}x = 1", "a.".repeat(5_000));
+        let e = err(&GOOD.replace("depth = 2", &deep));
+        assert!(e.starts_with("invalid"), "{e}");
+        // …and below it, ours refuses what TrainConfig could never hold.
+        let deep = format!("{}x = 1", "a.".repeat(20));
+        let e = err(&GOOD.replace("depth = 2", &deep));
+        assert!(e.contains("nested too deeply"), "{e}");
+        let arrays = format!("x = {}1{}", "[".repeat(5_000), "]".repeat(5_000));
+        let e = err(&GOOD.replace("depth = 2", &arrays));
+        assert!(!e.is_empty());
+    }
+
+    /// Property tests: no input panics the parser, and a bad value is refused by its own name.
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Lines from which TOML-ish (and broken) sweep files are assembled.
+        const FRAGMENTS: &[&str] = &[
+            "name = \"p\"",
+            "name = ",
+            "[grid]",
+            "[train]",
+            "[[grid]]",
+            "[grid.x]",
+            "pdes = [\"burgers\"]",
+            "methods = [\"adam\", \"dcgd\"]",
+            "widths = [4, 8]",
+            "seeds = [0]",
+            "seeds = [-1]",
+            "widths = [0]",
+            "iters = 10",
+            "eval_every = 5",
+            "lr = nan",
+            "lr = -inf",
+            "lr = 1e400",
+            "depth = 99999999999999999999",
+            "pde_options = { nc = 4 }",
+            "pde_options.nc = 300",
+            "max_attempts = -1",
+            "priority = 3",
+            "x = 1979-05-27T07:32:00Z",
+            "= 3",
+            "\"",
+            "'''",
+            "[",
+            "]",
+            "{",
+            "a.b.c = [1, [2, [3]]]",
+            "name = \"a b\"",
+            "é = 1",
+            "\u{0}",
+            "\t\r",
+            "precision = \"f16\"",
+            "method_options = 1",
+            "train = 5",
+            "grid = []",
+        ];
+
+        fn tomlish() -> impl Strategy<Value = String> {
+            prop::collection::vec(
+                prop_oneof![
+                    4 => prop::sample::select(FRAGMENTS).prop_map(String::from),
+                    1 => "\\PC{0,30}",
+                ],
+                0..14,
+            )
+            .prop_map(|lines| lines.join("\n"))
+        }
+
+        /// Any TOML value (floats include nan and ±inf), a little nested.
+        fn toml_value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                any::<i64>().prop_map(Value::Integer),
+                prop::sample::select(vec![0i64, 1, 2, -1, 4, 64, 100, 100_000_001])
+                    .prop_map(Value::Integer),
+                any::<f64>().prop_map(Value::Float),
+                prop::sample::select(vec![f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1e-3])
+                    .prop_map(Value::Float),
+                any::<bool>().prop_map(Value::Boolean),
+                "\\PC{0,12}".prop_map(Value::String),
+                prop::sample::select(vec!["burgers", "adam", "f64", "bad name"])
+                    .prop_map(|s| Value::String(s.into())),
+                Just(Value::Datetime("1979-05-27T07:32:00Z".parse().unwrap())),
+            ];
+            leaf.prop_recursive(2, 12, 3, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+                    prop::collection::btree_map(
+                        prop::sample::select(vec!["nc", "test_grid", "beta", "zz"]),
+                        inner,
+                        0..3
+                    )
+                    .prop_map(|m| Value::Table(
+                        m.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+                    )),
+                ]
+            })
+        }
+
+        /// (the field as errors name it, its key in TEMPLATE)
+        const FIELDS: &[(&str, &str)] = &[
+            ("name", "name"),
+            ("max_attempts", "max_attempts"),
+            ("priority", "priority"),
+            ("grid.pdes", "pdes"),
+            ("grid.methods", "methods"),
+            ("grid.widths", "widths"),
+            ("grid.seeds", "seeds"),
+            ("train.depth", "depth"),
+            ("train.iters", "iters"),
+            ("train.lr", "lr"),
+            ("train.eval_every", "eval_every"),
+            ("train.precision", "precision"),
+            ("train.lr_decay", "lr_decay"),
+            ("train.pde_options", "pde_options"),
+            ("train.method_options", "method_options"),
+            ("train.checkpoint_every", "checkpoint_every"),
+            ("train.learning_rate", "learning_rate"),
+        ];
+
+        const TEMPLATE: &str = "name = \"t\"\nmax_attempts = 2\npriority = 0\n[grid]\n\
+            pdes = [\"burgers\"]\nmethods = [\"adam\"]\nwidths = [4, 8]\nseeds = [0, 1]\n\
+            [train]\ndepth = 2\niters = 10\nlr = 0.001\neval_every = 5\n\
+            precision = \"f32\"\nlr_decay = false\npde_options = { nc = 4 }\n\
+            method_options = {}\ncheckpoint_every = 0\nlearning_rate = 0.1\n";
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn garbage_never_panics_and_errors_are_one_line(text in tomlish()) {
+                if let Err(e) = parse(&text) {
+                    prop_assert!(!e.trim().is_empty());
+                    prop_assert!(!e.contains('\n'), "one line: {:?}", e);
+                    prop_assert!(e.starts_with("invalid ") || e.starts_with("line "), "{}", e);
+                }
+            }
+
+            #[test]
+            fn arbitrary_text_never_panics(text in "\\PC{0,300}") {
+                let _ = parse(&text);
+            }
+
+            #[test]
+            fn a_bad_value_is_refused_by_its_field_name(
+                field in prop::sample::select(FIELDS),
+                value in toml_value(),
+            ) {
+                let (name, key) = field;
+                let mut lines: Vec<String> = TEMPLATE.lines().map(String::from).collect();
+                // `learning_rate` is not a TrainConfig field: only there when it is tested.
+                lines.retain(|l| !l.starts_with("learning_rate") || key == "learning_rate");
+                let line = lines
+                    .iter_mut()
+                    .find(|l| l.starts_with(&format!("{key} = ")))
+                    .unwrap();
+                *line = format!("{key} = {value}");
+                let text = lines.join("\n");
+                match parse(&text) {
+                    Ok(sweep) => {
+                        prop_assert!(key != "learning_rate", "unknown key accepted");
+                        for c in &sweep.configs {
+                            prop_assert!(c.validate().is_ok());
+                        }
+                    }
+                    Err(e) => {
+                        prop_assert!(!e.contains('\n'), "one line: {}", e);
+                        prop_assert!(e.len() < 2_000, "{} bytes", e.len());
+                        // A width can be refused for the depth set here (too many parameters),
+                        // but then the message says which width.
+                        let names_it = e.starts_with(&format!("invalid {name}"))
+                            || e.starts_with("invalid grid.widths[");
+                        prop_assert!(names_it, "{} = {} → {}", key, value, e);
+                    }
+                }
+            }
+        }
     }
 }

@@ -113,3 +113,137 @@ fn a_wrong_or_missing_token_is_refused_by_every_command() {
         "{text}"
     );
 }
+
+/// A token that cannot appear in a log by accident.
+const SECRET: &str = "tok-7f3a9c1e-NEVER-LOGGED-b52d";
+
+/// Starts `modsync coordinator` with `SECRET` and RUST_LOG=trace; returns it and its URL.
+fn traced_coordinator(db: &std::path::Path) -> (common::Proc, String) {
+    let args = [
+        "coordinator",
+        "--db",
+        db.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--token",
+        SECRET,
+    ];
+    let mut proc = common::Proc::spawn("coordinator", &args, &[("RUST_LOG", "trace")], None);
+    let line = proc.next_line(Duration::from_secs(30));
+    let url = line
+        .strip_prefix("modsync coordinator listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    (proc, url)
+}
+
+#[test]
+fn the_token_is_never_logged_even_at_trace_level() {
+    let _serial = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut coordinator, url) = traced_coordinator(&dir.path().join("leak.db"));
+    let url = url.as_str();
+    let authorized = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--coordinator", url]);
+        run_cli_env(
+            &all,
+            &[("MODSYNC_TOKEN", SECRET), ("RUST_LOG", "trace")],
+            Duration::from_secs(60),
+            None,
+        )
+    };
+    common::wait_until(Duration::from_secs(30), "coordinator answers", || {
+        authorized(&["status"]).0
+    });
+    let file = write(
+        dir.path(),
+        "leak.toml",
+        &tiny_sweep("leak", &[4], &[0], 50, ""),
+    );
+    let (ok, _, err) = authorized(&["submit", &file]);
+    assert!(ok, "{err}");
+
+    // A worker that gets the token from the environment, tracing everything it does.
+    let mut worker = common::Proc::spawn(
+        "worker",
+        &["worker", "--worker-id", "leak-w1", "--coordinator", url],
+        &[("MODSYNC_TOKEN", SECRET), ("RUST_LOG", "trace")],
+        None,
+    );
+    common::wait_until(Duration::from_secs(180), "the job is done", || {
+        assert!(worker.running(), "the worker exited:\n{}", worker.log());
+        let (ok, out, _) = authorized(&["status", "leak"]);
+        ok && out.lines().any(|l| {
+            l.split_whitespace().collect::<Vec<_>>() == ["leak", "1", "0", "0", "1", "0", "0"]
+        })
+    });
+
+    // Unauthorized calls: no token, a wrong one, and ones that contain the right token (so a
+    // coordinator that logged what it was sent would log the secret).
+    let wrong_ones = [
+        None,
+        Some("wrong".to_string()),
+        Some(format!("{SECRET}x")),
+        Some(format!("x{SECRET}")),
+    ];
+    for token in &wrong_ones {
+        let mut args = vec!["status", "--coordinator", url];
+        if let Some(t) = token {
+            args.extend(["--token", t]);
+        }
+        let (ok, _, err) = run_cli_env(
+            &args,
+            &[("RUST_LOG", "trace")],
+            Duration::from_secs(60),
+            None,
+        );
+        assert!(!ok, "{token:?} was accepted");
+        assert!(err.contains("UNAUTHENTICATED"), "{err}");
+    }
+    // Authorized calls of every client command that reads.
+    for args in [
+        vec!["status"],
+        vec!["status", "leak"],
+        vec!["sql", "SELECT COUNT(*) FROM results"],
+        vec![
+            "curves",
+            "leak",
+            "--out",
+            dir.path().join("curves").to_str().unwrap(),
+        ],
+    ] {
+        let (ok, out, err) = authorized(&args);
+        assert!(ok, "{args:?}: {err}");
+        assert!(
+            !out.contains(SECRET) && !err.contains(SECRET),
+            "{args:?} printed the token"
+        );
+    }
+
+    worker.signal("TERM");
+    assert!(
+        worker.wait(Duration::from_secs(60)).success(),
+        "{}",
+        worker.log()
+    );
+    coordinator.signal("TERM");
+    assert!(
+        coordinator.wait(Duration::from_secs(60)).success(),
+        "{}",
+        coordinator.log()
+    );
+    for p in [&coordinator, &worker] {
+        let log = p.log();
+        // Trace level really was on (so the check below means something) …
+        assert!(
+            log.contains("TRACE") || log.contains("DEBUG"),
+            "{}: no trace output",
+            p.name
+        );
+        assert!(log.lines().count() > 20, "{}: {log}", p.name);
+        // … and the token is nowhere in stdout or stderr.
+        let leaks: Vec<&str> = log.lines().filter(|l| l.contains(SECRET)).take(3).collect();
+        assert!(leaks.is_empty(), "{} logged the token: {leaks:?}", p.name);
+    }
+}

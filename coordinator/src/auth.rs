@@ -90,7 +90,12 @@ impl ClientAuth {
         let header = token
             .map(|t| {
                 format!("{SCHEME}{t}")
-                    .parse()
+                    .parse::<MetadataValue<_>>()
+                    .map(|mut v| {
+                        // Debug prints "Sensitive": a metadata dump never shows the token.
+                        v.set_sensitive(true);
+                        v
+                    })
                     .map_err(|_| Status::invalid_argument("token must be visible ASCII characters"))
             })
             .transpose()?;
@@ -136,6 +141,55 @@ mod tests {
             assert!(!e.message().contains("s3cret"), "the token leaked: {e}");
         }
         assert!(BearerAuth::new(None).check(&with(None)).is_ok());
+    }
+
+    #[test]
+    fn ct_eq_needs_every_byte() {
+        let a = digest(b"token");
+        assert!(ct_eq(&a, &digest(b"token")));
+        for i in [0, 15, 31] {
+            let mut b = a;
+            b[i] ^= 1;
+            assert!(!ct_eq(&a, &b), "byte {i}");
+        }
+    }
+
+    #[test]
+    fn tokens_of_other_lengths_are_refused() {
+        // The digests have one length whatever the token's: a shorter or longer token (even one
+        // that starts with the right one) is simply a different digest.
+        let token = "a".repeat(40);
+        let auth = BearerAuth::new(Some(&token));
+        assert!(auth.check(&with(Some(&format!("Bearer {token}")))).is_ok());
+        for other in [
+            String::new(),
+            "a".into(),
+            "a".repeat(39),
+            "a".repeat(41),
+            "a".repeat(4096),
+            format!("{token}{token}"),
+        ] {
+            let e = auth
+                .check(&with(Some(&format!("Bearer {other}"))))
+                .unwrap_err();
+            assert_eq!(
+                e.code(),
+                tonic::Code::Unauthenticated,
+                "length {}",
+                other.len()
+            );
+            assert!(!ct_eq(&digest(other.as_bytes()), &digest(token.as_bytes())));
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let server = BearerAuth::new(Some("hunter2"));
+        let mut client = ClientAuth::new(Some("hunter2")).unwrap();
+        let request = client.call(Request::new(())).unwrap();
+        for shown in [format!("{server:?}"), format!("{:?}", request.metadata())] {
+            assert!(!shown.contains("hunter2"), "{shown}");
+        }
     }
 
     #[test]

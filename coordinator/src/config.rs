@@ -17,6 +17,11 @@ pub struct ServeConfig {
     /// Shared bearer token. `None` = no authentication (loopback use); when set, every RPC must
     /// carry `authorization: Bearer <token>`.
     pub token: Option<String>,
+    /// TLS: the server's certificate chain (PEM). Set together with `tls_key`; both `None` =
+    /// plaintext gRPC. Read when the server starts (`ServeConfig::load_tls`).
+    pub tls_cert: Option<PathBuf>,
+    /// TLS: the private key (PEM, PKCS#8, PKCS#1 or SEC1) of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
     /// A lease expires this long after the last lease/heartbeat/progress. Long enough to ride
     /// out a GC pause or a slow checkpoint upload, short enough that a dead worker's job is
     /// picked up again within a minute.
@@ -32,7 +37,18 @@ pub struct ServeConfig {
     pub query_timeout_ms: u64,
     /// Largest gRPC message either way; checkpoints of wide networks are tens of MiB.
     pub max_message_bytes: usize,
+    /// Largest checkpoint one `ReportProgress` may carry (the store keeps one per job, so this
+    /// also bounds the store's size per running job). Larger → `RESOURCE_EXHAUSTED` naming
+    /// `checkpoint`; the worker then trains on without that checkpoint.
+    pub max_checkpoint_bytes: usize,
+    /// Most metric rows one `ReportProgress` may carry (workers send at most
+    /// [`MIN_METRIC_ROWS`] per report). More → `RESOURCE_EXHAUSTED` naming `metrics`.
+    pub max_metric_rows: usize,
 }
+
+/// Workers send at most this many metric rows per report, so `max_metric_rows` may not be
+/// set below it.
+pub const MIN_METRIC_ROWS: usize = 1_000;
 
 impl Default for ServeConfig {
     fn default() -> Self {
@@ -40,12 +56,16 @@ impl Default for ServeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             db: PathBuf::from("modsync.db"),
             token: None,
+            tls_cert: None,
+            tls_key: None,
             lease_ms: 30_000,
             heartbeat_ms: 5_000,
             reap_every_ms: 1_000,
             max_query_rows: 10_000,
             query_timeout_ms: 5_000,
             max_message_bytes: 64 * 1024 * 1024,
+            max_checkpoint_bytes: 64 * 1024 * 1024,
+            max_metric_rows: 10_000,
         }
     }
 }
@@ -56,12 +76,16 @@ impl std::fmt::Debug for ServeConfig {
             .field("listen", &self.listen)
             .field("db", &self.db)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
             .field("lease_ms", &self.lease_ms)
             .field("heartbeat_ms", &self.heartbeat_ms)
             .field("reap_every_ms", &self.reap_every_ms)
             .field("max_query_rows", &self.max_query_rows)
             .field("query_timeout_ms", &self.query_timeout_ms)
             .field("max_message_bytes", &self.max_message_bytes)
+            .field("max_checkpoint_bytes", &self.max_checkpoint_bytes)
+            .field("max_metric_rows", &self.max_metric_rows)
             .finish()
     }
 }
@@ -86,10 +110,27 @@ impl ServeConfig {
         if self.max_message_bytes < 1024 {
             return bad("max_message_bytes must be at least 1024".into());
         }
+        if self.max_checkpoint_bytes < 1024 {
+            return bad("max_checkpoint_bytes must be at least 1024".into());
+        }
+        if self.max_metric_rows < MIN_METRIC_ROWS {
+            return bad(format!(
+                "max_metric_rows must be at least {MIN_METRIC_ROWS} (workers send up to that many rows per report)"
+            ));
+        }
         if let Some(t) = &self.token
             && t.is_empty()
         {
             return bad("token must not be empty (use None for no auth)".into());
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => {
+                return bad("--tls-cert needs --tls-key (give both or neither)".into());
+            }
+            (None, Some(_)) => {
+                return bad("--tls-key needs --tls-cert (give both or neither)".into());
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -136,9 +177,40 @@ mod tests {
                 token: Some(String::new()),
                 ..Default::default()
             },
+            ServeConfig {
+                tls_cert: Some("cert.pem".into()),
+                ..Default::default()
+            },
+            ServeConfig {
+                tls_key: Some("key.pem".into()),
+                ..Default::default()
+            },
         ];
         for c in bad {
             assert!(c.validate().is_err(), "{c:?}");
         }
+    }
+
+    #[test]
+    fn payload_limits_are_validated() {
+        for c in [
+            ServeConfig {
+                max_checkpoint_bytes: 1023,
+                ..Default::default()
+            },
+            ServeConfig {
+                max_metric_rows: MIN_METRIC_ROWS - 1,
+                ..Default::default()
+            },
+        ] {
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains("max_"), "{e}");
+        }
+        let ok = ServeConfig {
+            max_checkpoint_bytes: 1024,
+            max_metric_rows: MIN_METRIC_ROWS,
+            ..Default::default()
+        };
+        assert!(ok.validate().is_ok());
     }
 }

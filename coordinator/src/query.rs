@@ -166,6 +166,25 @@ pub fn check(sql: &str) -> Result<()> {
         return Err(Error::invalid("sql", "empty query"));
     };
     match first {
+        Token::Word(w) if w == "EXPLAIN" => {
+            // EXPLAIN [QUERY PLAN] must explain a read: `EXPLAIN COMMIT` names no write word
+            // but is no query either.
+            let mut rest = statement[1..].iter().peekable();
+            if rest.peek() == Some(&&Token::Word("QUERY".into())) {
+                rest.next();
+                if rest.peek() == Some(&&Token::Word("PLAN".into())) {
+                    rest.next();
+                }
+            }
+            match rest.next() {
+                Some(Token::Word(w)) if w != "EXPLAIN" && READ_STARTS.contains(&w.as_str()) => {}
+                _ => {
+                    return Err(Error::Refused(
+                        "refused: EXPLAIN only explains SELECT, WITH or VALUES here".into(),
+                    ));
+                }
+            }
+        }
         Token::Word(w) if READ_STARTS.contains(&w.as_str()) => {}
         Token::Word(w) if w == "PRAGMA" => {
             return Err(Error::Refused(
@@ -393,8 +412,171 @@ mod tests {
             "WITH x AS (SELECT 1) INSERT INTO sweeps SELECT * FROM x",
             "WITH x AS (SELECT 1) REPLACE INTO sweeps SELECT * FROM x",
             "/* hi */ DELETE FROM jobs",
+            "EXPLAIN COMMIT",
+            "EXPLAIN QUERY PLAN BEGIN",
+            "explain savepoint x",
+            "EXPLAIN EXPLAIN SELECT 1",
+            "EXPLAIN",
         ] {
             assert!(refused(sql), "{sql}: {:?}", check(sql));
+        }
+    }
+
+    /// Property tests: generated statements that write, reconfigure or reach other files,
+    /// dressed up (case, comments, whitespace, CTEs, several statements), never pass the check;
+    /// arbitrary text never panics it.
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Statements that write, change the schema or connection, or touch other files.
+        pub(crate) const WRITES: &[&str] = &[
+            "INSERT INTO sweeps (id, name, spec, max_attempts, created_at_ms, updated_at_ms) VALUES ('x', 'x', '{}', 1, 0, 0)",
+            "INSERT OR REPLACE INTO workers VALUES ('x', '', '', 0, 0, 0)",
+            "REPLACE INTO workers VALUES ('x', '', '', 0, 0, 0)",
+            "UPDATE jobs SET state = 'done'",
+            "UPDATE OR IGNORE results SET rel_l2_best = 0",
+            "DELETE FROM results",
+            "DELETE FROM jobs WHERE id IN (SELECT job_id FROM results)",
+            "DROP TABLE metrics",
+            "DROP VIEW curves",
+            "CREATE TEMP TABLE t (x)",
+            "CREATE INDEX i ON jobs (seed)",
+            "CREATE TRIGGER tr AFTER INSERT ON jobs BEGIN DELETE FROM results; END",
+            "ALTER TABLE jobs RENAME TO j2",
+            "ATTACH DATABASE 'a.db' AS a",
+            "ATTACH 'file:c.db?mode=rwc' AS c",
+            "DETACH DATABASE main",
+            "PRAGMA query_only = 0",
+            "PRAGMA journal_mode = DELETE",
+            "PRAGMA writable_schema = ON",
+            "VACUUM",
+            "VACUUM INTO 'copy.db'",
+            "REINDEX",
+            "ANALYZE",
+        ];
+
+        /// Transaction control: no write word, but no read either (a pooled connection left
+        /// inside a transaction would pin the WAL).
+        pub(crate) const TRANSACTIONS: &[&str] = &[
+            "BEGIN IMMEDIATE",
+            "COMMIT",
+            "SAVEPOINT s",
+            "RELEASE s",
+            "ROLLBACK",
+            "END",
+        ];
+
+        /// Where a transaction statement can stand at all (after a CTE or inside a subquery it
+        /// is a syntax error that SQLite refuses).
+        pub(crate) const TRANSACTION_WRAPPERS: &[&str] = &[
+            "{}",
+            "EXPLAIN {}",
+            "EXPLAIN QUERY PLAN {}",
+            "SELECT 1; {}",
+            "{}; SELECT 1",
+            "/* SELECT */ {}",
+            "-- SELECT\n{}",
+            "VALUES (1); {}",
+        ];
+
+        /// Ways to dress a statement up as (or next to) a read.
+        pub(crate) const WRAPPERS: &[&str] = &[
+            "{}",
+            "WITH x AS (SELECT 1) {}",
+            "WITH RECURSIVE x(n) AS (SELECT 1) {}",
+            "SELECT 1; {}",
+            "{}; SELECT 1",
+            "SELECT 1 /* ; */ ; {}",
+            "EXPLAIN {}",
+            "EXPLAIN QUERY PLAN {}",
+            "/* SELECT */ {}",
+            "-- SELECT\n{}",
+            "SELECT * FROM ({})",
+            "VALUES (1); {}",
+            "SELECT 'a'';' ; {}",
+            "SELECT \"x;\" FROM (SELECT 1 AS \"x;\");{}",
+        ];
+
+        const SPACES: &[&str] = &[" ", "\t", "\n", "  ", "/**/", "/* x */", "\r\n", " --c\n"];
+
+        /// `sql` with each ASCII letter's case flipped where `flips` says so, and each space
+        /// replaced by a whitespace or comment.
+        pub(crate) fn disguise(sql: &str, flips: &[bool], spaces: &[usize]) -> String {
+            let mut out = String::new();
+            let (mut f, mut sp) = (0, 0);
+            for c in sql.chars() {
+                if c == ' ' {
+                    out.push_str(SPACES[spaces[sp % spaces.len()] % SPACES.len()]);
+                    sp += 1;
+                } else if c.is_ascii_alphabetic() {
+                    let flip = flips[f % flips.len()];
+                    f += 1;
+                    out.push(if flip {
+                        if c.is_ascii_uppercase() {
+                            c.to_ascii_lowercase()
+                        } else {
+                            c.to_ascii_uppercase()
+                        }
+                    } else {
+                        c
+                    });
+                } else {
+                    out.push(c);
+                }
+            }
+            out
+        }
+
+        /// `statement` disguised, inside `wrapper` with its letters' case flipped too (the
+        /// wrapper's own comments and spaces stay as they are, so they still hide what they
+        /// hide).
+        pub(crate) fn dress(
+            wrapper: &str,
+            statement: &str,
+            flips: &[bool],
+            spaces: &[usize],
+        ) -> String {
+            let wrapper =
+                disguise(wrapper.replace(' ', "\u{1}").as_str(), flips, &[0]).replace('\u{1}', " ");
+            wrapper.replace("{}", &disguise(statement, flips, spaces))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn dressed_up_writes_never_pass(
+                write in prop::sample::select(WRITES),
+                wrapper in prop::sample::select(WRAPPERS),
+                flips in prop::collection::vec(any::<bool>(), 1..16),
+                spaces in prop::collection::vec(0usize..8, 1..8),
+            ) {
+                let sql = dress(wrapper, write, &flips, &spaces);
+                prop_assert!(check(&sql).is_err(), "passed: {:?}", sql);
+            }
+
+            #[test]
+            fn dressed_up_transaction_control_never_passes(
+                statement in prop::sample::select(TRANSACTIONS),
+                wrapper in prop::sample::select(TRANSACTION_WRAPPERS),
+                flips in prop::collection::vec(any::<bool>(), 1..16),
+                spaces in prop::collection::vec(0usize..8, 1..8),
+            ) {
+                let sql = dress(wrapper, statement, &flips, &spaces);
+                prop_assert!(check(&sql).is_err(), "passed: {:?}", sql);
+            }
+
+            #[test]
+            fn arbitrary_text_never_panics(sql in "\\PC{0,200}") {
+                let _ = check(&sql);
+            }
+
+            #[test]
+            fn arbitrary_chars_never_panic(chars in prop::collection::vec(any::<char>(), 0..100)) {
+                let sql: String = chars.into_iter().collect();
+                let _ = check(&sql);
+            }
         }
     }
 

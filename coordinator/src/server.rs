@@ -3,6 +3,7 @@
 //! order, so no RPC ever runs against a closed store.
 
 use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,11 +11,11 @@ use modsync_proto::sweeps_server::SweepsServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Server;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::auth::BearerAuth;
 use crate::config::ServeConfig;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::reaper::Reaper;
 use crate::service::SweepService;
 use crate::store::Store;
@@ -38,6 +39,11 @@ pub async fn serve_with_listener(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     config.validate()?;
+    // Bad certificate files fail here, before the store is opened.
+    let mut builder = Server::builder();
+    if let Some(tls) = config.load_tls()? {
+        builder = builder.tls_config(tls)?;
+    }
     let store = Store::open(&config.db).await?;
     let addr = listener.local_addr()?;
     let reaper = Reaper::spawn(store.clone(), Duration::from_millis(config.reap_every_ms));
@@ -58,9 +64,10 @@ pub async fn serve_with_listener(
         %addr,
         db = %config.db.display(),
         auth = config.token.is_some(),
+        tls = config.tls_cert.is_some(),
         "coordinator listening"
     );
-    let served = Server::builder()
+    let served = builder
         .add_service(health_service)
         .add_service(InterceptedService::new(service, auth))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
@@ -69,4 +76,72 @@ pub async fn serve_with_listener(
     store.close().await;
     tracing::info!("coordinator stopped");
     Ok(served?)
+}
+
+impl ServeConfig {
+    /// Reads and checks `tls_cert` and `tls_key`: `Ok(None)` without TLS, an error naming the
+    /// flag and the file when one is missing, unreadable or not PEM of the right kind. `serve`
+    /// calls it; call it before printing "listening" to fail early.
+    pub fn load_tls(&self) -> Result<Option<ServerTlsConfig>> {
+        let (cert_path, key_path) = match (&self.tls_cert, &self.tls_key) {
+            (None, None) => return Ok(None),
+            (Some(c), Some(k)) => (c, k),
+            _ => {
+                return Err(Error::Config(
+                    "--tls-cert and --tls-key go together (give both or neither)".into(),
+                ));
+            }
+        };
+        let cert = read_pem("--tls-cert", cert_path, &["CERTIFICATE"])?;
+        let key = read_pem(
+            "--tls-key",
+            key_path,
+            &["PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"],
+        )?;
+        let tls = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
+        // Builds the rustls acceptor now, so a certificate or key that does not parse (or a key
+        // that does not match) is reported at start-up, not at the first connection.
+        Server::builder().tls_config(tls.clone()).map_err(|e| {
+            Error::Config(format!(
+                "--tls-cert {} / --tls-key {}: {}",
+                cert_path.display(),
+                key_path.display(),
+                error_chain(&e)
+            ))
+        })?;
+        Ok(Some(tls))
+    }
+}
+
+/// The contents of a PEM file that holds at least one block of one of `labels`.
+fn read_pem(flag: &str, path: &Path, labels: &[&str]) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| Error::Config(format!("{flag}: cannot read {}: {e}", path.display())))?;
+    let text = String::from_utf8_lossy(&bytes);
+    if !labels
+        .iter()
+        .any(|l| text.contains(&format!("-----BEGIN {l}-----")))
+    {
+        return Err(Error::Config(format!(
+            "{flag}: {} is not a PEM file with a {} block",
+            path.display(),
+            labels[0]
+        )));
+    }
+    Ok(bytes)
+}
+
+/// An error and its sources on one line (tonic hides the rustls cause in the source chain).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        source = s.source();
+    }
+    msg
 }

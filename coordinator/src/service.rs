@@ -1,8 +1,16 @@
 //! The `Sweeps` gRPC service: unwraps each request, calls the store, wraps the answer.
 //!
-//! Nothing here decides anything; the rules live in the store modules (`sweeps.rs`,
-//! `lease.rs`, `curves.rs`, `query.rs`) so they can be read and tested without gRPC. Errors
-//! become statuses through `From<Error> for Status` (`error.rs`).
+//! Nothing here decides anything about the store; the rules live in the store modules
+//! (`sweeps.rs`, `lease.rs`, `curves.rs`, `query.rs`) so they can be read and tested without
+//! gRPC. Errors become statuses through `From<Error> for Status` (`error.rs`).
+//!
+//! What this layer does add is the size limits of a request, checked before anything is parsed
+//! or any lock is taken (see [`ServeConfig`]): metric rows per report (`max_metric_rows`) and
+//! checkpoint bytes (`max_checkpoint_bytes`) → `RESOURCE_EXHAUSTED` naming the field; one metric
+//! row's JSON ([`MAX_ROW_JSON_BYTES`]), a result's JSON ([`MAX_RESULT_JSON_BYTES`]) and
+//! iteration numbers beyond trainer-core's `MAX_ITERS` → `INVALID_ARGUMENT` naming the field.
+//! Every status message is cut to [`MAX_STATUS_MESSAGE`] bytes, so an error that quotes a huge
+//! input (an unknown 10 MB PDE name) still reaches the client as a small, readable status.
 
 use std::sync::Arc;
 
@@ -17,6 +25,13 @@ use crate::store::Store;
 
 type Reply<T> = Result<Response<T>, Status>;
 
+/// Largest JSON of one metric row (a MetricsRow with its diagnostics is well under 4 KiB).
+pub const MAX_ROW_JSON_BYTES: usize = 64 * 1024;
+/// Largest RunResult JSON (a few KiB in practice: the numbers plus the config).
+pub const MAX_RESULT_JSON_BYTES: usize = 1024 * 1024;
+/// Longest status message sent back; longer ones are cut (with a note) on a char boundary.
+pub const MAX_STATUS_MESSAGE: usize = 1024;
+
 /// The service state: the store and the settings the RPCs need. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct SweepService {
@@ -29,6 +44,46 @@ impl SweepService {
         Self { store, config }
     }
 
+    /// The size limits of a progress report, before anything in it is parsed.
+    fn check_progress(&self, req: &ReportProgressRequest) -> Result<(), Status> {
+        let c = &self.config;
+        if req.metrics.len() > c.max_metric_rows {
+            return Err(too_big(
+                "metrics",
+                req.metrics.len(),
+                "rows",
+                c.max_metric_rows,
+                "--max-metric-rows",
+            ));
+        }
+        if req.checkpoint.len() > c.max_checkpoint_bytes {
+            return Err(too_big(
+                "checkpoint",
+                req.checkpoint.len(),
+                "bytes",
+                c.max_checkpoint_bytes,
+                "--max-checkpoint-bytes",
+            ));
+        }
+        for (i, m) in req.metrics.iter().enumerate() {
+            if m.row_json.len() > MAX_ROW_JSON_BYTES {
+                return Err(Error::invalid(
+                    format!("metrics[{i}].row_json"),
+                    format!(
+                        "{} bytes is more than {MAX_ROW_JSON_BYTES} bytes for one row",
+                        m.row_json.len()
+                    ),
+                )
+                .into());
+            }
+            check_iter(&format!("metrics[{i}].iter"), m.iter)?;
+        }
+        if !req.checkpoint.is_empty() {
+            check_iter("checkpoint_iter", req.checkpoint_iter)?;
+        }
+        Ok(())
+    }
+
     fn terms(&self) -> LeaseTerms {
         LeaseTerms {
             lease_ms: self.config.lease_ms,
@@ -38,7 +93,43 @@ impl SweepService {
 }
 
 fn ok<T>(v: Result<T, Error>) -> Reply<T> {
-    v.map(Response::new).map_err(Status::from)
+    v.map(Response::new).map_err(|e| capped(Status::from(e)))
+}
+
+/// `status` with its message cut to [`MAX_STATUS_MESSAGE`] bytes. The message travels in an
+/// HTTP/2 trailer: one that quotes a multi-megabyte input would be refused by the client's
+/// header limits and arrive as an opaque transport error instead of the field's name.
+fn capped(status: Status) -> Status {
+    let msg = status.message();
+    if msg.len() <= MAX_STATUS_MESSAGE {
+        return status;
+    }
+    let mut end = MAX_STATUS_MESSAGE;
+    while !msg.is_char_boundary(end) {
+        end -= 1;
+    }
+    Status::new(
+        status.code(),
+        format!("{}… ({} bytes cut)", &msg[..end], msg.len() - end),
+    )
+}
+
+/// `RESOURCE_EXHAUSTED` naming the field and the limit that refused it.
+fn too_big(field: &str, got: usize, unit: &str, limit: usize, flag: &str) -> Status {
+    Status::resource_exhausted(format!(
+        "invalid {field}: {got} {unit} is more than the coordinator's limit of {limit} ({flag})"
+    ))
+}
+
+/// An iteration number a run can actually reach.
+fn check_iter(field: &str, iter: u64) -> Result<(), Status> {
+    use trainer_core::config::MAX_ITERS;
+    if iter > MAX_ITERS {
+        return Err(
+            Error::invalid(field, format!("must be at most {MAX_ITERS}, got {iter}")).into(),
+        );
+    }
+    Ok(())
 }
 
 /// A sweep id from a request; an empty one is a client bug worth naming.
@@ -132,6 +223,7 @@ impl Sweeps for SweepService {
         req: Request<ReportProgressRequest>,
     ) -> Reply<HeartbeatResponse> {
         let req = req.into_inner();
+        self.check_progress(&req)?;
         ok(self
             .store
             .report_progress(&req, self.terms())
@@ -140,11 +232,18 @@ impl Sweeps for SweepService {
     }
 
     async fn complete_job(&self, req: Request<CompleteJobRequest>) -> Reply<Ack> {
-        ok(self
-            .store
-            .complete_job(&req.into_inner())
-            .await
-            .map(|()| Ack {}))
+        let req = req.into_inner();
+        if req.result_json.len() > MAX_RESULT_JSON_BYTES {
+            return Err(Error::invalid(
+                "result_json",
+                format!(
+                    "{} bytes is more than {MAX_RESULT_JSON_BYTES} bytes for one result",
+                    req.result_json.len()
+                ),
+            )
+            .into());
+        }
+        ok(self.store.complete_job(&req).await.map(|()| Ack {}))
     }
 
     async fn fail_job(&self, req: Request<FailJobRequest>) -> Reply<Ack> {

@@ -17,6 +17,11 @@
 //!   `QueryRequest.max_rows` uses the same convention); otherwise at most [`MAX_ATTEMPTS`].
 //! - every expanded config passes [`TrainConfig::validate`]: trainer-core owns the PDE and method
 //!   names and every range, so nothing here duplicates them.
+//! - the network of every job has at most [`MAX_PARAMS`] parameters: trainer-core bounds width
+//!   (16,384) and depth (64) one at a time, but width 16,384 at depth 64 is 17 billion
+//!   parameters, which no worker can allocate (it would crash, be re-leased and crash the next).
+//!
+//! Values quoted back in a message are cut to [`MAX_QUOTED`] characters.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -35,6 +40,13 @@ pub const MAX_ATTEMPTS: u32 = 1_000;
 pub const MAX_JOBS: usize = 100_000;
 /// Longest sweep name (it is also the sweep id).
 pub const MAX_NAME_LEN: usize = 128;
+/// Most parameters one job's network may have: 2²⁵ ≈ 33.5 M (width 2,048 at depth 8; the
+/// paper's widest, 512 at depth 5, is 1.05 M). Its checkpoint is ~24 bytes per parameter.
+pub const MAX_PARAMS: usize = 1 << 25;
+/// Longest value quoted back in an error message.
+pub const MAX_QUOTED: usize = 64;
+/// Input dimension assumed for [`MAX_PARAMS`] (the largest of the benchmark PDEs is 3; one spare).
+const MAX_INPUT_DIM: usize = 4;
 
 /// Fields of `TrainConfig` that the grid axes own; the base config may not set them.
 const AXIS_FIELDS: [(&str, &str); 4] = [
@@ -156,12 +168,40 @@ pub fn expand(spec: &SweepSpec) -> Result<Vec<TrainConfig>, FieldError> {
                         ..base.clone()
                     };
                     config.validate().map_err(|e| locate(e, [ip, im, iw, is]))?;
+                    check_params(&config, iw)?;
                     configs.push(config);
                 }
             }
         }
     }
     Ok(configs)
+}
+
+/// Refuses a network too large for any worker (see [`MAX_PARAMS`]).
+fn check_params(config: &TrainConfig, iw: usize) -> Result<(), FieldError> {
+    // Width and depth are already within trainer-core's bounds, so this cannot overflow.
+    let params = trainer_core::mlp::Architecture::new(MAX_INPUT_DIM, config.width, config.depth)
+        .num_params();
+    if params > MAX_PARAMS {
+        return Err(FieldError::new(
+            format!("widths[{iw}]"),
+            format!(
+                "width {} at depth {} is about {params} parameters, more than the {MAX_PARAMS} \
+                 a job may have (lower the width or base_config.depth)",
+                config.width, config.depth
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `v` for an error message: its `Debug` form, cut to [`MAX_QUOTED`] characters.
+pub fn quoted(v: &impl fmt::Debug) -> String {
+    let s = format!("{v:?}");
+    match s.char_indices().nth(MAX_QUOTED) {
+        None => s,
+        Some((end, _)) => format!("{}…({} chars)", &s[..end], s.chars().count()),
+    }
 }
 
 fn check_name(name: &str) -> Result<(), FieldError> {
@@ -173,14 +213,18 @@ fn check_name(name: &str) -> Result<(), FieldError> {
         return bad(format!("must be at most {MAX_NAME_LEN} characters"));
     }
     if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-        return bad(format!("{name:?} must start with a letter or digit"));
+        return bad(format!(
+            "{} must start with a letter or digit",
+            quoted(&name)
+        ));
     }
     if let Some(c) = name
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
     {
         return bad(format!(
-            "{name:?} contains {c:?}; use letters, digits, '.', '_' and '-' (the name is the sweep id)"
+            "{} contains {c:?}; use letters, digits, '.', '_' and '-' (the name is the sweep id)",
+            quoted(&name)
         ));
     }
     Ok(())
@@ -197,12 +241,13 @@ fn axis<'a, T: Eq + std::hash::Hash + fmt::Debug>(
     }
     let mut seen = HashSet::new();
     for (i, v) in values.iter().enumerate() {
-        check(v).map_err(|p| FieldError::new(format!("{name}[{i}]"), format!("{v:?}: {p}")))?;
+        check(v)
+            .map_err(|p| FieldError::new(format!("{name}[{i}]"), format!("{}: {p}", quoted(v))))?;
         if !seen.insert(v) {
             let first = values.iter().position(|x| x == v).unwrap_or(0);
             return Err(FieldError::new(
                 format!("{name}[{i}]"),
-                format!("{v:?} repeats {name}[{first}]"),
+                format!("{} repeats {name}[{first}]", quoted(v)),
             ));
         }
     }
@@ -219,7 +264,26 @@ fn locate(e: ConfigError, [ip, im, iw, is]: [usize; 4]) -> FieldError {
         "seed" => format!("seeds[{is}]"),
         other => format!("base_config.{other}"),
     };
-    FieldError::new(field, e.problem)
+    FieldError::new(field, cut(e.problem))
+}
+
+/// A message that may quote user input (trainer-core's and serde's do, in full), cut to 512
+/// characters.
+fn cut(problem: String) -> String {
+    const MAX: usize = 512;
+    match problem.char_indices().nth(MAX) {
+        None => problem,
+        Some((end, _)) => format!("{}…", &problem[..end]),
+    }
+}
+
+/// A JSON key as it appears in a field path: cut like a quoted value when it is very long.
+fn key_name(key: &str) -> String {
+    if key.chars().count() <= MAX_QUOTED {
+        key.to_string()
+    } else {
+        quoted(&key)
+    }
 }
 
 /// Parses `base_config_json` into a config with defaults for every missing field.
@@ -247,7 +311,7 @@ fn base_config(json: &str) -> Result<TrainConfig, FieldError> {
     check_shape(&object, &defaults, "base_config")?;
     serde_path_to_error::deserialize::<_, TrainConfig>(Value::Object(object)).map_err(|e| {
         let path = e.path().to_string();
-        FieldError::new(format!("base_config.{path}"), e.inner().to_string())
+        FieldError::new(format!("base_config.{path}"), cut(e.inner().to_string()))
     })
 }
 
@@ -263,7 +327,7 @@ fn check_shape(
         return Ok(());
     };
     for (key, value) in object {
-        let field = format!("{path}.{key}");
+        let field = format!("{path}.{}", key_name(key));
         let Some(default) = known.get(key) else {
             let mut names: Vec<&str> = known.keys().map(String::as_str).collect();
             names.retain(|k| !AXIS_FIELDS.iter().any(|(f, _)| f == k));
@@ -537,5 +601,174 @@ mod tests {
             ..spec()
         };
         assert_eq!(field_of(&s), "base_config.iters");
+    }
+
+    #[test]
+    fn rejects_networks_too_large_for_any_worker() {
+        let mut s = spec();
+        s.widths = vec![8, 16_384];
+        s.base_config_json = r#"{"depth": 64}"#.into();
+        let e = expand(&s).unwrap_err();
+        assert_eq!(e.field, "widths[1]");
+        assert!(e.problem.contains("parameters"), "{e}");
+        // The paper's widest network is far below the bound.
+        s.widths = vec![512];
+        s.base_config_json = r#"{"depth": 5}"#.into();
+        assert!(expand(&s).is_ok());
+    }
+
+    #[test]
+    fn huge_values_are_quoted_short() {
+        let mut s = spec();
+        s.pdes = vec!["x".repeat(1_000_000)];
+        let e = expand(&s).unwrap_err();
+        assert_eq!(e.field, "pdes[0]");
+        assert!(e.to_string().len() < 2_000, "{} bytes", e.to_string().len());
+        let s = SweepSpec {
+            base_config_json: format!(r#"{{"{}": 1}}"#, "k".repeat(100_000)),
+            ..spec()
+        };
+        let e = expand(&s).unwrap_err();
+        assert!(e.field.starts_with("base_config.\"kkk"), "{}", e.field);
+        assert!(e.to_string().len() < 2_000);
+    }
+
+    /// Property tests: whatever the spec, `expand` returns (never panics), and an error names a
+    /// field of the spec in one short line.
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        const FIELD_PREFIXES: [&str; 9] = [
+            "name",
+            "pdes",
+            "methods",
+            "widths",
+            "seeds",
+            "grid",
+            "max_attempts",
+            "base_config_json",
+            "base_config.",
+        ];
+
+        fn train_keys() -> Vec<String> {
+            let Value::Object(m) = serde_json::to_value(TrainConfig::default()).unwrap() else {
+                unreachable!()
+            };
+            let mut keys: Vec<String> = m.keys().cloned().collect();
+            keys.extend(["nc", "test_grid", "beta", "learning_rate", ""].map(String::from));
+            keys
+        }
+
+        /// Any JSON value, a few levels deep, with numbers at the edges of their types.
+        fn json_value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(Value::from),
+                any::<u64>().prop_map(Value::from),
+                // NaN/inf become null in serde_json; the rest are ordinary numbers.
+                any::<f64>().prop_map(Value::from),
+                prop::sample::select(vec![0i64, 1, 2, -1, 5, 100, 1_000_000_000])
+                    .prop_map(Value::from),
+                "\\PC{0,12}".prop_map(Value::from),
+                prop::sample::select(vec!["f32", "f64", "center", "proj", "avg", "adam"])
+                    .prop_map(Value::from),
+            ];
+            let keys = train_keys();
+            leaf.prop_recursive(3, 24, 4, move |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    prop::collection::btree_map(prop::sample::select(keys.clone()), inner, 0..4)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        /// A base config: usually an object of TrainConfig keys, sometimes anything at all.
+        fn base_config_json() -> impl Strategy<Value = String> {
+            let keys = train_keys();
+            prop_oneof![
+                4 => prop::collection::btree_map(prop::sample::select(keys), json_value(), 0..5)
+                    .prop_map(|m| Value::Object(m.into_iter().collect()).to_string()),
+                1 => json_value().prop_map(|v| v.to_string()),
+                1 => "\\PC{0,40}",
+                1 => Just(String::new()),
+            ]
+        }
+
+        fn names(known: &'static [&'static str]) -> impl Strategy<Value = Vec<String>> {
+            prop::collection::vec(
+                prop_oneof![
+                    4 => prop::sample::select(known).prop_map(String::from),
+                    1 => "\\PC{0,20}",
+                    1 => Just(String::new()),
+                ],
+                0..4,
+            )
+        }
+
+        prop_compose! {
+            fn any_spec()(
+                name in prop_oneof![3 => "[a-z][a-z0-9._-]{0,12}", 1 => "\\PC{0,150}"],
+                pdes in names(&trainer_core::pde::NAMES),
+                methods in names(&["adam", "dcgd", "modsync+adam", "pcgrad", "config"]),
+                widths in prop::collection::vec(
+                    prop_oneof![4 => 1u64..64, 1 => any::<u64>(), 1 => Just(0u64)], 0..4),
+                seeds in prop::collection::vec(
+                    prop_oneof![4 => 0i64..10, 1 => any::<i64>()], 0..4),
+                base_config_json in base_config_json(),
+                max_attempts in prop_oneof![3 => 0u32..5, 1 => any::<u32>()],
+                priority in any::<i32>(),
+            ) -> SweepSpec {
+                SweepSpec { name, pdes, methods, widths, seeds, base_config_json, max_attempts, priority }
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn expand_never_panics_and_names_the_field(spec in any_spec()) {
+                match expand(&spec) {
+                    Ok(configs) => {
+                        let n = spec.pdes.len() * spec.methods.len() * spec.widths.len()
+                            * spec.seeds.len();
+                        prop_assert_eq!(configs.len(), n);
+                        for c in &configs {
+                            prop_assert!(c.validate().is_ok());
+                        }
+                    }
+                    Err(e) => {
+                        prop_assert!(
+                            FIELD_PREFIXES.iter().any(|p| e.field.starts_with(p)),
+                            "error names no field of the spec: {}", e
+                        );
+                        let line = e.to_string();
+                        prop_assert!(!e.problem.trim().is_empty(), "{}", line);
+                        prop_assert!(!line.contains('\n'), "one line: {}", line);
+                        prop_assert!(line.len() < 2_000, "short: {} bytes", line.len());
+                    }
+                }
+            }
+
+            /// A valid spec with one base-config field set to an arbitrary value: accepted, or
+            /// refused naming exactly that field.
+            #[test]
+            fn an_arbitrary_value_is_refused_by_its_own_name(
+                key in prop::sample::select(train_keys()),
+                value in json_value(),
+            ) {
+                let json = serde_json::json!({ key.clone(): value }).to_string();
+                let s = SweepSpec { base_config_json: json, ..spec() };
+                if let Err(e) = expand(&s) {
+                    let named = e.field == format!("base_config.{key}")
+                        || e.field.starts_with(&format!("base_config.{key}."))
+                        || e.field.starts_with(&format!("base_config.{key}["));
+                    prop_assert!(named, "{} for key {:?}", e, key);
+                    prop_assert!(!e.to_string().contains('\n'));
+                }
+            }
+        }
     }
 }

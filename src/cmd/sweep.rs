@@ -46,9 +46,15 @@ enum SweepCommand {
 struct RunArgs {
     /// Sweep file (TOML); see examples/quick.toml.
     file: PathBuf,
-    /// Local workers (each trains one job at a time). Default: the number of CPU cores.
+    /// Local workers. Default: the number of CPU cores (with --device cpu), else 1.
     #[arg(long)]
     workers: Option<usize>,
+    /// Jobs each local worker trains at once (on a GPU, several small PINNs share it).
+    #[arg(long, default_value_t = 1)]
+    slots: usize,
+    /// Where the local workers train: cpu, or cuda:N / cpu-tch in a build with --features tch.
+    #[arg(long, default_value = "cpu")]
+    device: String,
     /// SQLite store. Default: .modsync/<sweep name>/sweep.db
     #[arg(long)]
     db: Option<PathBuf>,
@@ -83,11 +89,19 @@ enum Ending {
 fn run_sweep(args: RunArgs) -> Result<()> {
     // Everything is validated before anything is created on disk.
     let sweep = sweep_file::load(&args.file)?;
-    let workers = args
-        .workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    trainer_core::parse_device(&args.device)?;
+    let workers = args.workers.unwrap_or_else(|| {
+        if args.device == "cpu" {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            1
+        }
+    });
     if workers == 0 {
         bail!("invalid --workers: must be at least 1");
+    }
+    if args.slots == 0 {
+        bail!("invalid --slots: must be at least 1");
     }
     let name = sweep.spec.name.clone();
     let home = PathBuf::from(".modsync").join(&name);
@@ -101,6 +115,7 @@ fn run_sweep(args: RunArgs) -> Result<()> {
         heartbeat_ms: args.heartbeat_ms,
         // Loopback only: let checkpoints of wide networks through (width 1024 × depth 5 ≈ 100 MB).
         max_message_bytes: worker::client::MAX_MESSAGE_BYTES,
+        max_checkpoint_bytes: worker::client::MAX_MESSAGE_BYTES,
         ..ServeConfig::default()
     };
     config.validate().map_err(|e| anyhow!("{e}"))?;
@@ -158,8 +173,10 @@ fn run_sweep(args: RunArgs) -> Result<()> {
                 worker::WorkerConfig {
                     coordinator: url.clone(),
                     token: token.clone(),
-                    slots: 1,
-                    device: "cpu".into(),
+                    // Loopback inside this process: plaintext.
+                    tls_ca: None,
+                    slots: args.slots,
+                    device: args.device.clone(),
                     worker_id: format!("{host}-{}-local{i}", std::process::id()),
                     host: host.clone(),
                 },

@@ -52,6 +52,10 @@ pub struct TrainArgs {
     /// Directory for result.json and metrics.csv.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// cpu (Burn's pure-Rust CPU backend); cuda:N (LibTorch on CUDA device N) and cpu-tch
+    /// (LibTorch on the CPU) need a modsync built with --features tch.
+    #[arg(long, default_value = "cpu")]
+    device: String,
     /// Boxed: ~40 optional values would make every `Command` this large.
     #[command(flatten)]
     method_flags: Box<crate::cmd::methods::MethodFlags>,
@@ -165,6 +169,7 @@ impl Observer for CliObserver {
 pub fn run(args: TrainArgs) -> Result<()> {
     let config = args.config();
     config.validate()?;
+    let device = trainer_core::parse_device(&args.device)?;
     let csv = match &args.out {
         Some(dir) => {
             prepare_dir(dir, "--out")?;
@@ -178,7 +183,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }
         None => None,
     };
-    let mut trainer = Trainer::new(config.clone(), &trainer_core::default_device())?;
+    let mut trainer = Trainer::new(config.clone(), &device)?;
     let bar = ProgressBar::new(config.iters);
     bar.set_style(
         ProgressStyle::with_template(

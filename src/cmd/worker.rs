@@ -12,7 +12,8 @@ pub struct WorkerArgs {
     /// Jobs trained at the same time.
     #[arg(long, default_value_t = 1)]
     slots: usize,
-    /// cpu (Burn's CPU backend); cuda:N and cpu-tch need a build with --features tch.
+    /// cpu (Burn's pure-Rust CPU backend); cuda:N (LibTorch on CUDA device N) and cpu-tch
+    /// (LibTorch on the CPU) need a modsync built with --features tch. Slots share the device.
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Name of this worker in leases and the `workers` table (default: HOST-PID).
@@ -25,6 +26,7 @@ pub fn run(args: WorkerArgs) -> Result<()> {
     let config = worker::WorkerConfig {
         coordinator: args.client.coordinator.clone(),
         token: args.client.token.clone(),
+        tls_ca: args.client.tls_ca.clone(),
         slots: args.slots,
         device: args.device,
         worker_id: args
@@ -34,5 +36,7 @@ pub fn run(args: WorkerArgs) -> Result<()> {
     };
     // Checked before the runtime starts so a bad flag fails at once.
     worker::parse_device(&config.device)?;
+    // A bad URL, CA file or token (or TLS flags that do not match the URL) fails at once too:
+    // `worker::run` connects before it starts any slot.
     runtime()?.block_on(worker::run(config, shutdown_signal()))
 }

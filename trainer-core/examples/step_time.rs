@@ -3,6 +3,10 @@
 //! driver `bench/step-time.sh` runs it beside the PyTorch reference and prints the ratio.
 //!
 //! Usage: step_time [--widths 50,128,512] [--depth 5] [--steps 30] [--warmup 5] [--method adam]
+//!                  [--device cpu|cpu-tch|cuda:N]   (cpu-tch and cuda:N need `--features tch`)
+//!
+//! Every step reads its losses back to the host, so on a GPU the time is the step's real time,
+//! not just the time to queue its kernels.
 
 use std::time::Instant;
 
@@ -26,7 +30,11 @@ fn main() {
     let steps: u64 = arg(&args, "--steps", "30").parse().expect("steps");
     let warmup: u64 = arg(&args, "--warmup", "5").parse().expect("warmup");
     let method = arg(&args, "--method", "adam");
-    let device = trainer_core::default_device();
+    let device_name = arg(&args, "--device", "cpu");
+    let device = trainer_core::parse_device(&device_name).unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        std::process::exit(2)
+    });
     for width in widths {
         let mut config = TrainConfig {
             pde: "burgers".into(),

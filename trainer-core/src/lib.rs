@@ -9,6 +9,7 @@
 pub mod adam;
 pub mod checkpoint;
 pub mod config;
+pub mod device;
 pub mod error;
 pub mod jet;
 pub mod methods;
@@ -21,11 +22,13 @@ pub mod trainer;
 
 pub use checkpoint::Checkpoint;
 pub use config::{Precision, TrainConfig};
+pub use device::parse_device;
 pub use error::{ConfigError, TrainError};
 pub use observer::{MetricsRow, NoopObserver, Observer};
 pub use trainer::{RunResult, RunStatus, Trainer};
 
-/// The default device: Burn's pure-Rust CPU backend.
+/// The default device: Burn's pure-Rust CPU backend (`--device cpu`). Other devices:
+/// [`parse_device`].
 pub fn default_device() -> burn::tensor::Device {
     burn::tensor::Device::flex()
 }

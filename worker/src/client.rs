@@ -1,7 +1,9 @@
 //! A gRPC client for the coordinator's `Sweeps` service, shared by the worker and the CLI:
 //! one lazily connected channel (it reconnects by itself after the coordinator restarts), the
-//! bearer token on every call, and the rules for which failures are worth retrying.
+//! bearer token on every call, TLS for `https://` URLs, and the rules for which failures are
+//! worth retrying.
 
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -9,7 +11,7 @@ use modsync_proto::sweeps_client::SweepsClient;
 use tonic::metadata::MetadataValue;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Status};
 
 /// Largest message either side of a call may carry. Checkpoints of wide networks are tens of
@@ -26,6 +28,34 @@ pub struct Auth {
     header: Option<MetadataValue<tonic::metadata::Ascii>>,
 }
 
+impl Auth {
+    /// Fails for a token that cannot be sent as metadata (not printable ASCII).
+    pub fn new(token: Option<&str>) -> Result<Self> {
+        let header = token
+            .map(|t| {
+                format!("Bearer {t}")
+                    .parse::<MetadataValue<_>>()
+                    .map(|mut v| {
+                        // Debug shows it as "Sensitive": a dump of the request metadata in a
+                        // log never contains the token.
+                        v.set_sensitive(true);
+                        v
+                    })
+                    .map_err(|_| anyhow::anyhow!("invalid --token: not a printable ASCII string"))
+            })
+            .transpose()?;
+        Ok(Self { header })
+    }
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("token", &self.header.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
 impl Interceptor for Auth {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
         if let Some(h) = &self.header {
@@ -35,11 +65,21 @@ impl Interceptor for Auth {
     }
 }
 
-/// A client for the coordinator at `url` (`http://host:port`). Nothing is dialled until the
-/// first call, so this succeeds while the coordinator is still down; calls then fail with
-/// `UNAVAILABLE` until it is up, and the channel reconnects on its own. Must be called inside a
-/// tokio runtime (the channel spawns its connection task there).
+/// A plaintext or TLS client without a CA of its own: `connect_with(url, token, None)`.
 pub fn connect(url: &str, token: Option<&str>) -> Result<Client> {
+    connect_with(url, token, None)
+}
+
+/// A client for the coordinator at `url` (`http://host:port`, or `https://host:port` for TLS).
+/// Nothing is dialled until the first call, so this succeeds while the coordinator is still
+/// down; calls then fail with `UNAVAILABLE` until it is up, and the channel reconnects on its
+/// own. Must be called inside a tokio runtime (the channel spawns its connection task there).
+///
+/// `tls_ca` is the PEM file of the CA certificate(s) that signed the coordinator's certificate
+/// (for a self-signed one: that certificate; for a public CA: the system bundle). An `https://`
+/// URL needs it (this build trusts no system roots by itself); an `http://` URL refuses it, so
+/// that a forgotten `s` never silently downgrades to plaintext.
+pub fn connect_with(url: &str, token: Option<&str>, tls_ca: Option<&Path>) -> Result<Client> {
     let endpoint = Endpoint::from_shared(url.to_string())
         .with_context(|| format!("invalid --coordinator: {url:?} is not a URL"))?
         .connect_timeout(Duration::from_secs(5))
@@ -51,17 +91,44 @@ pub fn connect(url: &str, token: Option<&str>) -> Result<Client> {
             "invalid --coordinator: {url:?} needs a scheme and host, e.g. http://127.0.0.1:50051"
         );
     }
-    let header = token
-        .map(|t| {
-            format!("Bearer {t}")
-                .parse()
-                .map_err(|_| anyhow::anyhow!("invalid --token: not a printable ASCII string"))
-        })
-        .transpose()?;
+    let endpoint = match (endpoint.uri().scheme_str(), tls_ca) {
+        (Some("http"), None) => endpoint,
+        (Some("http"), Some(ca)) => anyhow::bail!(
+            "--tls-ca {} is set but --coordinator {url} is plaintext: use https:// for TLS, or \
+             unset --tls-ca / $MODSYNC_TLS_CA",
+            ca.display()
+        ),
+        (Some("https"), None) => anyhow::bail!(
+            "--coordinator {url} uses TLS: give the CA certificate to trust with --tls-ca or \
+             $MODSYNC_TLS_CA (for a public CA, the system bundle, e.g. \
+             /etc/ssl/certs/ca-certificates.crt)"
+        ),
+        (Some("https"), Some(ca)) => endpoint
+            .tls_config(ClientTlsConfig::new().ca_certificate(read_ca(ca)?))
+            .map_err(|e| anyhow::anyhow!("invalid --tls-ca {}: {e}", ca.display()))?,
+        (Some(other), _) => anyhow::bail!(
+            "invalid --coordinator: {url:?} has scheme {other:?}; use http:// or https://"
+        ),
+        (None, _) => unreachable!("checked above"),
+    };
+    let auth = Auth::new(token)?;
     let channel = endpoint.connect_lazy();
-    Ok(SweepsClient::with_interceptor(channel, Auth { header })
+    Ok(SweepsClient::with_interceptor(channel, auth)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES))
+}
+
+/// Reads the CA file of `--tls-ca`: PEM with at least one certificate.
+fn read_ca(path: &Path) -> Result<Certificate> {
+    let pem = std::fs::read(path)
+        .with_context(|| format!("invalid --tls-ca: cannot read {}", path.display()))?;
+    if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+        anyhow::bail!(
+            "invalid --tls-ca: {} is not a PEM file with a CERTIFICATE block",
+            path.display()
+        );
+    }
+    Ok(Certificate::from_pem(pem))
 }
 
 /// Whether a failed call may succeed if sent again unchanged: the coordinator was away, busy,
@@ -184,6 +251,40 @@ mod tests {
         assert!(connect("127.0.0.1:50051", None).is_err());
         assert!(connect("http://127.0.0.1:1", Some("line\nbreak")).is_err());
         assert!(connect("http://127.0.0.1:1", Some("fine")).is_ok());
+    }
+
+    #[tokio::test]
+    async fn tls_needs_https_and_a_readable_ca() {
+        let dir = std::env::temp_dir().join(format!("modsync-client-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let not_pem = dir.join("not.pem");
+        std::fs::write(&not_pem, "hello").unwrap();
+        let missing = dir.join("missing.pem");
+        let err = |url: &str, ca: Option<&Path>| match connect_with(url, None, ca) {
+            Ok(_) => panic!("{url} with {ca:?} was accepted"),
+            Err(e) => format!("{e:#}"),
+        };
+        let e = err("https://127.0.0.1:1", None);
+        assert!(e.contains("--tls-ca"), "{e}");
+        let e = err("http://127.0.0.1:1", Some(&not_pem));
+        assert!(e.contains("--tls-ca") && e.contains("https://"), "{e}");
+        let e = err("https://127.0.0.1:1", Some(&missing));
+        assert!(e.contains("--tls-ca") && e.contains("missing.pem"), "{e}");
+        let e = err("https://127.0.0.1:1", Some(&not_pem));
+        assert!(e.contains("--tls-ca") && e.contains("not.pem"), "{e}");
+        let e = err("ftp://127.0.0.1:1", None);
+        assert!(e.contains("http://"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_token_never_shows_in_debug_output() {
+        let mut auth = Auth::new(Some("t0ps3cret")).unwrap();
+        let request = auth.call(Request::new(())).unwrap();
+        assert!(request.metadata().get("authorization").is_some());
+        for shown in [format!("{auth:?}"), format!("{:?}", request.metadata())] {
+            assert!(!shown.contains("t0ps3cret"), "{shown}");
+        }
     }
 
     #[tokio::test]

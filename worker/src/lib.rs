@@ -31,13 +31,16 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use trainer_core::TrainConfig;
 
-/// Everything a worker process needs to know.
-#[derive(Clone, Debug)]
+/// Everything a worker process needs to know. `Debug` shows whether a token is set, never the
+/// token.
+#[derive(Clone)]
 pub struct WorkerConfig {
     /// The coordinator's URL, e.g. `http://10.0.0.5:50051`.
     pub coordinator: String,
     /// Bearer token sent on every call, when the coordinator requires one.
     pub token: Option<String>,
+    /// CA certificate (PEM) to trust for an `https://` coordinator; see `client::connect_with`.
+    pub tls_ca: Option<std::path::PathBuf>,
     /// Jobs trained at the same time by this process.
     pub slots: usize,
     /// Device name: `cpu` (Burn's pure-Rust CPU backend). `cuda:N` and `cpu-tch` need the `tch`
@@ -49,6 +52,20 @@ pub struct WorkerConfig {
     pub host: String,
 }
 
+impl std::fmt::Debug for WorkerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerConfig")
+            .field("coordinator", &self.coordinator)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("tls_ca", &self.tls_ca)
+            .field("slots", &self.slots)
+            .field("device", &self.device)
+            .field("worker_id", &self.worker_id)
+            .field("host", &self.host)
+            .finish()
+    }
+}
+
 /// Checkpoint interval used when a job's config leaves `checkpoint_every` at 0: ten evaluations.
 /// A crash then loses at most that much training, and the checkpoint traffic stays small next to
 /// the training time (a checkpoint is three f64 copies of the parameters).
@@ -56,19 +73,10 @@ pub fn default_checkpoint_every(config: &TrainConfig) -> u64 {
     config.eval_every.saturating_mul(10).max(1)
 }
 
-/// Turns a `--device` name into a Burn device, or says why it cannot.
+/// Turns a `--device` name into a Burn device, or says why it cannot (see
+/// [`trainer_core::device`]: `cpu`, and with the `tch` feature `cuda:N` and `cpu-tch`).
 pub fn parse_device(name: &str) -> Result<burn::tensor::Device> {
-    let name = name.trim();
-    match name {
-        "cpu" | "" => Ok(trainer_core::default_device()),
-        "cpu-tch" | "tch" | "cuda" => {
-            bail!("device {name} needs a modsync built with --features tch")
-        }
-        n if n.starts_with("cuda:") && n[5..].parse::<u32>().is_ok() => {
-            bail!("device {name} needs a modsync built with --features tch")
-        }
-        _ => bail!("invalid --device: unknown device {name:?} (expected cpu, cuda:N or cpu-tch)"),
-    }
+    Ok(trainer_core::parse_device(name)?)
 }
 
 /// Runs a worker until `shutdown` resolves, then checkpoints and releases every running job and
@@ -82,7 +90,11 @@ pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> Re
         bail!("invalid --worker-id: must not be empty");
     }
     let device = parse_device(&config.device)?;
-    let client = client::connect(&config.coordinator, config.token.as_deref())?;
+    let client = client::connect_with(
+        &config.coordinator,
+        config.token.as_deref(),
+        config.tls_ca.as_deref(),
+    )?;
     let stop = CancellationToken::new();
     let config = Arc::new(config);
     let mut slots = JoinSet::new();
@@ -137,22 +149,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn debug_never_shows_the_token() {
+        let c = WorkerConfig {
+            coordinator: "https://h:1".into(),
+            token: Some("hunter2".into()),
+            tls_ca: None,
+            slots: 1,
+            device: "cpu".into(),
+            worker_id: "w".into(),
+            host: "h".into(),
+        };
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("redacted"),
+            "{shown}"
+        );
+    }
+
+    #[test]
     fn devices() {
         assert!(parse_device("cpu").is_ok());
-        let e = parse_device("cuda:0").unwrap_err().to_string();
-        assert_eq!(e, "device cuda:0 needs a modsync built with --features tch");
-        assert!(
-            parse_device("cpu-tch")
-                .unwrap_err()
-                .to_string()
-                .contains("--features tch")
-        );
-        assert!(
-            parse_device("gpu")
-                .unwrap_err()
-                .to_string()
-                .contains("--device")
-        );
+        let e = parse_device("gpu").unwrap_err().to_string();
+        assert!(e.starts_with("invalid --device: unknown device"), "{e}");
+        if !trainer_core::device::HAS_TCH {
+            let e = parse_device("cuda:0").unwrap_err().to_string();
+            assert_eq!(
+                e,
+                "invalid --device: device cuda:0 needs a modsync built with --features tch (this build has only cpu)"
+            );
+            let e = parse_device("cpu-tch").unwrap_err().to_string();
+            assert!(e.contains("--features tch"), "{e}");
+        } else {
+            assert!(parse_device("cpu-tch").is_ok());
+        }
     }
 
     #[test]

@@ -64,6 +64,15 @@ impl Pending {
     fn is_empty(&self) -> bool {
         self.metrics.is_empty() && self.checkpoint.is_none()
     }
+
+    /// The coordinator accepted a report of the first `rows` metric rows (and, when they were
+    /// all of them, the checkpoint): forget what it has.
+    fn sent(&mut self, rows: usize) {
+        if rows >= self.metrics.len() {
+            self.checkpoint = None;
+        }
+        self.metrics.drain(..rows.min(self.metrics.len()));
+    }
 }
 
 /// The identity every write after the lease carries.
@@ -276,10 +285,10 @@ impl Slot {
                 })
                 .await
         } else {
-            let request = progress_request(lease, &self.config.worker_id, pending);
+            let (request, rows) = progress_request(lease, &self.config.worker_id, pending);
             let answer = self.client.report_progress(request).await;
             if answer.is_ok() {
-                *pending = Pending::default();
+                pending.sent(rows);
             }
             answer
         };
@@ -371,21 +380,24 @@ impl Slot {
         self.settle(lease, outcome, "progress report")
     }
 
+    /// Sends everything pending, in reports of at most [`MAX_REPORT_ROWS`] rows; what was
+    /// accepted leaves `pending`, so after an error it holds exactly what was not sent.
     async fn send_progress(
         &self,
         lease: &Lease,
-        pending: &Pending,
+        pending: &mut Pending,
         retry: bool,
     ) -> Result<(), Status> {
-        if pending.is_empty() {
-            return Ok(());
+        while !pending.is_empty() {
+            let (request, rows) = progress_request(lease, &self.config.worker_id, pending);
+            self.retry("ReportProgress", retry, |mut c| {
+                let r = request.clone();
+                async move { c.report_progress(r).await.map(|_| ()) }
+            })
+            .await?;
+            pending.sent(rows);
         }
-        let request = progress_request(lease, &self.config.worker_id, pending);
-        self.retry("ReportProgress", retry, |mut c| {
-            let r = request.clone();
-            async move { c.report_progress(r).await.map(|_| ()) }
-        })
-        .await
+        Ok(())
     }
 
     /// Sends the result; keeps retrying while the coordinator is away (the lease may well still
@@ -568,16 +580,34 @@ fn prepare(job: &Job) -> Result<Start, String> {
     }
 }
 
-fn progress_request(lease: &Lease, worker_id: &str, pending: &Pending) -> ReportProgressRequest {
-    let (checkpoint, checkpoint_iter) = pending.checkpoint.clone().unwrap_or_default();
-    ReportProgressRequest {
+/// Most metric rows in one report. The coordinator refuses more than its `--max-metric-rows`
+/// (at least this many) per report; a backlog (rows piled up while the coordinator was away)
+/// goes out in several reports.
+const MAX_REPORT_ROWS: usize = 1_000;
+
+/// The next report of `pending`: its first [`MAX_REPORT_ROWS`] rows, and the checkpoint only
+/// with the last of them (a checkpoint is never stored ahead of the rows before it), and how
+/// many rows it carries.
+fn progress_request(
+    lease: &Lease,
+    worker_id: &str,
+    pending: &Pending,
+) -> (ReportProgressRequest, usize) {
+    let rows = pending.metrics.len().min(MAX_REPORT_ROWS);
+    let (checkpoint, checkpoint_iter) = if rows == pending.metrics.len() {
+        pending.checkpoint.clone().unwrap_or_default()
+    } else {
+        Default::default()
+    };
+    let request = ReportProgressRequest {
         job_id: lease.job_id,
         token: lease.token,
         worker_id: worker_id.to_string(),
-        metrics: pending.metrics.clone(),
+        metrics: pending.metrics[..rows].to_vec(),
         checkpoint,
         checkpoint_iter,
-    }
+    };
+    (request, rows)
 }
 
 /// Runs the trainer on its own thread; whatever happens (error, panic) ends in one `Done` event.
@@ -622,5 +652,45 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         s.clone()
     } else {
         "(no message)".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backlog_goes_out_in_reports_of_bounded_size_checkpoint_last() {
+        let lease = Lease {
+            job_id: 1,
+            token: 2,
+            lease_ms: 1000,
+        };
+        let mut pending = Pending {
+            metrics: (0..2_500)
+                .map(|i| MetricRow {
+                    iter: i,
+                    row_json: String::new(),
+                })
+                .collect(),
+            checkpoint: Some((vec![1, 2, 3], 2_499)),
+        };
+        let mut reports = Vec::new();
+        while !pending.is_empty() {
+            let (r, rows) = progress_request(&lease, "w", &pending);
+            assert_eq!(rows, r.metrics.len());
+            reports.push((r.metrics.len(), r.checkpoint.len(), r.metrics[0].iter));
+            pending.sent(rows);
+        }
+        assert_eq!(reports, [(1_000, 0, 0), (1_000, 0, 1_000), (500, 3, 2_000)]);
+        // A checkpoint alone goes out alone.
+        let mut pending = Pending {
+            metrics: Vec::new(),
+            checkpoint: Some((vec![9], 7)),
+        };
+        let (r, rows) = progress_request(&lease, "w", &pending);
+        assert_eq!((rows, r.checkpoint_iter, r.checkpoint.len()), (0, 7, 1));
+        pending.sent(rows);
+        assert!(pending.is_empty());
     }
 }

@@ -1,7 +1,11 @@
-//! With a token configured, every RPC without it or with a wrong one is UNAUTHENTICATED.
+//! With a token configured, every RPC without it or with a wrong one is UNAUTHENTICATED; the
+//! gRPC health service on the same port answers without a token and says nothing else.
 
 use modsync_proto::*;
 use tonic::Code;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
 
 use crate::common::*;
 
@@ -127,13 +131,16 @@ async fn every_rpc_needs_the_right_token() {
     let server = Server::start(|c| c.token = Some("correct horse".into())).await;
     for token in [
         None,
+        Some(""),
         Some("wrong"),
         Some("correct hors"),
         Some("correct horse "),
+        Some("correct horsecorrect horse"),
+        Some("CORRECT HORSE"),
     ] {
         let mut c = server.client_with(token).await;
         let codes = call_every_rpc(&mut c).await;
-        assert_eq!(codes.len(), 13, "every RPC of sweep.proto");
+        assert_eq!(codes.len(), proto_rpcs().len(), "every RPC of sweep.proto");
         for (rpc, code) in codes {
             assert_eq!(code, Code::Unauthenticated, "{rpc} with {token:?}");
         }
@@ -161,4 +168,156 @@ async fn no_token_configured_means_open() {
     let server = Server::start(|_| {}).await;
     let mut c = server.client_with(Some("anything")).await;
     assert!(c.list_sweeps(ListSweepsRequest {}).await.is_ok());
+}
+
+/// The RPC names declared by the `Sweeps` service in sweep.proto.
+fn proto_rpcs() -> Vec<String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../proto/proto/sweep.proto");
+    let text = std::fs::read_to_string(path).unwrap();
+    let body = text
+        .split("service Sweeps {")
+        .nth(1)
+        .expect("service Sweeps in sweep.proto");
+    let body = &body[..body.find("\n}").expect("end of service Sweeps")];
+    body.lines()
+        .filter_map(|l| l.trim().strip_prefix("rpc "))
+        .map(|l| l.split('(').next().unwrap().trim().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_auth_test_calls_every_rpc_of_the_proto() {
+    // A new RPC in sweep.proto must be added to `call_every_rpc`, or this fails.
+    let server = Server::start(|c| c.token = Some("t".into())).await;
+    let mut c = server.client_with(None).await;
+    let mut called: Vec<String> = call_every_rpc(&mut c)
+        .await
+        .into_iter()
+        .map(|(n, _)| n.to_string())
+        .collect();
+    let mut declared = proto_rpcs();
+    assert!(declared.len() >= 13, "{declared:?}");
+    called.sort();
+    declared.sort();
+    assert_eq!(called, declared);
+}
+
+#[tokio::test]
+async fn health_answers_without_a_token_and_reveals_nothing_else() {
+    let server = Server::start(|c| c.token = Some("correct horse".into())).await;
+    // One channel, no token anywhere.
+    let mut sweeps = server.client_with(None).await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = HealthClient::new(channel);
+    for service in ["", "modsync.v1.Sweeps"] {
+        let r = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("health check of {service:?}: {e}"));
+        assert_eq!(r.get_ref().status(), ServingStatus::Serving, "{service:?}");
+        // The answer is a status and nothing else: no version, no metadata beyond the protocol's.
+        let extra: Vec<String> = r
+            .metadata()
+            .clone()
+            .into_headers()
+            .keys()
+            .map(|k| k.as_str().to_string())
+            .filter(|k| !matches!(k.as_str(), "content-type" | "date" | "grpc-status"))
+            .collect();
+        assert!(extra.is_empty(), "{extra:?}");
+    }
+    // Watch answers too (the stream's first message is the current status).
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = watch.message().await.unwrap().unwrap();
+    assert_eq!(first.status(), ServingStatus::Serving);
+    // An unknown service name learns only "not found".
+    let e = health
+        .check(HealthCheckRequest {
+            service: "secrets.Vault".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    // The Sweeps RPCs on the same port, same channel, still refuse.
+    for (rpc, code) in call_every_rpc(&mut sweeps).await {
+        assert_eq!(code, Code::Unauthenticated, "{rpc} without a token");
+    }
+    // Nothing else is served: no reflection, no other service.
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    for path in [
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        "/grpc.health.v1.Health/List",
+        "/grpc.channelz.v1.Channelz/GetTopChannels",
+    ] {
+        grpc.ready().await.unwrap();
+        let e = grpc
+            .unary::<(), (), _>(tonic::Request::new(()), path.parse().unwrap(), NoBody)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e.code(), Code::Unimplemented | Code::Unauthenticated),
+            "{path}: {e}"
+        );
+    }
+    // Nothing got in through the health service.
+    let mut c = server.client().await;
+    assert!(
+        c.list_sweeps(ListSweepsRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .sweeps
+            .is_empty()
+    );
+}
+
+/// A codec for calls whose messages are empty: enough to knock on any method path.
+#[derive(Clone, Copy, Default)]
+struct NoBody;
+
+impl tonic::codec::Codec for NoBody {
+    type Encode = ();
+    type Decode = ();
+    type Encoder = NoBody;
+    type Decoder = NoBody;
+    fn encoder(&mut self) -> NoBody {
+        NoBody
+    }
+    fn decoder(&mut self) -> NoBody {
+        NoBody
+    }
+}
+
+impl tonic::codec::Encoder for NoBody {
+    type Item = ();
+    type Error = tonic::Status;
+    fn encode(&mut self, _: (), _: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for NoBody {
+    type Item = ();
+    type Error = tonic::Status;
+    fn decode(&mut self, _: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<()>, tonic::Status> {
+        Ok(Some(()))
+    }
 }

@@ -2,9 +2,12 @@
 //! in a temporary directory, driven by a real tonic client. One test binary (one link) for all.
 
 mod auth;
+mod bad_input;
 mod common;
 mod curves;
 mod lease;
 mod query;
+mod query_guard;
 mod restart;
 mod submit;
+mod tls;
