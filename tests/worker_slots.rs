@@ -262,3 +262,57 @@ fn unknown_or_missing_devices_fail_clearly() {
         assert!(err.contains("cuda:9999 is not available"), "{err}");
     }
 }
+
+/// `--exit-when-idle SECS`: a worker trains what is queued, then exits 0 by itself once its
+/// slots have had nothing to do for SECS (batch jobs stop holding their GPU); without the flag
+/// it keeps polling. `--exit-when-idle 0` is refused naming the flag.
+#[test]
+fn an_idle_worker_exits_by_itself_when_asked() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let coord = Coordinator::start(&dir.path().join("idle.db"), None, FAST_LEASES);
+    let file = write(
+        dir.path(),
+        "idle.toml",
+        &tiny_sweep("idle", &[8], &[0, 1], 100, ""),
+    );
+    coord.cli(&["submit", &file]);
+
+    let mut leaving = coord.worker("leaving", &["--slots", "2", "--exit-when-idle", "2"]);
+    let status = leaving.wait(Duration::from_secs(120));
+    assert!(status.success(), "{status:?}\n{}", leaving.log());
+    // Both jobs were done before it left: nothing was dropped on the way out.
+    assert_eq!(
+        coord.states("idle").get("done"),
+        Some(&2),
+        "{:?}",
+        coord.states("idle")
+    );
+    assert!(
+        leaving.log().contains("--exit-when-idle"),
+        "the worker should say why it stopped:\n{}",
+        leaving.log()
+    );
+    // The same idle queue, no flag: still polling well past that idle time.
+    let mut staying = coord.worker("staying", &["--slots", "1"]);
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        staying.running(),
+        "a worker without the flag exited:\n{}",
+        staying.log()
+    );
+    staying.signal("TERM");
+    assert!(staying.wait(Duration::from_secs(30)).success());
+
+    let (ok, _, err) = run_cli(
+        &[
+            "worker",
+            "--exit-when-idle",
+            "0",
+            "--coordinator",
+            "http://127.0.0.1:9",
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(!ok && err.contains("invalid --exit-when-idle"), "{err}");
+}

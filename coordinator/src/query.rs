@@ -358,6 +358,11 @@ fn to_row(row: &SqliteRow) -> Result<Row> {
     Ok(Row { values })
 }
 
+// The guard's test disguises live with the end-to-end guard tests; both use the same ones.
+#[cfg(test)]
+#[path = "../tests/it/sql_disguises.rs"]
+mod sql_disguises;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,6 +432,7 @@ mod tests {
     /// arbitrary text never panics it.
     mod props {
         use super::*;
+        use crate::query::sql_disguises::{SPACES, WRAPPERS};
         use proptest::prelude::*;
 
         /// Statements that write, change the schema or connection, or touch other files.
@@ -479,26 +485,6 @@ mod tests {
             "-- SELECT\n{}",
             "VALUES (1); {}",
         ];
-
-        /// Ways to dress a statement up as (or next to) a read.
-        pub(crate) const WRAPPERS: &[&str] = &[
-            "{}",
-            "WITH x AS (SELECT 1) {}",
-            "WITH RECURSIVE x(n) AS (SELECT 1) {}",
-            "SELECT 1; {}",
-            "{}; SELECT 1",
-            "SELECT 1 /* ; */ ; {}",
-            "EXPLAIN {}",
-            "EXPLAIN QUERY PLAN {}",
-            "/* SELECT */ {}",
-            "-- SELECT\n{}",
-            "SELECT * FROM ({})",
-            "VALUES (1); {}",
-            "SELECT 'a'';' ; {}",
-            "SELECT \"x;\" FROM (SELECT 1 AS \"x;\");{}",
-        ];
-
-        const SPACES: &[&str] = &[" ", "\t", "\n", "  ", "/**/", "/* x */", "\r\n", " --c\n"];
 
         /// `sql` with each ASCII letter's case flipped where `flips` says so, and each space
         /// replaced by a whitespace or comment.

@@ -178,6 +178,8 @@ fn run_sweep(args: RunArgs) -> Result<()> {
                     slots: args.slots,
                     device: args.device.clone(),
                     worker_id: format!("{host}-{}-local{i}", std::process::id()),
+                    // The progress loop decides when the sweep is over.
+                    exit_when_idle: None,
                     host: host.clone(),
                 },
                 workers_stop.clone().cancelled_owned(),

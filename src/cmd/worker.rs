@@ -19,9 +19,16 @@ pub struct WorkerArgs {
     /// Name of this worker in leases and the `workers` table (default: HOST-PID).
     #[arg(long)]
     worker_id: Option<String>,
+    /// Exit (status 0) once each slot has gone this many seconds without a job, so a batch
+    /// job stops holding its GPU when the queue is empty. Default: poll for ever.
+    #[arg(long, env = "MODSYNC_EXIT_WHEN_IDLE", value_name = "SECS")]
+    exit_when_idle: Option<u64>,
 }
 
 pub fn run(args: WorkerArgs) -> Result<()> {
+    if args.exit_when_idle == Some(0) {
+        anyhow::bail!("invalid --exit-when-idle: must be at least 1 second");
+    }
     let host = hostname();
     let config = worker::WorkerConfig {
         coordinator: args.client.coordinator.clone(),
@@ -33,6 +40,7 @@ pub fn run(args: WorkerArgs) -> Result<()> {
             .worker_id
             .unwrap_or_else(|| format!("{host}-{}", std::process::id())),
         host,
+        exit_when_idle: args.exit_when_idle.map(std::time::Duration::from_secs),
     };
     // Checked before the runtime starts so a bad flag fails at once.
     worker::parse_device(&config.device)?;

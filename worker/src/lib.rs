@@ -48,6 +48,9 @@ pub struct WorkerConfig {
     pub device: String,
     /// Identifies this worker in leases and the coordinator's `workers` table; unique per process.
     pub worker_id: String,
+    /// Stop (exit 0) once no slot has had a job for this long, so batch jobs holding a GPU end
+    /// when the queue is empty. `None`: poll for ever.
+    pub exit_when_idle: Option<std::time::Duration>,
     /// The machine's name, shown in `workers`.
     pub host: String,
 }
@@ -58,6 +61,7 @@ impl std::fmt::Debug for WorkerConfig {
             .field("coordinator", &self.coordinator)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("tls_ca", &self.tls_ca)
+            .field("exit_when_idle", &self.exit_when_idle)
             .field("slots", &self.slots)
             .field("device", &self.device)
             .field("worker_id", &self.worker_id)
@@ -157,6 +161,7 @@ mod tests {
             slots: 1,
             device: "cpu".into(),
             worker_id: "w".into(),
+            exit_when_idle: None,
             host: "h".into(),
         };
         let shown = format!("{c:?}");

@@ -88,7 +88,20 @@ impl Slot {
         let mut idle = Backoff::new(Duration::from_millis(100), IDLE_POLL_MAX);
         let mut errors = Backoff::default();
         let mut unreachable_since: Option<Instant> = None;
+        // Unreachable time counts as idle too: a worker whose coordinator is gone for good
+        // should not hold its GPU for ever either.
+        let mut busy_until = Instant::now();
         while !self.shutdown.is_cancelled() {
+            if let Some(limit) = self.config.exit_when_idle
+                && busy_until.elapsed() >= limit
+            {
+                tracing::info!(
+                    slot = self.index,
+                    "no job for {} s (--exit-when-idle): slot done",
+                    limit.as_secs_f64()
+                );
+                return Ok(());
+            }
             let request = LeaseJobRequest {
                 worker_id: self.config.worker_id.clone(),
                 host: self.config.host.clone(),
@@ -106,6 +119,7 @@ impl Slot {
                         Some(job) => {
                             idle.reset();
                             self.run_job(job).await?;
+                            busy_until = Instant::now();
                         }
                         None => self.sleep(idle.next_delay()).await,
                     }

@@ -9,5 +9,6 @@ mod lease;
 mod query;
 mod query_guard;
 mod restart;
+mod sql_disguises;
 mod submit;
 mod tls;

@@ -13,6 +13,7 @@ use proptest::prelude::*;
 use tonic::Code;
 
 use crate::common::*;
+use crate::sql_disguises::{SPACES, WRAPPERS};
 
 /// Statements that write, change the schema or the connection, or reach other files. `{P}` is
 /// the store's directory.
@@ -59,24 +60,6 @@ const WRITES: &[&str] = &[
     "END",
 ];
 
-/// Ways to dress a statement up as (or next to) a read.
-const WRAPPERS: &[&str] = &[
-    "{}",
-    "WITH x AS (SELECT 1) {}",
-    "WITH RECURSIVE x(n) AS (SELECT 1) {}",
-    "SELECT 1; {}",
-    "{}; SELECT 1",
-    "SELECT 1 /* ; */ ; {}",
-    "EXPLAIN {}",
-    "EXPLAIN QUERY PLAN {}",
-    "/* SELECT */ {}",
-    "-- SELECT\n{}",
-    "SELECT * FROM ({})",
-    "VALUES (1); {}",
-    "SELECT 'a'';' ; {}",
-    "SELECT \"x;\" FROM (SELECT 1 AS \"x;\");{}",
-];
-
 /// Reads that call functions or table-valued pragmas with side effects elsewhere, or try to.
 /// They may succeed (when harmless) or fail, but must change nothing and create no file.
 const SNEAKY_READS: &[&str] = &[
@@ -90,8 +73,6 @@ const SNEAKY_READS: &[&str] = &[
     "SELECT sqlite_compileoption_get(0)",
     "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000) SELECT count(*) FROM c",
 ];
-
-const SPACES: &[&str] = &[" ", "\t", "\n", "  ", "/**/", "/* x */", "\r\n", " --c\n"];
 
 /// `sql` with ASCII letters' case flipped where `flips` says, spaces replaced by other
 /// whitespace or comments (only in the statement, not in the wrapper's own comments).
