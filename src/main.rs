@@ -49,6 +49,11 @@ enum Command {
     Retry(cmd::retry::RetryArgs),
 }
 
+// mimalloc instead of glibc malloc: 12 % more coordinator throughput under load
+// (bench/coordinator-load, side by side), and the trainer allocates a tensor per op.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Servers log their lifecycle by default; other commands only what went wrong. RUST_LOG wins.

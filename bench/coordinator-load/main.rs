@@ -178,6 +178,11 @@ impl Args {
     }
 }
 
+// The same allocator as the `modsync` binary (src/main.rs), so that the coordinator measured
+// here is the one users run.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Err(msg) = args.check() {
