@@ -35,7 +35,7 @@ pub struct ServeConfig {
     pub max_query_rows: usize,
     /// Query: wall-clock limit, enforced inside SQLite (the statement is interrupted).
     pub query_timeout_ms: u64,
-    /// Largest gRPC message either way; checkpoints of wide networks are tens of MiB.
+    /// Largest gRPC message either way; a width-1024 checkpoint is ~100 MB.
     pub max_message_bytes: usize,
     /// Largest checkpoint one `ReportProgress` may carry (the store keeps one per job, so this
     /// also bounds the store's size per running job). Larger → `RESOURCE_EXHAUSTED` naming
@@ -63,8 +63,10 @@ impl Default for ServeConfig {
             reap_every_ms: 1_000,
             max_query_rows: 10_000,
             query_timeout_ms: 5_000,
-            max_message_bytes: 64 * 1024 * 1024,
-            max_checkpoint_bytes: 64 * 1024 * 1024,
+            // The paper grid's widest network (width 1024, depth 5: 4.2 M parameters) has
+            // ~100 MB checkpoints (f64 parameters and Adam's moments; per-task state adds more).
+            max_message_bytes: 256 * 1024 * 1024,
+            max_checkpoint_bytes: 256 * 1024 * 1024,
             max_metric_rows: 10_000,
         }
     }
