@@ -542,9 +542,18 @@ async fn run_batch(pool: &SqlitePool, batch: Vec<WriteOp>) {
                 let _ = op.reply.send(answer);
             }
         }
+        Err(e) if batch.len() > 1 => {
+            // Nothing of the batch was committed. Run its ops again one transaction each, so
+            // that one op failing in SQLite (which its worker would retry) cannot keep failing
+            // every op that happens to share its batch.
+            tracing::warn!(error = %e, ops = batch.len(), "write batch rolled back, retrying its ops one by one");
+            for op in batch {
+                Box::pin(run_batch(pool, vec![op])).await;
+            }
+        }
         Err(e) => {
-            tracing::warn!(error = %e, ops = batch.len(), "write batch rolled back");
-            let msg = format!("write batch rolled back: {e}");
+            tracing::warn!(error = %e, "write rolled back");
+            let msg = format!("write rolled back: {e}");
             for op in batch {
                 let _ = op
                     .reply
