@@ -260,7 +260,7 @@ async fn take_next(
     terms: LeaseTerms,
     now: i64,
 ) -> sqlx::Result<Option<Job>> {
-    let row: Option<(i64, String, String, i64, i64, Option<Vec<u8>>)> = sqlx::query_as(
+    let row: Option<LeasedRow> = sqlx::query_as(
         "UPDATE jobs SET state = 'running', lease_owner = ?, lease_expires_at_ms = ?,
              token = token + 1, attempts = attempts + 1, cancel_requested = 0,
              updated_at_ms = ?
@@ -447,7 +447,7 @@ async fn complete(
     r: &RunResult,
     now: i64,
 ) -> sqlx::Result<Result<Answer>> {
-    let row: Option<(String, i64, String, String, i64, i64, Option<String>)> = sqlx::query_as(
+    let row: Option<CompletingRow> = sqlx::query_as(
         "SELECT state, token, pde, method, width, seed, lease_owner FROM jobs WHERE id = ?",
     )
     .bind(req.job_id)
@@ -523,6 +523,11 @@ async fn complete(
     .await?;
     Ok(Ok(Answer::Completed))
 }
+
+/// What the lease statement returns: id, sweep id, config JSON, token, attempts, checkpoint.
+type LeasedRow = (i64, String, String, i64, i64, Option<Vec<u8>>);
+/// What a completion reads first: state, token, pde, method, width, seed, lease owner.
+type CompletingRow = (String, i64, String, String, i64, i64, Option<String>);
 
 /// Runs one batch in one transaction and answers every op after the COMMIT.
 async fn run_batch(pool: &SqlitePool, batch: Vec<WriteOp>) {

@@ -39,6 +39,9 @@ pub(crate) const WORKER_REFRESH_MS: i64 = 5_000;
 /// Forget the worker cache past this many entries (it only saves statements).
 const MAX_CACHED_WORKERS: usize = 100_000;
 
+/// (host, device, when the row was last written) of a worker, as last written by a lease.
+type WorkerRow = (String, String, i64);
+
 /// The coordinator's store. Cheap to clone (two pool handles and a shared cache).
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -55,7 +58,7 @@ pub struct Store {
     /// worker id → (host, device, when its row was last written), so that a lease does not
     /// rewrite an unchanged `workers` row every time (one statement less per lease). Only
     /// bookkeeping: the lease itself never depends on it.
-    workers_written: Arc<Mutex<HashMap<String, (String, String, i64)>>>,
+    workers_written: Arc<Mutex<HashMap<String, WorkerRow>>>,
     /// The writer task that batches the hot worker writes (lease, heartbeat, progress,
     /// completion) into group commits on the write connection; see `lease.rs`.
     pub(crate) writer: mpsc::UnboundedSender<WriteOp>,

@@ -30,13 +30,13 @@ pub fn run(args: ReferenceArgs) -> Result<()> {
             pde::NAMES.join(", ")
         )
     })?;
-    if let Some(g) = args.grid {
-        if !(2..=trainer_core::config::MAX_TEST_GRID).contains(&g) {
-            return Err(anyhow!(
-                "invalid --grid: must be in 2..={}, got {g}",
-                trainer_core::config::MAX_TEST_GRID
-            ));
-        }
+    if let Some(g) = args.grid
+        && !(2..=trainer_core::config::MAX_TEST_GRID).contains(&g)
+    {
+        return Err(anyhow!(
+            "invalid --grid: must be in 2..={}, got {g}",
+            trainer_core::config::MAX_TEST_GRID
+        ));
     }
     let grid = pde.test_grid(args.grid);
     let u = pde.reference(&grid.points);

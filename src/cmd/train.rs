@@ -157,10 +157,10 @@ impl Observer for CliObserver {
             "rel_l2 {:.3e}  L_r {:.2e}  L_b {:.2e}",
             row.rel_l2, row.loss_r, row.loss_b
         ));
-        if let Some(csv) = &mut self.csv {
-            if let Err(e) = csv.write(row) {
-                tracing::warn!("cannot write metrics.csv: {e}");
-            }
+        if let Some(csv) = &mut self.csv
+            && let Err(e) = csv.write(row)
+        {
+            tracing::warn!("cannot write metrics.csv: {e}");
         }
     }
     fn on_checkpoint(&mut self, _checkpoint: &Checkpoint) {}

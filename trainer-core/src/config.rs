@@ -184,13 +184,13 @@ impl TrainConfig {
                 format!("must be in 2..={MAX_NC}, got {nc}"),
             );
         }
-        if let Some(g) = self.pde_options.test_grid {
-            if !(2..=MAX_TEST_GRID).contains(&g) {
-                return bad(
-                    "pde_options.test_grid",
-                    format!("must be in 2..={MAX_TEST_GRID}, got {g}"),
-                );
-            }
+        if let Some(g) = self.pde_options.test_grid
+            && !(2..=MAX_TEST_GRID).contains(&g)
+        {
+            return bad(
+                "pde_options.test_grid",
+                format!("must be in 2..={MAX_TEST_GRID}, got {g}"),
+            );
         }
         Ok(())
     }

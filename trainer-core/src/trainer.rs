@@ -307,7 +307,7 @@ impl Trainer {
                 break;
             }
             let every = self.config.checkpoint_every;
-            if every > 0 && self.iter % every == 0 && self.iter < self.config.iters {
+            if every > 0 && self.iter.is_multiple_of(every) && self.iter < self.config.iters {
                 observer.on_checkpoint(&self.checkpoint(elapsed(self)));
             }
         }
