@@ -20,6 +20,7 @@
 //! missing/wrong token → `UNAUTHENTICATED`.
 
 pub mod auth;
+mod batch;
 pub mod config;
 mod curves;
 pub mod error;

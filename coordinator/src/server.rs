@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use modsync_proto::sweeps_server::SweepsServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::auth::BearerAuth;
@@ -70,7 +70,14 @@ pub async fn serve_with_listener(
     let served = builder
         .add_service(health_service)
         .add_service(InterceptedService::new(service, auth))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        // TCP_NODELAY on every accepted socket (tonic sets it only on listeners it binds
+        // itself): with Nagle on, a response split over two writes waits for the client's
+        // delayed ACK (~40 ms on Linux). bench/coordinator-load with 20 workers: p99 46 ms and
+        // 191 cycles/s without it, 7-10 ms and 325 cycles/s with it.
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        )
         .await;
     reaper.stop().await;
     store.close().await;

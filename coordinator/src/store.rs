@@ -18,8 +18,8 @@ use sqlx::sqlite::{
 use sqlx::{Executor, SqliteConnection};
 use tokio::sync::mpsc;
 
+use crate::batch::{self, WriteOp};
 use crate::error::Result;
-use crate::lease::{self, WriteOp};
 use crate::sqlite_ext;
 
 /// The schema, embedded at compile time from `migrations/` and applied by [`Store::open`].
@@ -60,7 +60,7 @@ pub struct Store {
     /// bookkeeping: the lease itself never depends on it.
     workers_written: Arc<Mutex<HashMap<String, WorkerRow>>>,
     /// The writer task that batches the hot worker writes (lease, heartbeat, progress,
-    /// completion) into group commits on the write connection; see `lease.rs`.
+    /// completion) into group commits on the write connection; see `batch.rs`.
     pub(crate) writer: mpsc::UnboundedSender<WriteOp>,
 }
 
@@ -119,7 +119,7 @@ impl Store {
             .connect_with(base.read_only(true).pragma("query_only", "1"))
             .await?;
 
-        let writer = lease::spawn_writer(write.clone())?;
+        let writer = batch::spawn_writer(write.clone())?;
         Ok(Store {
             write,
             read,
