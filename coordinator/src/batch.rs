@@ -398,15 +398,47 @@ async fn insert_metrics(
     Ok(())
 }
 
-/// Checkpoints per INSERT statement: they are large, so few at a time (memory, not parameters).
+/// Checkpoints per INSERT statement, at most, and their bytes at most (the bound values are
+/// copied into the statement, and one checkpoint may be up to `--max-checkpoint-bytes`).
 const CHECKPOINTS_PER_INSERT: usize = 16;
+const CHECKPOINT_BYTES_PER_INSERT: usize = 16 << 20;
+
+/// Splits `items` into runs of at most `max_items` whose sizes add up to at most `max_bytes`
+/// (a single item larger than that is a run of its own).
+fn runs_within<T>(
+    items: &[T],
+    max_items: usize,
+    max_bytes: usize,
+    size: impl Fn(&T) -> usize,
+) -> Vec<&[T]> {
+    let mut runs = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, item) in items.iter().enumerate() {
+        let n = size(item);
+        if i > start && (i - start == max_items || bytes + n > max_bytes) {
+            runs.push(&items[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += n;
+    }
+    if start < items.len() {
+        runs.push(&items[start..]);
+    }
+    runs
+}
 
 async fn insert_checkpoints(
     conn: &mut SqliteConnection,
     checkpoints: &[(&ReportProgressRequest, i64)],
     now: i64,
 ) -> sqlx::Result<()> {
-    for chunk in checkpoints.chunks(CHECKPOINTS_PER_INSERT) {
+    let runs = runs_within(
+        checkpoints,
+        CHECKPOINTS_PER_INSERT,
+        CHECKPOINT_BYTES_PER_INSERT,
+        |(req, _)| req.checkpoint.len(),
+    );
+    for chunk in runs {
         // Rows of one VALUES list are inserted in order, so a later checkpoint of the same job
         // replaces an earlier one, as it would one statement at a time.
         let mut q = query(format!(
@@ -594,6 +626,19 @@ mod tests {
     use crate::store::Store;
     use modsync_proto::{MetricRow, SweepSpec};
     use trainer_core::{MetricsRow, TrainConfig};
+
+    #[test]
+    fn runs_within_bound_items_and_bytes() {
+        let sizes = [5, 5, 5, 20, 1, 1, 1, 1];
+        let lens = |runs: Vec<&[usize]>| runs.iter().map(|r| r.len()).collect::<Vec<_>>();
+        // 10 bytes a run: the 20-byte item stands alone; then 3 items a run.
+        assert_eq!(
+            lens(runs_within(&sizes, 3, 10, |n| *n)),
+            vec![2, 1, 1, 3, 1]
+        );
+        assert_eq!(lens(runs_within(&sizes, 100, 1000, |n| *n)), vec![8]);
+        assert!(runs_within(&[] as &[usize], 3, 10, |n| *n).is_empty());
+    }
 
     #[test]
     fn placeholders_make_one_tuple_per_row() {
