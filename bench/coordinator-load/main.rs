@@ -466,9 +466,12 @@ async fn run(args: Args) -> Result<bool> {
         p99,
         pct_ms(&all, 1.0)
     );
+    let steady =
+        steady_rate(&mut stats.ack_times).map_or_else(|| "-".to_string(), |r| format!("{r:.0}"));
     println!(
-        "completions acknowledged: {} in {run_s:.2} s ({:.0} RPC/s); empty leases {}; live \
-         leases lost under load {}; transient errors {}",
+        "completions acknowledged: {} in {run_s:.2} s ({:.0} RPC/s; steady state, 10th-90th \
+         percentile of completions: {steady} cycles/s); empty leases {}; live leases lost under \
+         load {}; transient errors {}",
         stats.acked.len(),
         all.len() as f64 / wall.as_secs_f64().max(1e-9),
         stats.empty_leases,
@@ -553,6 +556,16 @@ fn merge(into: &mut WorkerStats, s: WorkerStats) {
     into.stalled += s.stalled;
     into.unexpected.extend(s.unexpected);
     into.last_ack = into.last_ack.max(s.last_ack);
+    into.ack_times.extend(s.ack_times);
+}
+
+/// Completions per second between the 10th and the 90th percentile of the acknowledgement
+/// times: the rate once every worker is busy, without the ramp-up and the last stragglers.
+fn steady_rate(times: &mut [Instant]) -> Option<f64> {
+    times.sort_unstable();
+    let (lo, hi) = (times.len() / 10, times.len() * 9 / 10);
+    let span = times.get(hi)?.duration_since(*times.get(lo)?).as_secs_f64();
+    (span > 0.0).then(|| (hi - lo) as f64 / span)
 }
 
 /// Nearest-rank percentile of sorted microseconds, in ms.
@@ -692,4 +705,25 @@ async fn verify(c: &mut Client, stats: &WorkerStats, max_rows: u32) -> Result<Ve
         dup_acks,
         stale_rows,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn steady_rate_leaves_out_the_ramp_and_the_stragglers() {
+        let t0 = Instant::now();
+        // 100 completions 10 ms apart, then one straggler 6 s later.
+        let mut times: Vec<Instant> = (0..100)
+            .map(|i| t0 + Duration::from_millis(10 * i))
+            .collect();
+        times.push(t0 + Duration::from_secs(6));
+        times.reverse();
+        // The 10th..90th of 101: 80 completions over 800 ms.
+        let rate = steady_rate(&mut times).unwrap();
+        assert!((rate - 100.0).abs() < 1e-6, "{rate}");
+        assert_eq!(steady_rate(&mut []), None);
+    }
 }

@@ -83,6 +83,8 @@ pub struct WorkerStats {
     /// Anything that should not happen (wrong status codes, …), one line each.
     pub unexpected: Vec<String>,
     pub last_ack: Option<Instant>,
+    /// When each acknowledgement arrived (for the steady-state rate).
+    pub ack_times: Vec<Instant>,
 }
 
 pub struct Worker {
@@ -273,6 +275,7 @@ impl Worker {
                 let now = Instant::now();
                 self.stats.acked.push((job.job_id, self.id.clone()));
                 self.stats.last_ack = Some(now);
+                self.stats.ack_times.push(now);
                 self.shared.acked.fetch_add(1, Ordering::Relaxed);
             }
             Write::Stale => self.stats.leases_lost += 1,
