@@ -165,14 +165,17 @@ async fn apply(
     completions(conn, ops, answers, now).await
 }
 
-/// `(?, ?, …), (?, ?, …), …`: `rows` tuples of `width` placeholders. Only placeholders: every
-/// value is bound.
-fn placeholders(rows: usize, width: usize) -> String {
-    let tuple = format!("({})", vec!["?"; width].join(", "));
-    vec![tuple; rows].join(", ")
+/// `?, ?, …`: `n` placeholders, for an `IN (…)` list. Only placeholders: every value is bound.
+fn list(n: usize) -> String {
+    vec!["?"; n].join(", ")
 }
 
-/// A statement built from fixed SQL and [`placeholders`] only.
+/// `(?, ?, …), (?, ?, …), …`: `rows` tuples of `width` placeholders, for a `VALUES` list.
+fn placeholders(rows: usize, width: usize) -> String {
+    vec![format!("({})", list(width)); rows].join(", ")
+}
+
+/// A statement built from fixed SQL, [`list`] and [`placeholders`] only.
 fn query(sql: String) -> sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
     sqlx::query(AssertSqlSafe(sql))
 }
@@ -488,7 +491,7 @@ async fn completions(
     let mut q = query(format!(
         "SELECT id, state, token, pde, method, width, seed, lease_owner FROM jobs
          WHERE id IN ({})",
-        vec!["?"; ids.len()].join(", ")
+        list(ids.len())
     ));
     for id in &ids {
         q = q.bind(id);
@@ -524,7 +527,7 @@ async fn completions(
     let mut q = query(format!(
         "UPDATE jobs SET state = 'done', lease_expires_at_ms = NULL, cancel_requested = 0,
              updated_at_ms = ? WHERE id IN ({})",
-        vec!["?"; accepted.len()].join(", ")
+        list(accepted.len())
     ))
     .bind(now);
     for (req, ..) in &accepted {
@@ -644,6 +647,7 @@ mod tests {
     fn placeholders_make_one_tuple_per_row() {
         assert_eq!(placeholders(2, 3), "(?, ?, ?), (?, ?, ?)");
         assert_eq!(placeholders(1, 1), "(?)");
+        assert_eq!(list(3), "?, ?, ?");
     }
 
     const TERMS: LeaseTerms = LeaseTerms {
