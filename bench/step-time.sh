@@ -16,12 +16,7 @@ THREADS=${THREADS:-2}
 WIDTHS=${WIDTHS:-50,128,512}
 STEPS=${STEPS:-30}
 DEVICES=${DEVICES:-cpu}
-TORCH_VERSION=${TORCH_VERSION:-2.9.0}
-
-if [ ! -x bench/.venv/bin/python ] || ! bench/.venv/bin/python -c "import torch" 2>/dev/null; then
-  python3 -m venv bench/.venv
-  bench/.venv/bin/pip install -q "torch==${TORCH_VERSION}"
-fi
+source bench/lib/torch-venv.sh
 torch_device=cpu
 case ",$DEVICES," in
   *,cpu-tch,* | *,cuda*)

@@ -48,6 +48,16 @@ pub struct MaskedStep {
     layers: Vec<MaskedWeight>,
 }
 
+impl MaskedStep {
+    /// Each masked layer's mask M on the host, row-major `[d_in, d_out]`, 0/1.
+    pub fn masks(&self) -> Vec<Vec<f64>> {
+        self.layers
+            .iter()
+            .map(|m| to_host(m.mask.clone()))
+            .collect()
+    }
+}
+
 /// The thresholds' gradients of one step.
 #[derive(Clone, Debug)]
 pub struct ThresholdGrads {
@@ -333,6 +343,11 @@ impl ModSync {
             out.push((format!("resets_l{i}"), host[1 + k]));
         }
         out
+    }
+
+    /// Resets per masked layer so far.
+    pub fn reset_counts(&self) -> Vec<f64> {
+        to_host(self.resets.clone())
     }
 
     /// Vectors and counters for checkpoints.

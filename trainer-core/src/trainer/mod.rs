@@ -22,8 +22,14 @@ use crate::mlp::{Architecture, Layers};
 use crate::modsync::diagnostics::spread;
 use crate::modsync::{MaskedStep, ModSync};
 use crate::observer::{MetricsRow, Observer};
-use crate::pde::{self, Condition, Grid, Pde, PdeParams, Quantity};
+use crate::pde::{self, Condition, Grid, Pde, PdeParams, Quantity, ResidualBatch};
 use crate::tensors::{Ctx, to_host};
+
+mod trace;
+pub use trace::{
+    ConditionPoints, NtkBoundaryPoint, NtkPoints, StepInputs, StepOutputs, StepTrace,
+    fidelity_config,
+};
 
 /// RNG streams: one for the initial weights, one for every sampled point.
 const INIT_STREAM: u64 = 0;
@@ -88,6 +94,52 @@ struct Batch {
     values: Option<(Tensor<2>, Tensor<2>, Tensor<2>)>,
     /// Derivative conditions, one forward each: inputs, targets, axis.
     derivatives: Vec<(Tensor<2>, Tensor<2>, usize)>,
+}
+
+impl Batch {
+    /// The boundary inputs in NTK order: the value block, then each derivative condition,
+    /// with the derivative axis (None = u itself).
+    fn boundary_blocks(&self) -> Vec<(Tensor<2>, Option<usize>)> {
+        self.values
+            .iter()
+            .map(|(x, _, _)| (x.clone(), None))
+            .chain(
+                self.derivatives
+                    .iter()
+                    .map(|(x, _, a)| (x.clone(), Some(*a))),
+            )
+            .collect()
+    }
+}
+
+/// One iteration's points on the host, before normalisation.
+struct RawBatch {
+    residual: ResidualBatch,
+    conditions: Vec<Condition>,
+}
+
+impl RawBatch {
+    /// The value conditions (stacked into one forward) and the derivative conditions (one
+    /// forward each), each in sampling order.
+    fn partition(&self) -> (Vec<&Condition>, Vec<&Condition>) {
+        self.conditions
+            .iter()
+            .partition(|c| c.quantity == Quantity::Value)
+    }
+
+    /// Host twin of [`Batch::boundary_blocks`]: raw points per block, with the derivative axis.
+    fn boundary_blocks(&self) -> Vec<(Vec<f64>, Option<usize>)> {
+        let (values, derivatives) = self.partition();
+        let stacked: Vec<f64> = values.iter().flat_map(|c| c.points.clone()).collect();
+        (!values.is_empty())
+            .then_some((stacked, None))
+            .into_iter()
+            .chain(derivatives.iter().map(|c| match c.quantity {
+                Quantity::FirstDerivative(a) => (c.points.clone(), Some(a)),
+                Quantity::Value => unreachable!("partitioned"),
+            }))
+            .collect()
+    }
 }
 
 /// One training run in progress.
@@ -420,14 +472,25 @@ impl Trainer {
 
     /// Samples this iteration's points and uploads them, normalised.
     fn sample_batch(&mut self) -> Batch {
-        let residual = self.pde.sample_residual(&mut self.rng);
-        let conditions = self.pde.sample_conditions(&mut self.rng);
+        let raw = self.sample_raw();
+        self.upload_batch(&raw)
+    }
+
+    /// This iteration's points on the host, raw (unnormalised), from the run's RNG.
+    fn sample_raw(&mut self) -> RawBatch {
+        RawBatch {
+            residual: self.pde.sample_residual(&mut self.rng),
+            conditions: self.pde.sample_conditions(&mut self.rng),
+        }
+    }
+
+    /// Uploads `raw`, normalised: all value conditions stacked in one block (in order), each
+    /// derivative condition in its own.
+    fn upload_batch(&self, raw: &RawBatch) -> Batch {
         let dim = self.pde.dim();
-        let residual_x = self.upload_points(&residual.points);
-        let forcing = self.ctx.column(&residual.forcing);
-        let (value_conds, deriv_conds): (Vec<&Condition>, Vec<&Condition>) = conditions
-            .iter()
-            .partition(|c| c.quantity == Quantity::Value);
+        let residual_x = self.upload_points(&raw.residual.points);
+        let forcing = self.ctx.column(&raw.residual.forcing);
+        let (value_conds, deriv_conds) = raw.partition();
         let values = (!value_conds.is_empty()).then(|| {
             let mut points = Vec::new();
             let mut target = Vec::new();
@@ -607,9 +670,10 @@ impl Trainer {
         theta: &Tensor<1>,
         masked: Option<&MaskedStep>,
     ) -> (f64, f64) {
-        let k = self.stepper.method.ntk_points();
-        let n_r = batch.residual_x.dims()[0];
-        let sq_r: Vec<Tensor<1>> = spread(n_r, k)
+        let blocks = batch.boundary_blocks();
+        let sizes: Vec<usize> = blocks.iter().map(|(x, _)| x.dims()[0]).collect();
+        let (rows_r, rows_b) = self.ntk_rows(batch.residual_x.dims()[0], &sizes);
+        let sq_r: Vec<Tensor<1>> = rows_r
             .into_iter()
             .map(|i| {
                 self.residual_point_grad(batch, i, theta, masked, false)
@@ -617,24 +681,10 @@ impl Trainer {
                     .sum()
             })
             .collect();
-        // Boundary points: the value conditions' rows, then each derivative condition's.
-        let mut blocks: Vec<(Tensor<2>, Option<usize>)> = Vec::new();
-        if let Some((x, _, _)) = &batch.values {
-            blocks.push((x.clone(), None));
-        }
-        for (x, _, axis) in &batch.derivatives {
-            blocks.push((x.clone(), Some(*axis)));
-        }
-        let n_b: usize = blocks.iter().map(|(x, _)| x.dims()[0]).sum();
         let dim = self.pde.dim();
-        let sq_b: Vec<Tensor<1>> = spread(n_b, k)
+        let sq_b: Vec<Tensor<1>> = rows_b
             .into_iter()
-            .map(|mut j| {
-                let mut block = 0;
-                while j >= blocks[block].0.dims()[0] {
-                    j -= blocks[block].0.dims()[0];
-                    block += 1;
-                }
+            .map(|(block, j)| {
                 let (x, axis) = &blocks[block];
                 let row = x.clone().slice(j..j + 1);
                 self.point_grad(theta, masked, |layers| match axis {
@@ -653,6 +703,25 @@ impl Trainer {
             0,
         ));
         (t[0], t[1])
+    }
+
+    /// The NTK trace subsample: `ntk_points` evenly spaced residual rows, and as many evenly
+    /// spaced boundary rows over the boundary blocks laid end to end, as (block, row).
+    fn ntk_rows(&self, n_r: usize, block_sizes: &[usize]) -> (Vec<usize>, Vec<(usize, usize)>) {
+        let k = self.stepper.method.ntk_points();
+        let n_b: usize = block_sizes.iter().sum();
+        let boundary = spread(n_b, k)
+            .into_iter()
+            .map(|mut j| {
+                let mut block = 0;
+                while j >= block_sizes[block] {
+                    j -= block_sizes[block];
+                    block += 1;
+                }
+                (block, j)
+            })
+            .collect();
+        (spread(n_r, k), boundary)
     }
 
     /// Fraction of `orth_points` residual points i with |∇θ ℓ_r,i · ∇θ L_b| > eps_dot.

@@ -1,0 +1,71 @@
+//! Writes one differential-testing case for `bench/fidelity.sh`: the initial parameters and the
+//! exact points of the first `steps` steps (`inputs.json`, coordinates only: an independent
+//! implementation computes forcing terms and targets itself), and trainer-core's own trajectory
+//! over those steps (`ours.json`). The format is documented in `bench/fidelity.md`.
+//!
+//! Usage: fidelity_dump --pde P --method M [--dcgd-variant center|proj|avg] [--steps 50] --out DIR
+
+use std::path::Path;
+
+use serde_json::json;
+use trainer_core::Trainer;
+use trainer_core::methods::DcgdVariant;
+use trainer_core::trainer::{StepTrace, fidelity_config};
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+fn fail(message: String) -> ! {
+    eprintln!("error: {message}");
+    std::process::exit(2)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let need = |name: &str| arg(&args, name).unwrap_or_else(|| fail(format!("{name} is required")));
+    let (pde, method, out) = (need("--pde"), need("--method"), need("--out"));
+    let steps: u64 = arg(&args, "--steps")
+        .unwrap_or_else(|| "50".into())
+        .parse()
+        .unwrap_or_else(|e| fail(format!("--steps: {e}")));
+    let mut config = fidelity_config(&pde, &method, steps);
+    if let Some(v) = arg(&args, "--dcgd-variant") {
+        config.method_options.dcgd.variant = DcgdVariant::parse(&v)
+            .unwrap_or_else(|| fail(format!("--dcgd-variant: unknown variant {v:?}")));
+    }
+    let mut trainer = Trainer::new(config.clone(), &trainer_core::default_device())
+        .unwrap_or_else(|e| fail(e.to_string()));
+    let theta0 = trainer.parameters();
+    let modsync = trainer.thresholds().map(|(t_r0, t_b0)| {
+        json!({ "masked_layers": trainer.masked_layers(), "t_r0": t_r0, "t_b0": t_b0 })
+    });
+    let dims = trainer.dims().to_vec();
+    let traces: Vec<StepTrace> = (0..steps).map(|_| trainer.trace_step()).collect();
+    let (t_r, t_b) = trainer.thresholds().unzip();
+    let inputs = json!({
+        "pde": pde,
+        "method": method,
+        "config": config,
+        "dims": dims,
+        "theta0": theta0,
+        "modsync": modsync,
+        "steps": traces.iter().map(|t| &t.inputs).collect::<Vec<_>>(),
+    });
+    let ours = json!({
+        "steps": traces.iter().map(|t| &t.outputs).collect::<Vec<_>>(),
+        "theta": trainer.parameters(),
+        "t_r": t_r,
+        "t_b": t_b,
+    });
+    let dir = Path::new(&out);
+    std::fs::create_dir_all(dir).unwrap_or_else(|e| fail(format!("--out {out}: {e}")));
+    for (name, value) in [("inputs.json", inputs), ("ours.json", ours)] {
+        let text = serde_json::to_string(&value).expect("JSON of plain numbers");
+        std::fs::write(dir.join(name), text)
+            .unwrap_or_else(|e| fail(format!("writing {out}/{name}: {e}")));
+    }
+}
