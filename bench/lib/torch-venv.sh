@@ -3,5 +3,5 @@
 TORCH_VERSION=${TORCH_VERSION:-2.9.0}
 if [ ! -x bench/.venv/bin/python ] || ! bench/.venv/bin/python -c "import torch" 2>/dev/null; then
   python3 -m venv bench/.venv
-  bench/.venv/bin/pip install -q "torch==${TORCH_VERSION}"
+  bench/.venv/bin/pip install -q "torch==${TORCH_VERSION}" numpy
 fi

@@ -99,7 +99,7 @@ pub fn catalogue() -> Vec<MethodInfo> {
         },
         MethodInfo {
             key: "cagrad",
-            summary: "conflict-averse direction in a ball of radius c‖g₀‖ (golden-section dual)",
+            summary: "conflict-averse direction in a ball of radius c‖g₀‖ (dual weight by bisection on F′)",
             options: vec![
                 opt("cagrad.c", m.cagrad.c, "ball radius relative to ‖g₀‖"),
                 eps(),

@@ -253,7 +253,7 @@ pub fn build(
         "pcgrad" => rule("pcgrad", Box::new(move |s| projection::pcgrad(s, eps))),
         "cagrad" => {
             let c = opts.cagrad.c;
-            rule("cagrad", Box::new(move |s| cagrad::cagrad(s, c, eps)))
+            rule("cagrad", Box::new(move |s| cagrad::cagrad(s, c)))
         }
         "dcgd" => {
             let variant = opts.dcgd.variant;
