@@ -723,20 +723,45 @@ fn method_keys_and_option_fields_are_validated() {
     assert_eq!(c.method_options.dcgd.variant, DcgdVariant::Avg);
 }
 
-/// The device path agrees with the host coefficient functions (what the rules compute is
-/// what the trainer steps with).
+/// The coefficient functions on exact host statistics (the device path's reductions left out)
+/// give the SPEC §3 vectors computed above: the rules themselves, not only the device plumbing.
 #[test]
-fn device_directions_equal_host_coefficients() {
-    let ctx = ctx64();
-    let (r, b) = (vec![1.0, -2.0, 0.5], vec![-0.5, 1.5, 2.0]);
-    let s = PairStats::from_host(&r, &b);
-    let opts = MethodOptions::default();
-    for (name, c) in [
-        ("pcgrad", projection::pcgrad(&s, EPS)),
-        ("config", projection::config(&s)),
-        ("dcgd", projection::dcgd_center(&s, EPS)),
-    ] {
-        let got = direction(&ctx, name, &opts, &r, &b).unwrap();
-        assert_close(&got, &c.apply_host(&r, &b), 1e-14, name);
+fn coefficients_on_exact_statistics_match_spec_formulas() {
+    type Rule = (
+        &'static str,
+        fn(&PairStats) -> methods::Coefficients,
+        fn(&[f64], &[f64]) -> Vec<f64>,
+    );
+    let rules: [Rule; 5] = [
+        ("pcgrad", |s| projection::pcgrad(s, EPS), pcgrad_ref),
+        ("config", projection::config, config_ref),
+        (
+            "dcgd center",
+            |s| projection::dcgd(s, EPS, DcgdVariant::Center),
+            center_ref,
+        ),
+        (
+            "dcgd proj",
+            |s| projection::dcgd(s, EPS, DcgdVariant::Proj),
+            proj_ref,
+        ),
+        (
+            "dcgd avg",
+            |s| projection::dcgd(s, EPS, DcgdVariant::Avg),
+            avg_ref,
+        ),
+    ];
+    for (case, r, b) in cases() {
+        let s = PairStats::from_host(&r, &b);
+        for (name, rule, reference) in rules {
+            let got = rule(&s).apply_host(&r, &b);
+            let want = match (name, case) {
+                // Literal ConFIG is 0/0 for exactly (anti)parallel gradients; the limit is used.
+                ("config", "aligned") => lin(1.0, &r, 1.0, &b),
+                ("config", "opposite") => vec![0.0; r.len()],
+                _ => reference(&r, &b),
+            };
+            assert_case(&got, &want, &r, &b, case, &format!("{name} {case}"));
+        }
     }
 }

@@ -12,6 +12,8 @@ use trainer_core::modsync::{
 use trainer_core::tensors::{Ctx, to_host};
 use trainer_core::{MetricsRow, Observer, Precision, TrainConfig, Trainer};
 
+mod common;
+
 fn ctx() -> Ctx {
     Ctx::new(Device::flex(), Precision::F64)
 }
@@ -400,13 +402,64 @@ fn tiny(method: &str) -> TrainConfig {
     c
 }
 
+/// `spread(n, k)` of the diagnostics: k indices evenly over 0..n.
+fn spread(n: usize, k: usize) -> Vec<usize> {
+    (0..k).map(|j| j * n / k).collect()
+}
+
+/// The diagnostics of a short `modsync+dcgd` run against independent values: at iteration 0
+/// (θ₀, batch 0, thresholds 0) cos(g_r, g_b) and the orthogonality fraction from the host
+/// reference's finite-difference gradients pulled back through ModSync's factor 1 + |W|S'(|W|);
+/// at the end, the mean R_w from the thresholds in the checkpoint, by SPEC §4's formula.
 #[test]
 fn training_run_reports_the_diagnostics() {
+    use common::{
+        boundary_loss, dot, fd_gradient, host_pde, modsync_factor_at_zero_thresholds, norm,
+        point_jet, residual_loss, trainer_batches,
+    };
+    let mut config = tiny("modsync+dcgd");
+    config.precision = Precision::F64;
+    // Larger threshold steps than η_t = 1e-4, so that t_r and t_b drift visibly apart.
+    config.modsync.lr_t = 1e-2;
+    let h = host_pde("burgers");
+    let dims = common::dims(2, config.width, config.depth);
+    let theta0 = Trainer::new(config.clone(), &Device::flex())
+        .unwrap()
+        .parameters();
+    let (res, conds) = &trainer_batches("burgers", config.seed, config.pde_options.nc, 1)[0];
+    let factor = modsync_factor_at_zero_thresholds(&dims, &theta0);
+    let pulled = |g: Vec<f64>| -> Vec<f64> { g.iter().zip(&factor).map(|(g, f)| g * f).collect() };
+    let g_r = pulled(fd_gradient(&theta0, |t| {
+        residual_loss(&h, &dims, t, &res.points)
+    }));
+    let g_b = pulled(fd_gradient(&theta0, |t| boundary_loss(&h, &dims, t, conds)));
+    let want_cos = dot(&g_r, &g_b) / (norm(&g_r) * norm(&g_b));
+    // Per-point ∇ℓ_r,i · ∇L_b on the subsample; eps_dot is put in the largest gap of their
+    // sizes near the median, so the expected fraction is neither 0 nor 1.
+    let points: Vec<&[f64]> = res.points.chunks_exact(2).collect();
+    let orth_points = config.diagnostics.orth_points;
+    let mut dots: Vec<f64> = spread(points.len(), orth_points)
+        .into_iter()
+        .map(|i| {
+            let p = points[i];
+            let g_i = pulled(fd_gradient(&theta0, |t| {
+                h.residual(&point_jet(&h, &dims, t, p), p).powi(2)
+            }));
+            dot(&g_i, &g_b).abs()
+        })
+        .collect();
+    dots.sort_by(f64::total_cmp);
+    let k = (orth_points / 4..3 * orth_points / 4)
+        .max_by(|&a, &b| (dots[a + 1] / dots[a]).total_cmp(&(dots[b + 1] / dots[b])))
+        .unwrap();
+    assert!(dots[k + 1] / dots[k] > 1.01, "no usable gap in {dots:?}");
+    config.diagnostics.eps_dot = (dots[k] * dots[k + 1]).sqrt();
+    let want_orth = (orth_points - k - 1) as f64 / orth_points as f64;
+
     let mut rows = Rows(Vec::new());
-    let mut t = Trainer::new(tiny("modsync+dcgd"), &Device::flex()).unwrap();
+    let mut t = Trainer::new(config.clone(), &Device::flex()).unwrap();
     let r = t.run(&mut rows);
     assert_eq!(r.skipped_steps, 0);
-    assert!(t.parameters().iter().all(|x| x.is_finite()));
     let first = &rows.0[0].extra;
     for key in [
         "cos_rb",
@@ -425,18 +478,50 @@ fn training_run_reports_the_diagnostics() {
             .unwrap_or_else(|| panic!("missing {key} in {first:?}"));
         assert!(v.is_finite(), "{key} = {v}");
     }
+    assert!(
+        (first["cos_rb"] - want_cos).abs() < 1e-9,
+        "cos_rb {} vs host {want_cos}",
+        first["cos_rb"]
+    );
+    for (key, want) in [("norm_g_r", norm(&g_r)), ("norm_g_b", norm(&g_b))] {
+        assert!(
+            (first[key] - want).abs() < 1e-9 * want,
+            "{key} {} vs host {want}",
+            first[key]
+        );
+    }
+    assert_eq!(first["orth_frac"], want_orth, "host dots {dots:?}");
     // Initially t = 0: every (non-zero) weight is kept, t_r = t_b, R_w = 1, L_s = 2·units.
     assert_eq!(first["kept_frac_l1"], 1.0);
     assert_eq!(first["exclusive_frac_l1"], 0.0);
     assert_eq!(first["rw_mean_l1"], 1.0);
     assert_eq!(first["loss_s"], 2.0 * (8 + 8 + 1) as f64);
-    assert!((-1.0..=1.0).contains(&first["cos_rb"]));
-    assert!((0.0..=1.0).contains(&first["orth_frac"]));
     // orth_frac at iterations 0, 3, 6 (diag_every = 3).
     assert!(rows.0.iter().all(|r| r.extra.contains_key("orth_frac")));
-    // Thresholds have moved apart after training steps (routing at work).
+
+    // After training, t_r ≠ t_b (routing at work): the last row's mean R_w of layer 1 (units
+    // 8..16 of the flat thresholds: layer 0 has 8 units) is mean exp((t_r − t_b)²/β).
+    let ckpt = t.checkpoint(0.0);
+    let (t_r, t_b) = (
+        ckpt.vector("modsync.t_r").unwrap(),
+        ckpt.vector("modsync.t_b").unwrap(),
+    );
+    assert_eq!(t_r.len(), 17);
+    let beta = config.modsync.beta;
+    let want_rw = (8..16)
+        .map(|u| ((t_r[u] - t_b[u]).powi(2) / beta).exp())
+        .sum::<f64>()
+        / 8.0;
     let last = &rows.0.last().unwrap().extra;
-    assert!(last["rw_mean_l1"] >= 1.0);
+    assert!(
+        want_rw > 1.0 + 1e-6,
+        "thresholds have not moved apart: {want_rw}"
+    );
+    assert!(
+        (last["rw_mean_l1"] - want_rw).abs() < 1e-12,
+        "rw_mean_l1 {} vs host {want_rw}",
+        last["rw_mean_l1"]
+    );
 
     // Plain methods report the gradient diagnostics but no mask statistics.
     let mut rows = Rows(Vec::new());
@@ -446,6 +531,126 @@ fn training_run_reports_the_diagnostics() {
     let first = &rows.0[0].extra;
     assert!(first.contains_key("cos_rb") && first.contains_key("lambda_b"));
     assert!(!first.contains_key("loss_s") && !first.contains_key("orth_frac"));
+}
+
+/// With only L_b in the loss (λ_r = 0, λ_s = 0) only t_b moves, t_r stays exactly 0, and the
+/// other way round; one step moves a threshold by η_t = 1e-4 (Adam's first step is
+/// lr·g/(|g| + eps)), not by the network's learning rate.
+#[test]
+fn only_the_thresholds_of_the_active_task_move() {
+    for (residual_only, iters) in [(false, 1), (false, 3), (true, 1), (true, 3)] {
+        let mut c = tiny("modsync+adam");
+        c.iters = iters;
+        c.diagnostics.enabled = false;
+        c.modsync.lambda_s = 0.0;
+        if residual_only {
+            c.modsync.lambda_b = 0.0;
+        } else {
+            c.modsync.lambda_r = 0.0;
+        }
+        let mut t = Trainer::new(c, &Device::flex()).unwrap();
+        assert_eq!(t.run(&mut trainer_core::NoopObserver).skipped_steps, 0);
+        let ckpt = t.checkpoint(0.0);
+        let (t_r, t_b) = (
+            ckpt.vector("modsync.t_r").unwrap(),
+            ckpt.vector("modsync.t_b").unwrap(),
+        );
+        let (still, moved) = if residual_only {
+            (t_b, t_r)
+        } else {
+            (t_r, t_b)
+        };
+        let what = if residual_only {
+            "L_r only"
+        } else {
+            "L_b only"
+        };
+        assert!(
+            still.iter().all(|t| *t == 0.0),
+            "{what}, {iters} steps: the other task's thresholds moved: {still:?}"
+        );
+        let max = moved.iter().fold(0.0f64, |m, t| m.max(t.abs()));
+        assert!(
+            moved.iter().filter(|t| **t != 0.0).count() > moved.len() / 2,
+            "{what}: {moved:?}"
+        );
+        if iters == 1 {
+            // f32 run: lr·g/(|g| + 1e-8) is 1e-4 to a few f32 ulps where |g| ≫ 1e-8.
+            assert!(
+                (1e-4 * (1.0 - 1e-3)..=1e-4 * (1.0 + 1e-6)).contains(&max),
+                "{what}: one threshold step of size {max:e}, want η_t = 1e-4"
+            );
+        }
+    }
+}
+
+/// Where ModSync's per-weight factors land in θ: a hand-made `[2, 3, 3, 1]` network whose flat
+/// layout is written out here (layer l: W row-major [d_in, d_out], then b; one threshold per
+/// output unit = per column), with thresholds that mask known weights. θ̃, the pulled-back
+/// ∂L/∂θ = ∂L/∂θ̃ ⊙ (M + |W| S'(|W| − t)) and ∂L/∂t = −Σ_rows ∂L/∂θ̃ ⊙ W ⊙ S' are checked at
+/// every flat index against values computed from that layout.
+#[test]
+fn pulled_back_gradients_land_at_their_flat_indices() {
+    let ctx = ctx();
+    let arch = Architecture::new(2, 3, 2);
+    // (offset of W, d_in, d_out, offset of b) per layer, by hand.
+    let layout = [(0, 2, 3, 6), (9, 3, 3, 18), (21, 3, 1, 24)];
+    assert_eq!(arch.num_params(), 25);
+    // Weights 0.1·(k+1) with alternating signs, so |W| grows along the flat vector and a
+    // per-column threshold masks different entries than a per-row one would.
+    let theta: Vec<f64> = (0..25)
+        .map(|k| 0.1 * (k + 1) as f64 * if k % 2 == 0 { 1.0 } else { -1.0 })
+        .collect();
+    // Thresholds per unit: layer 0 units 0..3, layer 1 units 3..6, layer 2 unit 6.
+    let t_unit = [0.25, 0.0, 0.45, 1.5, 1.05, 2.2, 2.25];
+    let mut m = ModSync::new(&ctx, &arch, ModSyncOptions::default());
+    m.t_r = ctx.vector(&t_unit);
+    m.t_b = ctx.vector(&t_unit);
+    let step = m.begin_step(&ctx.vector(&theta));
+    let g_tilde: Vec<f64> = (0..25).map(|k| 1.0 + 0.5 * k as f64).collect();
+    let (g, g_t) = m.pull_back(&step, ctx.vector(&g_tilde), 1.0);
+    let (masked, g, g_t) = (to_host(step.theta.clone()), to_host(g), to_host(g_t));
+
+    let mut want_masked = theta.clone();
+    let mut want_g = g_tilde.clone();
+    let mut want_t = [0.0; 7];
+    let mut unit0 = 0;
+    let mut n_masked = 0;
+    for (w_off, d_in, d_out, _) in layout {
+        for i in 0..d_in {
+            for j in 0..d_out {
+                let k = w_off + i * d_out + j;
+                let (w, t) = (theta[k], t_unit[unit0 + j]);
+                let z = w.abs() - t;
+                let keep = if z > 0.0 { 1.0 } else { 0.0 };
+                let s = ste_slope_scalar(z);
+                want_masked[k] = keep * w;
+                want_g[k] = g_tilde[k] * (keep + w.abs() * s);
+                want_t[unit0 + j] -= g_tilde[k] * w * s;
+                n_masked += (keep == 0.0) as usize;
+            }
+        }
+        unit0 += d_out;
+    }
+    // The thresholds were chosen to mask some weights in every layer, not all of them.
+    assert_eq!(n_masked, 8);
+    assert_eq!(masked, want_masked, "θ̃");
+    for k in 0..25 {
+        assert!(
+            close(g[k], want_g[k], 1e-12),
+            "∂L/∂θ[{k}] = {} vs {}",
+            g[k],
+            want_g[k]
+        );
+    }
+    for u in 0..7 {
+        assert!(
+            close(g_t[u], want_t[u], 1e-12),
+            "∂L/∂t[{u}] = {} vs {}",
+            g_t[u],
+            want_t[u]
+        );
+    }
 }
 
 /// Every ablation mode and the per-layer R_w train without skipped steps.

@@ -242,3 +242,99 @@ fn test_grids_and_input_normalisation() {
     assert_eq!(&grid.points[0..4], &[-1.0, 0.0, -1.0, 0.01]);
     assert!((grid.points[2 * 99 + 1] - 0.99).abs() < 1e-15);
 }
+
+/// Every condition's points lie on the faces (edges in 2-D) SPEC §2 puts it on: the coordinate
+/// that defines the face equals its value, the others lie inside the domain and spread over it.
+/// (Targets are checked against the solution above, which holds wherever the points are.)
+#[test]
+fn condition_points_lie_on_their_faces() {
+    // Per condition, in the crate's order: (axis, value, points) of each face it covers.
+    let n = 6 * 6; // nc² with nc = 6
+    type Face = (usize, f64, usize);
+    let expect: [(&str, Vec<Vec<Face>>); 5] = [
+        (
+            "helmholtz2d",
+            vec![
+                vec![(0, -1.0, 128)],
+                vec![(0, 1.0, 128)],
+                vec![(1, -1.0, 128)],
+                vec![(1, 1.0, 128)],
+            ],
+        ),
+        (
+            // (t, x): u(0, x) and u_t(0, x) at t = 0; x = 0 and x = 1.
+            "klein_gordon2d",
+            vec![
+                vec![(0, 0.0, 128)],
+                vec![(0, 0.0, 128)],
+                vec![(1, 0.0, 128)],
+                vec![(1, 1.0, 128)],
+            ],
+        ),
+        (
+            // (x, t): t = 0, then x = −1 and x = 1.
+            "burgers",
+            vec![vec![(1, 0.0, 42)], vec![(0, -1.0, 42)], vec![(0, 1.0, 42)]],
+        ),
+        (
+            "helmholtz3d",
+            vec![vec![
+                (0, -1.0, n),
+                (0, 1.0, n),
+                (1, -1.0, n),
+                (1, 1.0, n),
+                (2, -1.0, n),
+                (2, 1.0, n),
+            ]],
+        ),
+        (
+            // (t, x, y): t = 0, then the four side faces x = ±1, y = ±1.
+            "klein_gordon3d",
+            vec![
+                vec![(0, 0.0, n)],
+                vec![(1, -1.0, n), (1, 1.0, n), (2, -1.0, n), (2, 1.0, n)],
+            ],
+        ),
+    ];
+    for (name, faces_per_condition) in expect {
+        let pde = pde::by_name(name, PdeParams { nc: 6 }).unwrap();
+        let dim = pde.dim();
+        let domain = pde.domain();
+        let conditions = pde.sample_conditions(&mut ChaCha8Rng::seed_from_u64(3));
+        assert_eq!(conditions.len(), faces_per_condition.len(), "{name}");
+        for (c, faces) in conditions.iter().zip(faces_per_condition) {
+            let what = format!("{name} {:?}", c.quantity);
+            let mut counts = vec![0; faces.len()];
+            // Per face and free axis: the smallest and largest coordinate seen.
+            let mut span = vec![vec![(f64::INFINITY, f64::NEG_INFINITY); dim]; faces.len()];
+            for p in c.points.chunks_exact(dim) {
+                let on: Vec<usize> = (0..faces.len())
+                    .filter(|&f| p[faces[f].0] == faces[f].1)
+                    .collect();
+                assert_eq!(on.len(), 1, "{what}: point {p:?} is on faces {on:?}");
+                let f = on[0];
+                counts[f] += 1;
+                for a in (0..dim).filter(|&a| a != faces[f].0) {
+                    let (lo, hi) = domain[a];
+                    assert!(
+                        p[a] > lo && p[a] < hi,
+                        "{what}: point {p:?} leaves the face (axis {a})"
+                    );
+                    span[f][a] = (span[f][a].0.min(p[a]), span[f][a].1.max(p[a]));
+                }
+            }
+            let want: Vec<usize> = faces.iter().map(|f| f.2).collect();
+            assert_eq!(counts, want, "{what}: points per face");
+            for (f, face) in faces.iter().enumerate() {
+                for a in (0..dim).filter(|&a| a != face.0) {
+                    let (lo, hi) = domain[a];
+                    let (min, max) = span[f][a];
+                    assert!(
+                        max - min > 0.5 * (hi - lo),
+                        "{what}: face {face:?} covers only [{min}, {max}] of axis {a}"
+                    );
+                }
+            }
+        }
+    }
+}
