@@ -24,8 +24,17 @@ fn fail(message: String) -> ! {
     std::process::exit(2)
 }
 
+const FLAGS: [&str; 5] = ["--pde", "--method", "--dcgd-variant", "--steps", "--out"];
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    // Every argument is a known flag followed by its value: a typo must not silently run the
+    // default case and compare the wrong thing.
+    for pair in args[1..].chunks(2) {
+        if !FLAGS.contains(&pair[0].as_str()) || pair.len() < 2 {
+            fail(format!("unexpected argument {:?}; flags: {}", pair[0], FLAGS.join(" ")));
+        }
+    }
     let need = |name: &str| arg(&args, name).unwrap_or_else(|| fail(format!("{name} is required")));
     let (pde, method, out) = (need("--pde"), need("--method"), need("--out"));
     let steps: u64 = arg(&args, "--steps")
