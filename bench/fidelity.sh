@@ -19,7 +19,7 @@ export LC_ALL=C
 cd "$(dirname "$0")/.."
 STEPS=${STEPS:-50}
 PDES=${PDES:-helmholtz2d,klein_gordon2d,burgers,helmholtz3d,klein_gordon3d}
-BASE_METHODS="adam lra ntk multiadam pcgrad cagrad dcgd dcgd:proj dcgd:avg config mconfig"
+BASE_METHODS="adam lra ntk multiadam pcgrad cagrad dcgd dcgd:proj dcgd:avg config mconfig mconfig:literal"
 DEFAULT_METHODS="$BASE_METHODS modsync+dcgd modsync+config modsync+adam modsync+multiadam modsync+mconfig"
 METHODS=${METHODS:-${DEFAULT_METHODS// /,}}
 GOLDEN=0
@@ -32,15 +32,17 @@ dump=target/release/examples/fidelity_dump
 out=target/fidelity
 mkdir -p "$out"
 results=$out/results.txt
+[ "$GOLDEN" = 1 ] && mkdir -p trainer-core/tests/fidelity
 : >"$results"
 status=0
 for pde in ${PDES//,/ }; do
   for method in ${METHODS//,/ }; do
     case_dir=$out/$pde-${method//:/-}
     rm -rf "$case_dir"
-    # method:variant selects a DCGD variant (dcgd:proj, dcgd:avg).
+    # method:variant selects a variant of a DCGD or mconfig (dcgd:proj, mconfig:literal); the
+    # PyTorch trainer reads it from the case's config.
     variant=()
-    [ "$method" != "${method#*:}" ] && variant=(--dcgd-variant "${method#*:}")
+    [ "$method" != "${method#*:}" ] && variant=("--${method%%:*}-variant" "${method#*:}")
     "$dump" --pde "$pde" --method "${method%%:*}" "${variant[@]}" --steps "$STEPS" --out "$case_dir"
     OMP_NUM_THREADS=1 "$py" bench/fidelity_torch.py run "$case_dir"
     if line=$("$py" bench/fidelity_torch.py compare "$case_dir"); then :; else status=1; fi

@@ -4,8 +4,8 @@
 use anyhow::Result;
 use clap::{ArgAction, Args};
 use trainer_core::TrainConfig;
-use trainer_core::methods::DcgdVariant;
 use trainer_core::methods::catalogue::catalogue;
+use trainer_core::methods::{DcgdVariant, MconfigVariant};
 use trainer_core::modsync::{Ablation, RwMode};
 
 #[derive(Args)]
@@ -30,6 +30,15 @@ fn parse_variant(s: &str) -> Result<DcgdVariant, String> {
         format!(
             "expected one of {}, got {s:?}",
             DcgdVariant::NAMES.join(", ")
+        )
+    })
+}
+
+fn parse_mconfig_variant(s: &str) -> Result<MconfigVariant, String> {
+    MconfigVariant::parse(s).ok_or_else(|| {
+        format!(
+            "expected one of {}, got {s:?}",
+            MconfigVariant::NAMES.join(", ")
         )
     })
 }
@@ -81,6 +90,8 @@ pub struct MethodFlags {
     mconfig_beta2: Option<f64>,
     #[arg(long = "mconfig.eps", value_name = "F")]
     mconfig_eps: Option<f64>,
+    #[arg(long = "mconfig.variant", value_name = "reference|literal", value_parser = parse_mconfig_variant)]
+    mconfig_variant: Option<MconfigVariant>,
     #[arg(long = "modsync.lambda_r", value_name = "F")]
     modsync_lambda_r: Option<f64>,
     #[arg(long = "modsync.lambda_b", value_name = "F")]
@@ -144,6 +155,7 @@ impl MethodFlags {
         set(&mut m.mconfig.beta1, &self.mconfig_beta1);
         set(&mut m.mconfig.beta2, &self.mconfig_beta2);
         set(&mut m.mconfig.eps, &self.mconfig_eps);
+        set(&mut m.mconfig.variant, &self.mconfig_variant);
         let s = &mut c.modsync;
         set(&mut s.lambda_r, &self.modsync_lambda_r);
         set(&mut s.lambda_b, &self.modsync_lambda_b);

@@ -3,13 +3,14 @@
 //! implementation computes forcing terms and targets itself), and trainer-core's own trajectory
 //! over those steps (`ours.json`). The format is documented in `bench/fidelity.md`.
 //!
-//! Usage: fidelity_dump --pde P --method M [--dcgd-variant center|proj|avg] [--steps 50] --out DIR
+//! Usage: fidelity_dump --pde P --method M [--dcgd-variant center|proj|avg]
+//!                     [--mconfig-variant reference|literal] [--steps 50] --out DIR
 
 use std::path::Path;
 
 use serde_json::json;
 use trainer_core::Trainer;
-use trainer_core::methods::DcgdVariant;
+use trainer_core::methods::{DcgdVariant, MconfigVariant};
 use trainer_core::trainer::{StepTrace, fidelity_config};
 
 fn arg(args: &[String], name: &str) -> Option<String> {
@@ -24,7 +25,14 @@ fn fail(message: String) -> ! {
     std::process::exit(2)
 }
 
-const FLAGS: [&str; 5] = ["--pde", "--method", "--dcgd-variant", "--steps", "--out"];
+const FLAGS: [&str; 6] = [
+    "--pde",
+    "--method",
+    "--dcgd-variant",
+    "--mconfig-variant",
+    "--steps",
+    "--out",
+];
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -32,7 +40,11 @@ fn main() {
     // default case and compare the wrong thing.
     for pair in args[1..].chunks(2) {
         if !FLAGS.contains(&pair[0].as_str()) || pair.len() < 2 {
-            fail(format!("unexpected argument {:?}; flags: {}", pair[0], FLAGS.join(" ")));
+            fail(format!(
+                "unexpected argument {:?}; flags: {}",
+                pair[0],
+                FLAGS.join(" ")
+            ));
         }
     }
     let need = |name: &str| arg(&args, name).unwrap_or_else(|| fail(format!("{name} is required")));
@@ -45,6 +57,10 @@ fn main() {
     if let Some(v) = arg(&args, "--dcgd-variant") {
         config.method_options.dcgd.variant = DcgdVariant::parse(&v)
             .unwrap_or_else(|| fail(format!("--dcgd-variant: unknown variant {v:?}")));
+    }
+    if let Some(v) = arg(&args, "--mconfig-variant") {
+        config.method_options.mconfig.variant = MconfigVariant::parse(&v)
+            .unwrap_or_else(|| fail(format!("--mconfig-variant: unknown variant {v:?}")));
     }
     let mut trainer = Trainer::new(config.clone(), &trainer_core::default_device())
         .unwrap_or_else(|e| fail(e.to_string()));

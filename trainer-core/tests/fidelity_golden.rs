@@ -16,7 +16,7 @@ use trainer_core::{TrainConfig, Trainer};
 const STEP0_TOL: f64 = 1e-9;
 const TRAJECTORY_TOL: f64 = 1e-6;
 
-const METHODS: [&str; 16] = [
+const METHODS: [&str; 17] = [
     "adam",
     "lra",
     "ntk",
@@ -28,6 +28,7 @@ const METHODS: [&str; 16] = [
     "dcgd:avg",
     "config",
     "mconfig",
+    "mconfig:literal",
     "modsync+dcgd",
     "modsync+config",
     "modsync+adam",

@@ -129,6 +129,11 @@ pub fn catalogue() -> Vec<MethodInfo> {
                     "pseudo-gradient second-moment decay",
                 ),
                 opt("mconfig.eps", m.mconfig.eps, "ε of the normalisation"),
+                opt(
+                    "mconfig.variant",
+                    m.mconfig.variant.name(),
+                    "reference | literal (two readings of SPEC; README)",
+                ),
             ],
         },
         MethodInfo {

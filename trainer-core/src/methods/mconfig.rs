@@ -4,12 +4,14 @@
 //! the direction is ConFIG of the bias-corrected moments, normalised by an Adam-like second
 //! moment (β₂) of the pseudo-gradient that direction implies; θ takes a plain SGD step.
 //!
-//! Until both tasks have been seen once the parameters are held (the reference returns a
-//! zero gradient then).
+//! `variant = reference` (default): until both tasks have been seen once the parameters are
+//! held (the reference returns a zero gradient then). `variant = literal`: SPEC's line read
+//! literally — an unseen task's moment is zero, so ConFIG(m̂, 0) = m̂ moves θ from the first
+//! step, and the second moment is of the direction itself.
 
 use burn::tensor::Tensor;
 
-use super::options::MconfigOptions;
+use super::options::{MconfigOptions, MconfigVariant};
 use super::projection::config;
 use super::stats::{PROBE_LEN, PairStats, probe};
 use super::{GradientMethod, MethodState, TaskGrads, Tasks, Update};
@@ -137,25 +139,38 @@ impl GradientMethod for Mconfig {
             self.m_b = p.m_new;
         }
         (self.t_r, self.t_b) = (t_r, t_b);
-        if !ready {
+        let literal = self.opts.variant == MconfigVariant::Literal;
+        if !ready && !literal {
             return Update::Hold;
         }
-        let MconfigOptions { beta1, beta2, eps } = self.opts;
+        let MconfigOptions {
+            beta1, beta2, eps, ..
+        } = self.opts;
         self.t += 1;
-        let direction = c.apply(p.m_hat_r, p.m_hat_b);
-        let fake_m = direction
-            .clone()
-            .mul_scalar(1.0 - beta1.powi(self.t as i32));
-        let fake_grad = fake_m
-            .clone()
-            .sub(self.fake_m.clone().mul_scalar(beta1))
-            .div_scalar(1.0 - beta1);
-        self.fake_m = fake_m;
+        let direction = match (ready, p.residual) {
+            (true, _) => c.apply(p.m_hat_r, p.m_hat_b),
+            // ConFIG(m̂, 0) = m̂: the unseen task contributes nothing.
+            (false, true) => p.m_hat_r,
+            (false, false) => p.m_hat_b,
+        };
+        let second_moment_input = if literal {
+            direction.clone()
+        } else {
+            let fake_m = direction
+                .clone()
+                .mul_scalar(1.0 - beta1.powi(self.t as i32));
+            let fake_grad = fake_m
+                .clone()
+                .sub(self.fake_m.clone().mul_scalar(beta1))
+                .div_scalar(1.0 - beta1);
+            self.fake_m = fake_m;
+            fake_grad
+        };
         self.s = self
             .s
             .clone()
             .mul_scalar(beta2)
-            .add(fake_grad.square().mul_scalar(1.0 - beta2));
+            .add(second_moment_input.square().mul_scalar(1.0 - beta2));
         let s_hat = self.s.clone().div_scalar(1.0 - beta2.powi(self.t as i32));
         Update::Delta(direction.div(s_hat.sqrt().add_scalar(eps)).mul_scalar(lr))
     }

@@ -28,7 +28,7 @@ use crate::adam::Adam;
 use crate::error::ConfigError;
 use crate::tensors::{Ctx, to_host};
 
-pub use options::{DcgdVariant, MethodOptions};
+pub use options::{DcgdVariant, MconfigVariant, MethodOptions};
 pub use stats::{Coefficients, PairStats};
 
 /// Every base method key, in SPEC order. `modsync+X` is valid for each X here.

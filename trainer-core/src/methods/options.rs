@@ -167,6 +167,37 @@ pub struct DcgdOptions {
     pub variant: DcgdVariant,
 }
 
+/// Two readings of SPEC §3's `mconfig` line, which fixes neither the start nor what
+/// "the pseudo-gradient" is. The differential test (bench/fidelity.sh) checks both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum MconfigVariant {
+    /// As the public ConFIG code (`PseudoMomentumOperator`) does: θ is held until both tasks have
+    /// been seen once; the second moment is of the gradient that would have produced the
+    /// bias-uncorrected direction as a momentum.
+    #[default]
+    Reference,
+    /// SPEC's line read literally: a task not yet seen contributes a zero moment (no hold), and
+    /// the second moment is of the ConFIG direction itself.
+    Literal,
+}
+
+impl MconfigVariant {
+    pub const NAMES: [&str; 2] = ["reference", "literal"];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "reference" => Some(Self::Reference),
+            "literal" => Some(Self::Literal),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+}
+
 /// `mconfig` (Liu et al. 2025, M-ConFIG): alternating single-task backward passes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -176,6 +207,7 @@ pub struct MconfigOptions {
     /// Second-moment decay of the pseudo-gradient.
     pub beta2: f64,
     pub eps: f64,
+    pub variant: MconfigVariant,
 }
 
 impl Default for MconfigOptions {
@@ -184,6 +216,7 @@ impl Default for MconfigOptions {
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
+            variant: MconfigVariant::Reference,
         }
     }
 }
