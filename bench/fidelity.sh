@@ -11,7 +11,7 @@
 # Prints a table PDE x method -> max relative difference; exits 1 if any case misses a target.
 #
 # Usage: [PDES=burgers,...] [METHODS=adam,...] [STEPS=50] bench/fidelity.sh [--golden]
-#   --golden  also rewrites trainer-core/tests/fidelity/*.json, the PyTorch trajectories that
+#   --golden  also rewrites trainer-core/tests/fidelity/*.json.gz, the PyTorch trajectories that
 #             `cargo test` replays against trainer-core (CI has no PyTorch).
 # Cases and their files go to target/fidelity/PDE-METHOD/ (inputs.json, ours.json, torch.json).
 set -euo pipefail
@@ -49,7 +49,7 @@ for pde in ${PDES//,/ }; do
     line=$(awk -v label="$method" '{ $2 = label; print }' <<<"$line")
     echo "$line" | tee -a "$results"
     if [ "$GOLDEN" = 1 ]; then
-      "$py" bench/fidelity_golden.py "$case_dir" "$line" "trainer-core/tests/fidelity/$pde-${method//:/-}.json"
+      "$py" bench/fidelity_golden.py "$case_dir" "$line" "trainer-core/tests/fidelity/$pde-${method//:/-}.json.gz"
     fi
   done
 done

@@ -8,6 +8,7 @@
 //! Where the harness saw the two implementations decide a mask or branch differently
 //! (`compare_until` < steps), only the steps before it are compared.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -90,13 +91,19 @@ fn golden_dir() -> PathBuf {
 }
 
 fn file_name(pde: &str, label: &str) -> String {
-    format!("{pde}-{}.json", label.replace(':', "-"))
+    format!("{pde}-{}.json.gz", label.replace(':', "-"))
+}
+
+fn read_gzip(path: &Path) -> std::io::Result<String> {
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path)?).read_to_string(&mut text)?;
+    Ok(text)
 }
 
 /// Replays one case; returns the largest relative difference seen.
 fn replay(pde: &str, label: &str) -> f64 {
     let path = golden_dir().join(file_name(pde, label));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+    let text = read_gzip(&path).unwrap_or_else(|e| {
         panic!(
             "{}: {e} — every PDE × method needs a golden file: run bench/fidelity.sh --golden",
             path.display()
