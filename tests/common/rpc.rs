@@ -169,3 +169,26 @@ pub fn metric_row(iter: u64) -> MetricRow {
         row_json: serde_json::to_string(&row).unwrap(),
     }
 }
+
+/// A made-up but valid finished result of `job` (its own config, finite numbers).
+pub fn result_json(job: &Job) -> String {
+    let config: trainer_core::TrainConfig = serde_json::from_str(&job.config_json).unwrap();
+    let r = trainer_core::RunResult {
+        status: trainer_core::RunStatus::Finished,
+        rel_l2_best: 0.125,
+        rel_l2_min_loss: 0.25,
+        rel_l2_last: 0.5,
+        abs_err_best: 0.01,
+        abs_err_max_best: 0.05,
+        best_iter: 0,
+        min_loss_iter: 0,
+        iters_done: config.iters,
+        diverged: false,
+        skipped_steps: 0,
+        wall_s: 0.5,
+        iters_per_s: 20.0,
+        num_params: 1,
+        config,
+    };
+    serde_json::to_string(&r).unwrap()
+}
