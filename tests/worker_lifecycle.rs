@@ -132,12 +132,13 @@ fn a_sigstopped_worker_past_its_lease_is_fenced_off_and_drops_the_job() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     const HEARTBEAT_MS: u64 = 250;
+    // 4 s leases: long enough that b's lease survives a loaded machine (exactly 2 attempts).
     let coord = Coordinator::start(
         &dir.path().join("stop.db"),
         None,
         &[
             "--lease-ms",
-            "3000",
+            "4000",
             "--heartbeat-ms",
             &HEARTBEAT_MS.to_string(),
             "--reap-every-ms",
@@ -179,7 +180,7 @@ fn a_sigstopped_worker_past_its_lease_is_fenced_off_and_drops_the_job() {
         ("running", token_a + 1, 2)
     );
     // Everything `a` got stored before it froze (its last in-flight write, if any, is answered
-    // long before a 3 s lease expires).
+    // long before a 4 s lease expires).
     let rows_a = rows_of(&rpc, token_a);
     let ckpt_before = rpc.sql("SELECT iter, token FROM checkpoints");
     assert!(!rows_a.is_empty());
@@ -360,12 +361,13 @@ fn a_trainer_error_fails_the_job_with_its_message_and_one_attempt() {
 fn sigkill_several_evaluations_after_the_checkpoint_stores_every_evaluation_once() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
+    // 4 s leases: w2's lease must survive a loaded machine (the tokens are checked exactly).
     let coord = Coordinator::start(
         &dir.path().join("lost.db"),
         None,
         &[
             "--lease-ms",
-            "2000",
+            "4000",
             "--heartbeat-ms",
             "250",
             "--reap-every-ms",
