@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Coordinator, Proc, run_cli_in, serial, tiny_sweep, wait_until, write};
+use common::{Coordinator, Proc, poll_until, run_cli_in, serial, tiny_sweep, write};
 
 #[test]
 fn interrupted_sweep_run_continues_where_it_stopped() {
@@ -31,12 +31,21 @@ fn interrupted_sweep_run_continues_where_it_stopped() {
         out.to_str().unwrap(),
     ];
 
-    let mut first = Proc::spawn("sweep run #1", &args, &[("RUST_LOG", "info")], None);
-    // Interrupt once one job has finished and others are mid-way.
-    wait_until(Duration::from_secs(90), "a first finished job", || {
-        first.log().contains("done: Finished")
-    });
-    std::thread::sleep(Duration::from_millis(1000));
+    // The workers' debug lines say when each checkpoint is stored.
+    let mut first = Proc::spawn(
+        "sweep run #1",
+        &args,
+        &[("RUST_LOG", "info,worker=debug")],
+        None,
+    );
+    // Interrupt once one job has finished and another is stored at least one checkpoint past 0
+    // but is no more than half-way (1200 iterations): it is stopped mid-way, not finished.
+    poll_until(
+        Duration::from_secs(90),
+        Duration::from_millis(20),
+        "a finished job, and then a checkpoint of a job in its first half",
+        || mid_job_checkpoint_after_a_result(&first.log()),
+    );
     first.signal("INT");
     let status = first.wait(Duration::from_secs(60));
     assert!(!status.success(), "an interrupted run exits non-zero");
@@ -57,6 +66,16 @@ fn interrupted_sweep_run_continues_where_it_stopped() {
         );
         let done = *states.get("done").unwrap_or(&0);
         assert!((1..6).contains(&done), "interrupted mid-sweep: {states:?}");
+        // The interrupted jobs were released, which gives their attempt back: only the done
+        // ones count one.
+        assert_eq!(
+            coord.sql("SELECT state, attempts, COUNT(*) FROM jobs GROUP BY 1, 2 ORDER BY 1"),
+            [
+                vec!["done".to_string(), "1".into(), done.to_string()],
+                vec!["queued".into(), "0".into(), (6 - done).to_string()]
+            ],
+            "(state, attempts, jobs)"
+        );
         // Jobs released with a checkpoint: the next run must resume them from it.
         let resumable = coord.sql(
             "SELECT c.job_id, c.iter, j.token FROM checkpoints c JOIN jobs j ON j.id = c.job_id \
@@ -84,8 +103,13 @@ fn interrupted_sweep_run_continues_where_it_stopped() {
         0
     );
     assert_eq!(coord.sql_int("SELECT COUNT(*) FROM jobs"), 6);
+    // One attempt each: the interruption counted none.
+    assert_eq!(
+        coord.sql("SELECT MIN(attempts), MAX(attempts) FROM jobs"),
+        [["1", "1"]]
+    );
     assert!(done_before < 6);
-    // The job leased after the first one finished had a second to run: it left a checkpoint.
+    // The job seen mid-way at the interruption left its stop checkpoint.
     assert!(
         !resumable.is_empty(),
         "no job was stopped with a checkpoint"
@@ -104,6 +128,21 @@ fn interrupted_sweep_run_continues_where_it_stopped() {
             "job {job} resumed from its checkpoint at {iter}"
         );
     }
+}
+
+/// Whether `log` shows a finished job followed by a stored checkpoint at an iteration in
+/// 1..=600 (the workers' debug line "checkpoint of job J at iteration I stored").
+fn mid_job_checkpoint_after_a_result(log: &str) -> bool {
+    let Some(done) = log.find("done: Finished") else {
+        return false;
+    };
+    log[done..].lines().any(|line| {
+        line.split("at iteration ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|i| i.parse::<u64>().ok())
+            .is_some_and(|i| (1..=600).contains(&i))
+    })
 }
 
 const GOOD: &str = r#"name = "bad"

@@ -135,7 +135,13 @@ fn intervals(coord: &Coordinator, sweep: &str) -> Vec<(f64, f64)> {
 fn two_slots_train_two_jobs_at_once_with_the_results_of_one_at_a_time() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let coord = Coordinator::start(&dir.path().join("slots.db"), None, FAST_LEASES);
+    // Default 30 s leases (heartbeats every 250 ms): no lease can expire on a loaded machine,
+    // so no job is ever resumed, and each result's wall time is its whole lease.
+    let coord = Coordinator::start(
+        &dir.path().join("slots.db"),
+        None,
+        &["--heartbeat-ms", "250"],
+    );
 
     let packed_overlap = run_sweep(&coord, dir.path(), "packed", "2");
     let serial_overlap = run_sweep(&coord, dir.path(), "single", "1");

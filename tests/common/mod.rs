@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod rpc;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
@@ -216,8 +218,14 @@ impl Coordinator {
 
     /// Kills it (SIGKILL, no drain) and starts a new one on the same port and file.
     pub fn restart_killed(&mut self) {
+        let extra = self.extra.clone();
+        self.restart_killed_with(&extra);
+    }
+
+    /// `restart_killed`, the new process with the flags `extra` instead of the old ones.
+    pub fn restart_killed_with(&mut self, extra: &[impl AsRef<str>]) {
         self.proc.kill9();
-        let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
+        let extra: Vec<&str> = extra.iter().map(AsRef::as_ref).collect();
         // The port was just freed; retry briefly in case the kernel has not let go of it.
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -373,15 +381,27 @@ pub fn run_cli_env(
 }
 
 /// Polls `cond` every 100 ms until it is true; panics with `what` after `timeout`.
-pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+pub fn wait_until(timeout: Duration, what: &str, cond: impl FnMut() -> bool) {
+    poll_until(timeout, Duration::from_millis(100), what, cond);
+}
+
+/// Polls `cond` every `every` until it is true; panics with `what` after `timeout`. Returns how
+/// long it took.
+pub fn poll_until(
+    timeout: Duration,
+    every: Duration,
+    what: &str,
+    mut cond: impl FnMut() -> bool,
+) -> Duration {
     let start = Instant::now();
     while !cond() {
         assert!(
             start.elapsed() < timeout,
             "timed out after {timeout:?} waiting for: {what}"
         );
-        thread::sleep(Duration::from_millis(100));
+        thread::sleep(every);
     }
+    start.elapsed()
 }
 
 /// Minimal RFC 4180 parser (quoted fields with doubled quotes; no embedded newlines needed).
@@ -436,6 +456,29 @@ eval_every = 50
 checkpoint_every = 50
 lr_decay = false
 {extra_train}
+"#
+    )
+}
+
+/// A sweep of one job (burgers, adam, seed 0, depth 2, no lr decay) of `width` and `iters`,
+/// with `max_attempts`; `train` holds the other `[train]` lines (eval_every, lr, …). Leaving
+/// out `checkpoint_every` gives the worker's default, 10 × eval_every.
+pub fn one_job_sweep(name: &str, width: u32, iters: u32, max_attempts: u32, train: &str) -> String {
+    format!(
+        r#"name = "{name}"
+max_attempts = {max_attempts}
+
+[grid]
+pdes = ["burgers"]
+methods = ["adam"]
+widths = [{width}]
+seeds = [0]
+
+[train]
+depth = 2
+iters = {iters}
+lr_decay = false
+{train}
 "#
     )
 }

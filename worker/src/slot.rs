@@ -300,9 +300,11 @@ impl Slot {
                 .await
         } else {
             let (request, rows) = progress_request(lease, &self.config.worker_id, pending);
+            let checkpoint = carried_checkpoint(&request);
             let answer = self.client.report_progress(request).await;
             if answer.is_ok() {
                 pending.sent(rows);
+                log_stored(lease, checkpoint);
             }
             answer
         };
@@ -404,12 +406,14 @@ impl Slot {
     ) -> Result<(), Status> {
         while !pending.is_empty() {
             let (request, rows) = progress_request(lease, &self.config.worker_id, pending);
+            let checkpoint = carried_checkpoint(&request);
             self.retry("ReportProgress", retry, |mut c| {
                 let r = request.clone();
                 async move { c.report_progress(r).await.map(|_| ()) }
             })
             .await?;
             pending.sent(rows);
+            log_stored(lease, checkpoint);
         }
         Ok(())
     }
@@ -622,6 +626,23 @@ fn progress_request(
         checkpoint_iter,
     };
     (request, rows)
+}
+
+/// The iteration of the checkpoint a report carries, if it carries one.
+fn carried_checkpoint(request: &ReportProgressRequest) -> Option<u64> {
+    (!request.checkpoint.is_empty()).then_some(request.checkpoint_iter)
+}
+
+/// Debug log of an accepted checkpoint: what a crash now loses is the training since then.
+/// (The numbers are in the message so that they survive the log's colouring of fields.)
+fn log_stored(lease: &Lease, checkpoint: Option<u64>) {
+    if let Some(iter) = checkpoint {
+        tracing::debug!(
+            "checkpoint of job {} at iteration {iter} stored (token {})",
+            lease.job_id,
+            lease.token
+        );
+    }
 }
 
 /// Runs the trainer on its own thread; whatever happens (error, panic) ends in one `Done` event.
