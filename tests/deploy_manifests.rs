@@ -241,7 +241,10 @@ fn k8s_coordinator_ports_volume_probes_and_secret_match_the_program() {
     assert_eq!(example["kind"], "Secret");
     assert_eq!(s(&example["metadata"]["name"]), secret);
     let value = s(&example["stringData"][key.as_str()]);
-    assert!(!value.is_empty(), "an empty token switches auth off");
+    assert!(
+        !value.trim().is_empty(),
+        "an empty token stops the coordinator from starting"
+    );
     assert!(
         read("README.md").contains(&format!(
             "kubectl create secret generic {secret} --from-literal={key}="
@@ -448,10 +451,18 @@ fn systemd_units_run_real_flags_and_stop_gracefully() {
     assert_eq!(port_of(url), port_of(flag(&c_args, "--listen")));
 }
 
+/// Runs `systemd-analyze verify` on the units where it is installed (Debian package `systemd`).
+/// Without it the test skips, saying so; `MODSYNC_REQUIRE_SYSTEMD_ANALYZE=1` (set by `.ci/run`
+/// once it has installed the package) turns a missing tool into a failure.
 #[test]
 fn systemd_analyze_verify_accepts_the_units() {
     let Ok(probe) = Command::new("systemd-analyze").arg("--version").output() else {
-        eprintln!("skipping: systemd-analyze is not installed");
+        assert!(
+            std::env::var_os("MODSYNC_REQUIRE_SYSTEMD_ANALYZE").is_none_or(|v| v != "1"),
+            "MODSYNC_REQUIRE_SYSTEMD_ANALYZE=1 but systemd-analyze is not installed \
+             (Debian package `systemd`)"
+        );
+        eprintln!("skipping: systemd-analyze is not installed (Debian package `systemd`)");
         return;
     };
     assert!(probe.status.success());
@@ -667,6 +678,189 @@ fn an_unknown_flag_is_rejected_before_help() {
         Duration::from_secs(30),
     );
     assert!(!ok);
+}
+
+// ---------------------------------------------------------------- authentication
+
+/// Starts `modsync ARGS` and waits until it serves (Ok: the process) or exits (Err: its
+/// output). Bounded: panics if it does neither within 30 s.
+fn start_or_fail(args: &[String], envs: &[(&str, &str)]) -> Result<common::Proc, String> {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut proc = common::Proc::spawn("coordinator", &args, envs, None);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if proc
+            .log()
+            .contains("[out] modsync coordinator listening on ")
+        {
+            return Ok(proc);
+        }
+        if !proc.running() {
+            let status = proc.wait(Duration::from_secs(5));
+            assert!(
+                !status.success(),
+                "exited 0 without serving: {}",
+                proc.log()
+            );
+            return Err(proc.log());
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "neither served nor failed: {}",
+            proc.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `args` with `--db` moved to `db` and the port of `--listen` set to 0 (same host).
+fn runnable_here(args: &[String], db: &Path) -> Vec<String> {
+    let mut args = args.to_vec();
+    let i = args.iter().position(|a| a == "--db").expect("--db");
+    args[i + 1] = db.to_str().unwrap().to_string();
+    let i = args.iter().position(|a| a == "--listen").expect("--listen");
+    let host = args[i + 1]
+        .rsplit_once(':')
+        .expect("host:port")
+        .0
+        .to_string();
+    args[i + 1] = format!("{host}:0");
+    args
+}
+
+/// Every coordinator the deploy files start: (origin, its arguments, the token the deployment
+/// gives it, if any).
+fn coordinator_deployments(dir: &Path) -> Vec<(&'static str, Vec<String>, Option<String>)> {
+    let mut all = Vec::new();
+    // Kubernetes: the token from the Secret (example); a missing Secret or key must stop the
+    // pod from starting, not start it without a token.
+    let objects = k8s_objects();
+    let c = only_container(object(&objects, "StatefulSet", "modsync-coordinator"));
+    let (_, key) = token_secret(c);
+    let token_ref = c["env"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "MODSYNC_TOKEN")
+        .unwrap();
+    assert_ne!(
+        token_ref["valueFrom"]["secretKeyRef"]["optional"], true,
+        "k8s/coordinator.yaml: an optional token Secret"
+    );
+    let example = &yaml_docs("k8s/secret.example.yaml")[0];
+    all.push((
+        "k8s/coordinator.yaml",
+        container_args(c),
+        example["stringData"][key.as_str()]
+            .as_str()
+            .map(str::to_string),
+    ));
+    // systemd: the token from the environment file (its uncommented MODSYNC_TOKEN line).
+    let env_token = read("systemd/modsync.env.example")
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("MODSYNC_TOKEN="))
+        .map(str::to_string)
+        .next();
+    all.push((
+        "systemd/modsync-coordinator.service",
+        exec_start(&unit_settings("systemd/modsync-coordinator.service")),
+        env_token,
+    ));
+    // Slurm: the token the script exports from MODSYNC_TOKEN_FILE.
+    let token_file = dir.join("token");
+    fs::write(&token_file, "s3cret\n").unwrap();
+    let (ok, args, token, err) = run_script(
+        "coordinator.sbatch",
+        &[
+            ("MODSYNC_TOKEN_FILE", token_file.to_str().unwrap()),
+            ("MODSYNC_HOME", dir.join("home").to_str().unwrap()),
+        ],
+        dir,
+    );
+    assert!(ok, "{err}");
+    all.push(("slurm/coordinator.sbatch", args, token));
+    all
+}
+
+/// Secure by default, as deployed: every coordinator in deploy/ listens on the network, so each
+/// either gets a token from its deployment or says `--insecure-no-auth` itself. Checked with the
+/// real binary: each command line, as deployed, serves with the deployment's token, and refuses
+/// to start when the token is missing or empty (a Secret without the key, a blank env file line).
+#[test]
+fn every_deployed_coordinator_has_a_token_or_says_insecure_no_auth() {
+    let dir = tempfile::tempdir().unwrap();
+    let deployments = coordinator_deployments(dir.path());
+    assert_eq!(deployments.len(), 3);
+    for (n, (origin, args, token)) in deployments.into_iter().enumerate() {
+        assert_eq!(args[0], "coordinator", "{origin}");
+        let insecure = args.iter().any(|a| a == "--insecure-no-auth");
+        let listen = flag(&args, "--listen").to_string();
+        let loopback = listen.starts_with("127.") || listen.starts_with("[::1]");
+        assert!(
+            insecure || loopback || token.as_deref().is_some_and(|t| !t.trim().is_empty()),
+            "{origin}: serves {listen} with no token: give it one or pass --insecure-no-auth"
+        );
+        assert!(
+            !(insecure && token.is_some()),
+            "{origin}: --insecure-no-auth and a token contradict each other"
+        );
+        let db = dir.path().join(format!("auth{n}.db"));
+        let args = runnable_here(&args, &db);
+        // As deployed: it serves.
+        let envs: Vec<(&str, &str)> = token
+            .as_deref()
+            .map(|t| ("MODSYNC_TOKEN", t))
+            .into_iter()
+            .collect();
+        let mut proc = start_or_fail(&args, &envs).unwrap_or_else(|e| {
+            panic!(
+                "{origin}: `modsync {}` does not serve:\n{e}",
+                args.join(" ")
+            )
+        });
+        // It answers, with the token (SIGTERM before that could beat the signal handler).
+        let port = proc
+            .log()
+            .lines()
+            .find_map(|l| l.strip_prefix("[out] modsync coordinator listening on "))
+            .and_then(|url| url.rsplit(':').next()?.parse::<u16>().ok())
+            .expect("the listening line has a port");
+        let local = format!("http://127.0.0.1:{port}");
+        common::wait_until(Duration::from_secs(30), "it answers", || {
+            run_cli_env(
+                &["status", "--coordinator", &local],
+                &envs,
+                Duration::from_secs(30),
+                None,
+            )
+            .0
+        });
+        proc.signal("TERM");
+        assert!(proc.wait(Duration::from_secs(30)).success(), "{origin}");
+        if insecure || loopback {
+            continue;
+        }
+        // Token missing or empty: it does not start, and says what to do.
+        let _ = fs::remove_file(&db);
+        let missing = start_or_fail(&args, &[]).map(|_| ()).unwrap_err();
+        for name in ["--token", "--insecure-no-auth"] {
+            assert!(
+                missing.contains(name),
+                "{origin} without a token:\n{missing}"
+            );
+        }
+        let empty = start_or_fail(&args, &[("MODSYNC_TOKEN", "")])
+            .map(|_| ())
+            .unwrap_err();
+        assert!(
+            empty.contains("MODSYNC_TOKEN is empty"),
+            "{origin} with an empty token:\n{empty}"
+        );
+        assert!(
+            !db.exists(),
+            "{origin}: the database was opened without a token"
+        );
+    }
 }
 
 // ---------------------------------------------------------------- health

@@ -1,8 +1,10 @@
 //! `modsync sql` only reads; a coordinator started with a token refuses every client command and
-//! every worker that does not present it.
+//! every worker that does not present it; an empty or blank token is refused everywhere (never
+//! "no authentication"), and without a token only loopback is served unless `--insecure-no-auth`.
 
 mod common;
 
+use std::path::Path;
 use std::time::Duration;
 
 use common::{Coordinator, run_cli, run_cli_env, tiny_sweep, write};
@@ -246,4 +248,222 @@ fn the_token_is_never_logged_even_at_trace_level() {
         let leaks: Vec<&str> = log.lines().filter(|l| l.contains(SECRET)).take(3).collect();
         assert!(leaks.is_empty(), "{} logged the token: {leaks:?}", p.name);
     }
+}
+
+/// What an empty or whitespace-only token looks like: from the flag, or from the environment
+/// (a Kubernetes Secret without the key, `MODSYNC_TOKEN=` in an env file).
+const BLANK_TOKENS: [&str; 3] = ["", " ", " \t "];
+
+/// The refusal names the flag and the variable, on one line.
+fn assert_names_empty_token(err: &str, what: &str) {
+    assert!(
+        err.contains("--token") && err.contains("MODSYNC_TOKEN") && err.contains("empty"),
+        "{what}: the error does not name --token / MODSYNC_TOKEN being empty:\n{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{what}: one line: {err}");
+}
+
+/// The bug of issue 12: `--token ""` (or an empty `$MODSYNC_TOKEN`) used to start the
+/// coordinator with no authentication at all. Now it does not start.
+#[test]
+fn an_empty_or_blank_token_does_not_start_the_coordinator() {
+    let dir = tempfile::tempdir().unwrap();
+    // The coordinator: every blank token, as a flag and from the environment.
+    for (i, token) in BLANK_TOKENS.iter().enumerate() {
+        let db = dir.path().join(format!("blank{i}.db"));
+        let db = db.to_str().unwrap();
+        let base = ["coordinator", "--db", db, "--listen", "127.0.0.1:0"];
+        let mut flag = base.to_vec();
+        flag.extend(["--token", token]);
+        for (args, envs, how) in [
+            (flag, vec![], "--token"),
+            (
+                base.to_vec(),
+                vec![("MODSYNC_TOKEN", *token)],
+                "$MODSYNC_TOKEN",
+            ),
+        ] {
+            let what = format!("coordinator with {how} {token:?}");
+            let err = match start_or_fail(&args, &envs) {
+                Ok((proc, _)) => panic!("{what} started serving:\n{}", proc.log()),
+                Err(log) => log,
+            };
+            let err: String = err
+                .lines()
+                .map(|l| l.trim_start_matches("[err] "))
+                .collect();
+            assert_names_empty_token(&err, &what);
+        }
+        assert!(
+            !Path::new(db).exists(),
+            "{token:?}: the database was opened"
+        );
+    }
+}
+
+/// Neither does a worker or a client with such a token start: they refuse before sending
+/// anything, even against a loopback coordinator without a token (which would serve them).
+#[test]
+fn an_empty_or_blank_token_is_refused_by_workers_and_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let coord = Coordinator::start(&dir.path().join("open.db"), None, &[]);
+    let file = write(
+        dir.path(),
+        "blank.toml",
+        &tiny_sweep("blank", &[4], &[0], 50, ""),
+    );
+    let url = coord.url.as_str();
+    let curves_out = dir.path().join("curves");
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["submit", &file],
+        vec!["status"],
+        vec!["sql", "SELECT 1"],
+        vec!["curves", "blank", "--out", curves_out.to_str().unwrap()],
+        vec!["cancel", "blank"],
+        vec!["retry", "blank"],
+        vec!["worker", "--worker-id", "blank-w"],
+    ];
+    for token in BLANK_TOKENS {
+        for cmd in &commands {
+            let mut with_flag = cmd.clone();
+            with_flag.extend(["--coordinator", url, "--token", token]);
+            let mut with_env = cmd.clone();
+            with_env.extend(["--coordinator", url]);
+            for (args, envs) in [
+                (with_flag, vec![]),
+                (with_env, vec![("MODSYNC_TOKEN", token)]),
+            ] {
+                let what = format!("{args:?} {envs:?}");
+                let (ok, out, err) = run_cli_env(&args, &envs, Duration::from_secs(30), None);
+                assert!(!ok, "{what} was accepted:\n{out}");
+                assert_names_empty_token(&err, &what);
+            }
+        }
+    }
+    // Nothing reached the store: no sweep, no worker.
+    assert_eq!(coord.sql_int("SELECT COUNT(*) FROM sweeps"), 0);
+    assert_eq!(coord.sql_int("SELECT COUNT(*) FROM workers"), 0);
+    // The same commands work without a token (so the refusals above are about the token).
+    assert_eq!(coord.cli(&["submit", &file]).trim(), "blank");
+}
+
+/// Starts `modsync coordinator ARGS` and returns the process and its first stdout line, or
+/// (having waited for it to exit) its failure output.
+fn start_or_fail(args: &[&str], envs: &[(&str, &str)]) -> Result<(common::Proc, String), String> {
+    let mut proc = common::Proc::spawn("coordinator", args, envs, None);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if proc
+            .log()
+            .contains("[out] modsync coordinator listening on ")
+        {
+            let line = proc.next_line(Duration::from_secs(5));
+            return Ok((proc, line));
+        }
+        if !proc.running() {
+            let status = proc.wait(Duration::from_secs(5));
+            assert!(
+                !status.success(),
+                "exited 0 without serving: {}",
+                proc.log()
+            );
+            return Err(proc.log());
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "neither served nor failed: {}",
+            proc.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Secure by default: without a token only loopback is served; a non-loopback address needs a
+/// token or an explicit `--insecure-no-auth` (which contradicts a token).
+#[test]
+fn a_non_loopback_address_needs_a_token_or_insecure_no_auth() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("open.db");
+    let db = db.to_str().unwrap();
+    let on = |listen: &'static str| vec!["coordinator", "--db", db, "--listen", listen];
+
+    // Every interface, no token: refused before anything is bound or opened, naming the flags.
+    for listen in ["0.0.0.0:0", "[::]:0"] {
+        let err = start_or_fail(&on(listen), &[]).map(|_| ()).unwrap_err();
+        for name in ["--insecure-no-auth", "--token", "MODSYNC_TOKEN", "loopback"] {
+            assert!(err.contains(name), "{listen}: no {name} in:\n{err}");
+        }
+        assert!(!err.contains("listening"), "{err}");
+        assert!(!Path::new(db).exists(), "{listen}: the database was opened");
+    }
+    // A token and the flag together: refused too (which one was meant?).
+    let mut both = on("0.0.0.0:0");
+    both.extend(["--insecure-no-auth", "--token", "t0k"]);
+    let err = start_or_fail(&both, &[]).map(|_| ()).unwrap_err();
+    assert!(err.contains("contradicts"), "{err}");
+    let err = start_or_fail(
+        &[&on("0.0.0.0:0")[..], &["--insecure-no-auth"]].concat(),
+        &[("MODSYNC_TOKEN", "t0k")],
+    )
+    .map(|_| ())
+    .unwrap_err();
+    assert!(err.contains("contradicts"), "{err}");
+
+    // With a token it serves every interface, and the token is required.
+    let (mut with_token, line) = start_or_fail(&on("0.0.0.0:0"), &[("MODSYNC_TOKEN", "t0k")])
+        .unwrap_or_else(|e| panic!("with a token: {e}"));
+    let port = line.rsplit(':').next().unwrap().to_string();
+    let local = format!("http://127.0.0.1:{port}");
+    common::wait_until(Duration::from_secs(30), "it answers with the token", || {
+        run_cli(
+            &["status", "--coordinator", &local, "--token", "t0k"],
+            Duration::from_secs(30),
+        )
+        .0
+    });
+    let (ok, _, err) = run_cli(
+        &["status", "--coordinator", &local],
+        Duration::from_secs(30),
+    );
+    assert!(!ok && err.contains("UNAUTHENTICATED"), "{err}");
+    with_token.signal("TERM");
+    assert!(with_token.wait(Duration::from_secs(30)).success());
+
+    // With --insecure-no-auth it serves every interface to anyone, and warns.
+    let (mut open, line) = start_or_fail(
+        &[&on("0.0.0.0:0")[..], &["--insecure-no-auth"]].concat(),
+        &[],
+    )
+    .unwrap_or_else(|e| panic!("with --insecure-no-auth: {e}"));
+    let port = line.rsplit(':').next().unwrap().to_string();
+    let local = format!("http://127.0.0.1:{port}");
+    common::wait_until(
+        Duration::from_secs(30),
+        "it answers without a token",
+        || {
+            run_cli(
+                &["status", "--coordinator", &local],
+                Duration::from_secs(30),
+            )
+            .0
+        },
+    );
+    assert!(
+        open.log().contains("without authentication"),
+        "no warning: {}",
+        open.log()
+    );
+    open.signal("TERM");
+    assert!(open.wait(Duration::from_secs(30)).success());
+
+    // Loopback without a token stays allowed (every other test relies on it too).
+    let (mut lo, line) = start_or_fail(&on("127.0.0.1:0"), &[]).expect("loopback without a token");
+    let url = line.trim_start_matches("modsync coordinator listening on ");
+    common::wait_until(
+        Duration::from_secs(30),
+        "it answers without a token",
+        || run_cli(&["status", "--coordinator", url], Duration::from_secs(30)).0,
+    );
+    lo.signal("TERM");
+    assert!(lo.wait(Duration::from_secs(30)).success());
 }

@@ -85,8 +85,14 @@ pub struct ClientAuth {
 }
 
 impl ClientAuth {
-    /// Fails when the token cannot be sent as metadata (non-visible-ASCII characters).
+    /// Fails when the token cannot be sent as metadata (non-visible-ASCII characters), or is
+    /// empty or only whitespace (`None` is "no token").
     pub fn new(token: Option<&str>) -> Result<Self, Status> {
+        if token.is_some_and(|t| t.trim().is_empty()) {
+            return Err(Status::invalid_argument(
+                "token is empty or only whitespace (use None for no token)",
+            ));
+        }
         let header = token
             .map(|t| {
                 format!("{SCHEME}{t}")
@@ -198,5 +204,7 @@ mod tests {
         let r = c.call(Request::new(())).unwrap();
         assert!(BearerAuth::new(Some("tok")).check(&r).is_ok());
         assert!(ClientAuth::new(Some("bad\ntoken")).is_err());
+        assert!(ClientAuth::new(Some("")).is_err());
+        assert!(ClientAuth::new(Some(" \t")).is_err());
     }
 }

@@ -1,7 +1,7 @@
 //! `ServeConfig`: everything a running coordinator needs to know, with the defaults a laptop
 //! run and a cluster run can both live with.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -15,8 +15,15 @@ pub struct ServeConfig {
     /// The SQLite file; created with its parent directories if missing.
     pub db: PathBuf,
     /// Shared bearer token. `None` = no authentication (loopback use); when set, every RPC must
-    /// carry `authorization: Bearer <token>`.
+    /// carry `authorization: Bearer <token>`. An empty or whitespace-only token is refused by
+    /// [`ServeConfig::validate`]: it is what a missing Secret key or an unset variable in an
+    /// env file produces, and must never mean "no authentication".
     pub token: Option<String>,
+    /// Serve a non-loopback address without a token. Off by default: without a token, only a
+    /// loopback address may be served (`validate` and `serve_with_listener` refuse others), so
+    /// an open coordinator on a network is always a decision someone wrote down
+    /// (`--insecure-no-auth`). Contradicts `token` (both set is refused).
+    pub insecure_no_auth: bool,
     /// TLS: the server's certificate chain (PEM). Set together with `tls_key`; both `None` =
     /// plaintext gRPC. Read when the server starts (`ServeConfig::load_tls`).
     pub tls_cert: Option<PathBuf>,
@@ -46,6 +53,22 @@ pub struct ServeConfig {
     pub max_metric_rows: usize,
 }
 
+/// The error for an empty or whitespace-only token, naming the flag and the variable (the
+/// variable is the usual culprit: a Kubernetes Secret without the key, a blank line in an env
+/// file).
+const EMPTY_TOKEN: &str = "--token / MODSYNC_TOKEN is empty or only whitespace: give the shared \
+     secret (e.g. openssl rand -hex 32), or unset both to serve loopback without authentication";
+
+/// Whether `ip` only reaches this machine: 127.0.0.0/8, ::1, and ::ffff:127.x.y.z.
+fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(v6.is_loopback(), |v4| v4.is_loopback()),
+    }
+}
+
 /// Workers send at most this many metric rows per report, so `max_metric_rows` may not be
 /// set below it.
 pub const MIN_METRIC_ROWS: usize = 1_000;
@@ -56,6 +79,7 @@ impl Default for ServeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             db: PathBuf::from("modsync.db"),
             token: None,
+            insecure_no_auth: false,
             tls_cert: None,
             tls_key: None,
             lease_ms: 30_000,
@@ -78,6 +102,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("listen", &self.listen)
             .field("db", &self.db)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("insecure_no_auth", &self.insecure_no_auth)
             .field("tls_cert", &self.tls_cert)
             .field("tls_key", &self.tls_key)
             .field("lease_ms", &self.lease_ms)
@@ -121,10 +146,11 @@ impl ServeConfig {
             ));
         }
         if let Some(t) = &self.token
-            && t.is_empty()
+            && t.trim().is_empty()
         {
-            return bad("token must not be empty (use None for no auth)".into());
+            return bad(EMPTY_TOKEN.into());
         }
+        self.check_exposure(self.listen)?;
         match (&self.tls_cert, &self.tls_key) {
             (Some(_), None) => {
                 return bad("--tls-cert needs --tls-key (give both or neither)".into());
@@ -135,6 +161,26 @@ impl ServeConfig {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Refuses to serve `addr` without authentication unless it is a loopback address or
+    /// `insecure_no_auth` says so; refuses `insecure_no_auth` together with a token. `validate`
+    /// checks `listen`; `serve_with_listener` checks the address its listener is bound to.
+    pub fn check_exposure(&self, addr: SocketAddr) -> Result<()> {
+        match (&self.token, self.insecure_no_auth) {
+            (Some(_), true) => Err(Error::Config(
+                "--insecure-no-auth contradicts --token / MODSYNC_TOKEN: give the token to \
+                 require it, or --insecure-no-auth (and no token) to serve without one"
+                    .into(),
+            )),
+            (None, false) if !is_loopback(addr.ip()) => Err(Error::Config(format!(
+                "--listen {addr} is not a loopback address and no --token / MODSYNC_TOKEN is \
+                 set: anyone who reaches it could read and change every sweep. Set a token \
+                 (e.g. openssl rand -hex 32), listen on 127.0.0.1, or pass --insecure-no-auth \
+                 to serve it without authentication on purpose"
+            ))),
+            _ => Ok(()),
+        }
     }
 
     pub(crate) fn query_timeout(&self) -> Duration {
@@ -214,5 +260,57 @@ mod tests {
             ..Default::default()
         };
         assert!(ok.validate().is_ok());
+    }
+
+    #[test]
+    fn empty_or_blank_tokens_are_refused_naming_the_flag_and_variable() {
+        for t in ["", " ", "\t", " \n "] {
+            let c = ServeConfig {
+                token: Some(t.into()),
+                ..Default::default()
+            };
+            let e = c.validate().unwrap_err().to_string();
+            assert!(
+                e.contains("--token") && e.contains("MODSYNC_TOKEN") && e.contains("empty"),
+                "{t:?}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_loopback_may_be_served_without_a_token_unless_said_so() {
+        let at = |addr: &str, token: Option<&str>, insecure: bool| ServeConfig {
+            listen: addr.parse().unwrap(),
+            token: token.map(str::to_string),
+            insecure_no_auth: insecure,
+            ..Default::default()
+        };
+        for loopback in [
+            "127.0.0.1:1",
+            "127.1.2.3:0",
+            "[::1]:1",
+            "[::ffff:127.0.0.1]:1",
+        ] {
+            assert!(at(loopback, None, false).validate().is_ok(), "{loopback}");
+        }
+        for open in [
+            "0.0.0.0:50051",
+            "10.1.2.3:1",
+            "[::]:1",
+            "[::ffff:10.0.0.1]:1",
+        ] {
+            let e = at(open, None, false).validate().unwrap_err().to_string();
+            assert!(
+                e.contains("--insecure-no-auth") && e.contains("--token") && e.contains(open),
+                "{open}: {e}"
+            );
+            assert!(at(open, Some("t"), false).validate().is_ok(), "{open}");
+            assert!(at(open, None, true).validate().is_ok(), "{open}");
+        }
+        let e = at("0.0.0.0:1", Some("t"), true)
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("contradicts"), "{e}");
     }
 }

@@ -39,6 +39,8 @@ pub async fn serve_with_listener(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     config.validate()?;
+    // `config.listen` is not what is served here: check the address really bound.
+    config.check_exposure(listener.local_addr()?)?;
     // Bad certificate files fail here, before the store is opened.
     let mut builder = Server::builder();
     if let Some(tls) = config.load_tls()? {
@@ -67,6 +69,13 @@ pub async fn serve_with_listener(
         tls = config.tls_cert.is_some(),
         "coordinator listening"
     );
+    if config.insecure_no_auth {
+        tracing::warn!(
+            %addr,
+            "serving without authentication (--insecure-no-auth): anyone who can reach this \
+             address can read and change every sweep"
+        );
+    }
     let served = builder
         .add_service(health_service)
         .add_service(InterceptedService::new(service, auth))

@@ -17,9 +17,14 @@ pub struct CoordinatorArgs {
     /// Address to listen on; port 0 picks a free port (the address is printed on stdout).
     #[arg(long, default_value = "127.0.0.1:50051")]
     listen: SocketAddr,
-    /// Shared bearer token every client and worker must send.
+    /// Shared bearer token every client and worker must send (empty or blank is refused).
+    /// Without one, only a loopback --listen address is served.
     #[arg(long, env = "MODSYNC_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Serve a non-loopback --listen address without a token: anyone who reaches it can read
+    /// and change every sweep. Only for networks you trust completely; not with --token.
+    #[arg(long)]
+    insecure_no_auth: bool,
     /// Serve TLS with this certificate chain (PEM); needs --tls-key. Clients then use an
     /// https:// URL and --tls-ca.
     #[arg(long, value_name = "PATH", requires = "tls_key")]
@@ -57,7 +62,10 @@ pub fn run(args: CoordinatorArgs) -> Result<()> {
     let config = ServeConfig {
         listen: args.listen,
         db: args.db,
-        token: args.token.filter(|t| !t.is_empty()),
+        // Not filtered: an empty or blank token is refused by `validate`, never taken as
+        // "no authentication".
+        token: args.token,
+        insecure_no_auth: args.insecure_no_auth,
         tls_cert: args.tls_cert,
         tls_key: args.tls_key,
         lease_ms: args.lease_ms,

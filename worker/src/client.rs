@@ -29,8 +29,16 @@ pub struct Auth {
 }
 
 impl Auth {
-    /// Fails for a token that cannot be sent as metadata (not printable ASCII).
+    /// Fails for a token that cannot be sent as metadata (not printable ASCII), and for an
+    /// empty or whitespace-only one: that is a missing Secret key or an unset variable, never
+    /// a way to say "no token" (that is `None`).
     pub fn new(token: Option<&str>) -> Result<Self> {
+        if token.is_some_and(|t| t.trim().is_empty()) {
+            anyhow::bail!(
+                "--token / MODSYNC_TOKEN is empty or only whitespace: give the coordinator's \
+                 token, or unset both for a coordinator that has none"
+            );
+        }
         let header = token
             .map(|t| {
                 format!("Bearer {t}")
@@ -251,6 +259,19 @@ mod tests {
         assert!(connect("127.0.0.1:50051", None).is_err());
         assert!(connect("http://127.0.0.1:1", Some("line\nbreak")).is_err());
         assert!(connect("http://127.0.0.1:1", Some("fine")).is_ok());
+    }
+
+    #[test]
+    fn empty_or_blank_tokens_are_refused_naming_the_flag_and_variable() {
+        for t in ["", " ", "\t", "  \t "] {
+            let e = Auth::new(Some(t)).unwrap_err().to_string();
+            assert!(
+                e.contains("--token") && e.contains("MODSYNC_TOKEN") && e.contains("empty"),
+                "{t:?}: {e}"
+            );
+        }
+        assert!(Auth::new(None).is_ok());
+        assert!(Auth::new(Some("t")).is_ok());
     }
 
     #[tokio::test]
