@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use coordinator::ServeConfig;
-use coordinator::auth::ClientAuth;
 use modsync_proto::sweeps_client::SweepsClient;
 use modsync_proto::value::Kind;
 use modsync_proto::*;
@@ -17,7 +16,27 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use trainer_core::{RunResult, RunStatus, TrainConfig};
 
-pub type Client = SweepsClient<InterceptedService<Channel, ClientAuth>>;
+pub type Client = SweepsClient<InterceptedService<Channel, RawAuth>>;
+
+/// Sends `authorization: Bearer <token>` exactly as given — also the empty or blank tokens that
+/// `ClientAuth` refuses to send — so tests can check what the server does with them.
+#[derive(Clone)]
+pub struct RawAuth(Option<tonic::metadata::AsciiMetadataValue>);
+
+impl RawAuth {
+    pub fn new(token: Option<&str>) -> Self {
+        Self(token.map(|t| format!("Bearer {t}").parse().unwrap()))
+    }
+}
+
+impl tonic::service::Interceptor for RawAuth {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
 
 /// A coordinator running in this process. Dropping the TempDir removes the store.
 pub struct Server {
@@ -79,7 +98,7 @@ impl Server {
                 Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
             }
         };
-        SweepsClient::with_interceptor(channel, ClientAuth::new(token).unwrap())
+        SweepsClient::with_interceptor(channel, RawAuth::new(token))
             .max_decoding_message_size(64 << 20)
             .max_encoding_message_size(64 << 20)
     }

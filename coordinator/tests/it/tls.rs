@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use coordinator::ServeConfig;
-use coordinator::auth::ClientAuth;
 use modsync_proto::sweeps_client::SweepsClient;
 use modsync_proto::*;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, KeyUsagePurpose};
@@ -56,7 +55,7 @@ fn endpoint(url: &str, ca: Option<&Path>) -> Endpoint {
 }
 
 fn client(channel: Channel, token: Option<&str>) -> Client {
-    SweepsClient::with_interceptor(channel, ClientAuth::new(token).unwrap())
+    SweepsClient::with_interceptor(channel, RawAuth::new(token))
 }
 
 /// Connects, retrying while the server starts (it binds before it serves).
