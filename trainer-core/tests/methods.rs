@@ -109,7 +109,12 @@ fn cagrad_objective_ref(r: &[f64], b: &[f64], c: f64, p: f64) -> f64 {
 fn cagrad_ref(r: &[f64], b: &[f64], c: f64, p: f64) -> Vec<f64> {
     let g0 = lin(0.5, r, 0.5, b);
     let gw = lin(p, r, 1.0 - p, b);
-    let lambda = c * norm(&g0) / (norm(&gw) + EPS);
+    // SPEC §3: λ = c‖g₀‖/‖g_w‖, no ε; g_w = 0 (opposite gradients at p = ½) adds nothing.
+    let lambda = if norm(&gw) > 0.0 {
+        c * norm(&g0) / norm(&gw)
+    } else {
+        0.0
+    };
     lin(1.0, &g0, lambda, &gw)
         .iter()
         .map(|x| x / (1.0 + c * c))
