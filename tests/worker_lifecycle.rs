@@ -473,7 +473,7 @@ fn a_refused_oversize_checkpoint_is_skipped_and_the_next_one_stored() {
         .unwrap();
     // It trains on: evaluations after the refused checkpoint are stored; the checkpoint is not.
     poll_until(Duration::from_secs(60), POLL, "evaluations past it", || {
-        rpc.sql_int("SELECT MAX(iter) FROM metrics") >= refused + 100
+        rpc.sql_int("SELECT COALESCE(MAX(iter), 0) FROM metrics") >= refused + 100
     });
     assert_eq!(rpc.sql_int("SELECT COUNT(*) FROM checkpoints"), 0);
     let (state, token, _, _) = job(&rpc);
