@@ -4,6 +4,7 @@
 //!
 //! Usage: step_time [--widths 50,128,512] [--depth 5] [--steps 30] [--warmup 5] [--method adam]
 //!                  [--device cpu|cpu-tch|cuda:N]   (cpu-tch and cuda:N need `--features tch`)
+//!                  [--backward explicit|autodiff]  (how ∇θ is computed; default explicit)
 //!
 //! Every step reads its losses back to the host, so on a GPU the time is the step's real time,
 //! not just the time to queue its kernels.
@@ -11,6 +12,11 @@
 use std::time::Instant;
 
 use trainer_core::{TrainConfig, Trainer};
+
+// The modsync binary's allocator: the step allocates a tensor per op, and glibc malloc returns
+// the large ones to the kernel each time (page faults were ~20 % of a width-50 step's profile).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn arg(args: &[String], name: &str, default: &str) -> String {
     args.iter()
@@ -31,6 +37,12 @@ fn main() {
     let warmup: u64 = arg(&args, "--warmup", "5").parse().expect("warmup");
     let method = arg(&args, "--method", "adam");
     let device_name = arg(&args, "--device", "cpu");
+    let backward: trainer_core::backprop::Backward = arg(&args, "--backward", "explicit")
+        .parse()
+        .unwrap_or_else(|e| {
+            eprintln!("error: --backward {e}");
+            std::process::exit(2)
+        });
     let device = trainer_core::parse_device(&device_name).unwrap_or_else(|e| {
         eprintln!("error: {e}");
         std::process::exit(2)
@@ -46,6 +58,7 @@ fn main() {
         config.iters = trainer_core::config::MAX_ITERS; // never reached: we step by hand
         config.pde_options.test_grid = Some(2);
         let mut trainer = Trainer::new(config, &device).expect("valid config");
+        trainer.set_backward(backward);
         for _ in 0..warmup {
             trainer.train_step();
         }

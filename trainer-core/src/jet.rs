@@ -150,17 +150,21 @@ impl Jet {
 /// s, which is all a first-order backward needs.
 pub fn tanh(z: Tensor<2>) -> Tensor<2> {
     let tracked = z.is_autodiff() && z.is_tracked();
-    let plain = z.clone().inner();
-    let a = plain
-        .mul_scalar(2.0)
-        .exp()
-        .add_scalar(1.0)
-        .recip()
-        .mul_scalar(-2.0)
-        .add_scalar(1.0);
+    let a = tanh_plain(z.clone().inner());
     if !tracked {
         return if z.is_autodiff() { a.autodiff() } else { a };
     }
     let s = a.clone().square().neg().add_scalar(1.0);
     z.clone().sub(z.detach()).mul(s).add(a)
+}
+
+/// tanh(z) = 1 − 2/(1 + e^{2z}) on a plain tensor (exact limits ±1 when e^{2z} over- or
+/// underflows); see [`tanh`] for why not Burn's tanh.
+pub fn tanh_plain<const D: usize>(z: Tensor<D>) -> Tensor<D> {
+    z.mul_scalar(2.0)
+        .exp()
+        .add_scalar(1.0)
+        .recip()
+        .mul_scalar(-2.0)
+        .add_scalar(1.0)
 }

@@ -7,6 +7,7 @@
 //! SQL; the worker drives it. `SPEC.md` in the shared folder is the numerical contract.
 
 pub mod adam;
+pub mod backprop;
 pub mod checkpoint;
 pub mod config;
 pub mod device;

@@ -13,6 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::adam::{Adam, AdamParams, AdamState};
+use crate::backprop::{self, Backward, RowChunks};
 use crate::checkpoint::{Checkpoint, Evaluation, Tracker};
 use crate::config::TrainConfig;
 use crate::error::{ConfigError, TrainError};
@@ -70,6 +71,19 @@ pub struct RunResult {
     pub iters_per_s: f64,
     pub num_params: usize,
     pub config: TrainConfig,
+}
+
+/// [`Trainer::peek_gradients`]: host copies of one step's losses and gradients (empty where
+/// not computed) and the parameters the network computed with (θ̃ under ModSync).
+#[doc(hidden)]
+#[derive(Clone, Debug)]
+pub struct PeekedGradients {
+    pub theta_used: Vec<f64>,
+    pub losses: [f64; 2],
+    pub g_r: Vec<f64>,
+    pub g_b: Vec<f64>,
+    pub dt_r: Vec<f64>,
+    pub dt_b: Vec<f64>,
 }
 
 /// Losses and gradients of one step; `None` where a task was not back-propagated.
@@ -166,6 +180,9 @@ pub struct Trainer {
     consecutive_skips: u64,
     elapsed_before: f64,
     tracker: Tracker,
+    backward: Backward,
+    /// How the explicit pass splits a loss's rows (CPU: in parallel chunks).
+    row_chunks: RowChunks,
 }
 
 impl Trainer {
@@ -208,6 +225,12 @@ impl Trainer {
             consecutive_skips: 0,
             elapsed_before: 0.0,
             tracker: Tracker::default(),
+            backward: Backward::default(),
+            row_chunks: if ctx.device == Device::flex() {
+                RowChunks::CPU
+            } else {
+                RowChunks::ONE
+            },
             config,
             ctx,
             pde,
@@ -274,6 +297,12 @@ impl Trainer {
         t.elapsed_before = checkpoint.elapsed_s;
         t.tracker = checkpoint.tracker.clone();
         Ok(t)
+    }
+
+    /// Chooses how the task gradients are computed (tests and benchmarks compare the two; the
+    /// results agree to rounding).
+    pub fn set_backward(&mut self, backward: Backward) {
+        self.backward = backward;
     }
 
     pub fn config(&self) -> &TrainConfig {
@@ -377,6 +406,25 @@ impl Trainer {
             self.iter - start_iter,
             started.elapsed().as_secs_f64(),
         )
+    }
+
+    /// The next step's losses and task gradients (after ModSync's pull-back) at the current
+    /// state, which is left unchanged: for comparing [`Backward`] paths.
+    #[doc(hidden)]
+    pub fn peek_gradients(&mut self) -> PeekedGradients {
+        let word_pos = self.rng.get_word_pos();
+        let batch = self.sample_batch();
+        self.rng.set_word_pos(word_pos);
+        let g = self.task_gradients(&batch, true, false);
+        let host = |t: Option<Tensor<1>>| t.map(to_host).unwrap_or_default();
+        PeekedGradients {
+            theta_used: to_host(g.masked.as_ref().map_or(&self.theta, |m| &m.theta).clone()),
+            losses: [host(g.loss_r)[0], host(g.loss_b)[0]],
+            g_r: host(g.g_r),
+            g_b: host(g.g_b),
+            dt_r: host(g.dt_r),
+            dt_b: host(g.dt_b),
+        }
     }
 
     /// One optimisation step without evaluation or reporting (benchmarks).
@@ -542,6 +590,46 @@ impl Trainer {
             .mean()
     }
 
+    /// L_r and ∇θ L_r by the explicit reverse pass.
+    fn residual_explicit(&self, layers: &Layers, batch: &Batch) -> (Tensor<1>, Tensor<1>) {
+        backprop::residual_loss_and_grad(
+            layers,
+            self.pde.as_ref(),
+            batch.residual_x.clone(),
+            batch.forcing.clone(),
+            &self.residual_spec,
+            &self.input_scale,
+            self.row_chunks,
+        )
+    }
+
+    /// L_b and ∇θ L_b by the explicit reverse pass: one pass per block of conditions.
+    fn boundary_explicit(&self, layers: &Layers, batch: &Batch) -> (Tensor<1>, Tensor<1>) {
+        let values = batch.values.iter().map(|(x, target, weight)| {
+            backprop::value_loss_and_grad(
+                layers,
+                x.clone(),
+                target.clone(),
+                weight.clone(),
+                self.row_chunks,
+            )
+        });
+        let derivatives = batch.derivatives.iter().map(|(x, target, axis)| {
+            backprop::derivative_loss_and_grad(
+                layers,
+                x.clone(),
+                target.clone(),
+                *axis,
+                &self.input_scale,
+                self.row_chunks,
+            )
+        });
+        values
+            .chain(derivatives)
+            .reduce(|(l1, g1), (l2, g2)| (l1.add(l2), g1.add(g2)))
+            .expect("every PDE has at least one condition")
+    }
+
     /// L_b (autodiff scalar) of the network `layers` on `batch`.
     fn boundary_loss(&self, layers: &Layers, batch: &Batch) -> Tensor<1> {
         let dim = self.pde.dim();
@@ -582,7 +670,7 @@ impl Trainer {
         } else {
             self.stepper.method.tasks(self.iter)
         };
-        let layers = Layers::from_flat(&theta, &self.arch).into_leaves();
+        let plain = Layers::from_flat(&theta, &self.arch);
         let mut out = StepGradients {
             loss_r: None,
             loss_b: None,
@@ -603,12 +691,20 @@ impl Trainer {
             if !wanted {
                 continue;
             }
-            let loss = if residual {
-                self.residual_loss(&layers, batch)
-            } else {
-                self.boundary_loss(&layers, batch)
+            let (loss, g_tilde) = match self.backward {
+                Backward::Explicit if residual => self.residual_explicit(&plain, batch),
+                Backward::Explicit => self.boundary_explicit(&plain, batch),
+                Backward::Autodiff => {
+                    let leaves = plain.clone().into_leaves();
+                    let loss = if residual {
+                        self.residual_loss(&leaves, batch)
+                    } else {
+                        self.boundary_loss(&leaves, batch)
+                    };
+                    let g = leaves.flat_grad(&loss.backward());
+                    (loss.inner(), g)
+                }
             };
-            let g_tilde = layers.flat_grad(&loss.backward());
             let (g, dt) = match (&self.modsync, &masked) {
                 (Some(m), Some(step)) => {
                     let (g, dt) = m.pull_back(step, g_tilde, weight);
@@ -616,7 +712,7 @@ impl Trainer {
                 }
                 _ => (g_tilde, None),
             };
-            let loss = Some(loss.inner());
+            let loss = Some(loss);
             if residual {
                 (out.loss_r, out.g_r, out.dt_r) = (loss, Some(g), dt);
             } else {
