@@ -233,14 +233,9 @@ impl<'a> Tape<'a> {
         grads_w[last] = Some(last_input.transpose().matmul(grad_out.clone()));
         grads_b[last] = Some(grad_out.clone().slice(0..n).sum_dim(0).reshape([1]));
         let mut dh = grad_out.matmul(layers.weights[last].clone().transpose());
-        let mut hidden = hidden;
-        let first = hidden.remove(0);
-        for (l, tape) in hidden
-            .into_iter()
-            .enumerate()
-            .rev()
-            .map(|(i, t)| (i + 1, t))
-        {
+        let mut tapes = hidden.into_iter();
+        let first = tapes.next().expect("depth >= 1");
+        for (l, tape) in (1..last).zip(tapes).rev() {
             let width = layers.weights[l].dims()[1];
             let dz = tanh_jet_adjoint(&tape, dh.reshape([streams.count(), n, width]), k1, k2);
             grads_b[l] = Some(

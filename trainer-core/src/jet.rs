@@ -2,9 +2,10 @@
 //! streams with respect to chosen input axes, propagated through the network as ordinary
 //! tensor ops so that one first-order backward gives ∇θ of a loss that contains u_x, u_xx, ….
 //!
-//! Streams are kept as separate tensors rather than stacked under the value rows: in Burn 0.22
-//! concatenating and slicing inside the autodiff graph cost more than the extra matmul calls
-//! (BURN-NOTES: separate streams were 1.3–1.6× faster).
+//! This is the autodiff path: the oracle of the training step (which stacks the streams and
+//! runs its own reverse pass, `backprop.rs`) and the per-point gradients (NTK traces, the
+//! orthogonality diagnostic). Inside Burn's autodiff graph streams are kept as separate tensors:
+//! concatenating and slicing there cost more than the extra matmul calls (BURN-NOTES: 1.3–1.6×).
 
 use burn::tensor::Tensor;
 
