@@ -6,7 +6,7 @@
 # (target: <= 1.0 at every width) and baseline / ours (the speed-up of this tree).
 #
 # Usage: [THREADS=2] [WIDTHS=50,128,512] [STEPS=30] [DEVICES=cpu] [METHODS=adam] [ROUNDS=1]
-#        [BASELINE=<git rev>] [BACKWARD=explicit] bench/step-time.sh
+#        [BASELINE=<git rev>] [BACKWARD=explicit] [VARIANTS='name=flags;...'] bench/step-time.sh
 #   THREADS: one count or a list (1,2): every table is run for each.
 #   DEVICES: comma-separated modsync devices: cpu (burn-flex, default), cpu-tch (LibTorch on the
 #   CPU), cuda:N (then PyTorch also runs on cuda:N). A LibTorch device builds the step_time
@@ -18,6 +18,8 @@
 #   BASELINE=ccfd9b1 for the autodiff step before the explicit reverse pass. Its artifacts share
 #   target/ (only the workspace crates are rebuilt), the binary is copied out at once.
 #   BACKWARD: explicit (default) or autodiff: how this tree's step computes its gradients.
+#   VARIANTS: more columns from this tree's binary on the first device, each with its own flags,
+#   e.g. VARIANTS='autodiff=--backward autodiff;one-chunk=--max-chunks 1' (what each change gave).
 # PyTorch is installed into bench/.venv on the first run (pip, from PyPI); the tests never need it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +31,7 @@ METHODS=${METHODS:-adam}
 ROUNDS=${ROUNDS:-1}
 BASELINE=${BASELINE:-}
 BACKWARD=${BACKWARD:-explicit}
+VARIANTS=${VARIANTS:-}
 source bench/lib/torch-venv.sh
 torch_device=cpu
 tmp=$(mktemp -d)
@@ -82,6 +85,12 @@ for threads in ${THREADS//,/ }; do
         "$tmp/step_time_baseline" --device "$first_device" --widths "$WIDTHS" --steps "$STEPS" \
           --method "$method" | record "$threads" "$method" baseline
       fi
+      IFS=';' read -ra variants <<<"$VARIANTS"
+      for variant in "${variants[@]}"; do
+        # shellcheck disable=SC2086 # the flags are meant to split
+        "$tmp/step_time" --device "$first_device" --widths "$WIDTHS" --steps "$STEPS" \
+          --method "$method" ${variant#*=} | record "$threads" "$method" "${variant%%=*}"
+      done
       for dev in ${DEVICES//,/ }; do
         "$tmp/step_time" --device "$dev" --widths "$WIDTHS" --steps "$STEPS" --method "$method" \
           --backward "$BACKWARD" | record "$threads" "$method" "$dev"
@@ -95,15 +104,17 @@ done
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "burgers step time (ms, median of $ROUNDS), depth 5, $(nproc) cores, load $load, $(date -u +%Y-%m-%d)"
 echo "columns: ${BASELINE:+baseline = $BASELINE on $first_device, }ours = this tree (--backward $BACKWARD), torch = PyTorch on $torch_device"
-bench/.venv/bin/python - "$tmp/rows" "$DEVICES" "${BASELINE:+1}" <<'EOF'
+variant_names=$(tr ';' '\n' <<<"$VARIANTS" | sed -n 's/=.*//p' | paste -sd, -)
+bench/.venv/bin/python - "$tmp/rows" "$DEVICES" "${BASELINE:+1}" "$variant_names" <<'EOF'
 import collections, statistics, sys
 rows, devices, has_base = sys.argv[1], sys.argv[2].split(","), sys.argv[3] == "1"
+variants = [v for v in sys.argv[4].split(",") if v]
 ms = collections.defaultdict(list)
 for line in open(rows):
     t, m, c, w, v = line.split()
     ms[int(t), m, c, int(w)].append(float(v))
 med = {k: statistics.median(v) for k, v in ms.items()}
-cols = (["baseline"] if has_base else []) + devices
+cols = (["baseline"] if has_base else []) + variants + devices
 for t in sorted({k[0] for k in med}):
     for m in sorted({k[1] for k in med if k[1] != "adam"} | {"adam"}, key=lambda s: (s != "adam", s)):
         if not any(k[0] == t and k[1] == m for k in med):

@@ -5,12 +5,14 @@
 //! Usage: step_time [--widths 50,128,512] [--depth 5] [--steps 30] [--warmup 5] [--method adam]
 //!                  [--device cpu|cpu-tch|cuda:N]   (cpu-tch and cuda:N need `--features tch`)
 //!                  [--backward explicit|autodiff]  (how ∇θ is computed; default explicit)
+//!                  [--max-chunks K]  (row chunks of the explicit pass; default: the device's)
 //!
 //! Every step reads its losses back to the host, so on a GPU the time is the step's real time,
 //! not just the time to queue its kernels.
 
 use std::time::Instant;
 
+use trainer_core::backprop::RowChunks;
 use trainer_core::{TrainConfig, Trainer};
 
 // The modsync binary's allocator: the step allocates a tensor per op, and glibc malloc returns
@@ -47,6 +49,11 @@ fn main() {
         eprintln!("error: {e}");
         std::process::exit(2)
     });
+    let max_chunks: Option<usize> = args.iter().position(|a| a == "--max-chunks").map(|_| {
+        arg(&args, "--max-chunks", "")
+            .parse()
+            .expect("--max-chunks")
+    });
     for width in widths {
         let mut config = TrainConfig {
             pde: "burgers".into(),
@@ -59,6 +66,12 @@ fn main() {
         config.pde_options.test_grid = Some(2);
         let mut trainer = Trainer::new(config, &device).expect("valid config");
         trainer.set_backward(backward);
+        if let Some(k) = max_chunks {
+            trainer.set_row_chunks(RowChunks {
+                max_chunks: k,
+                ..RowChunks::CPU
+            });
+        }
         for _ in 0..warmup {
             trainer.train_step();
         }

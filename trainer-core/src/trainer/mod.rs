@@ -305,6 +305,13 @@ impl Trainer {
         self.backward = backward;
     }
 
+    /// Overrides how the explicit pass splits rows on this device (benchmarks measure what the
+    /// chunks give).
+    #[doc(hidden)]
+    pub fn set_row_chunks(&mut self, chunks: RowChunks) {
+        self.row_chunks = chunks;
+    }
+
     pub fn config(&self) -> &TrainConfig {
         &self.config
     }
