@@ -504,3 +504,42 @@ pub fn derivative_loss_and_grad(
         (loss, tape.backward(grad_out))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_chunks_cover_the_rows_in_order_and_depend_on_the_row_count_only() {
+        let lens = |c: RowChunks, n| c.ranges(n).iter().map(|r| r.len()).collect::<Vec<_>>();
+        assert_eq!(lens(RowChunks::CPU, 1280), [320; 4]);
+        assert_eq!(lens(RowChunks::CPU, 126), [126]);
+        assert_eq!(lens(RowChunks::CPU, 600), [300, 300]);
+        assert_eq!(lens(RowChunks::CPU, 1000), [333, 333, 334]);
+        assert_eq!(lens(RowChunks::CPU, 4096), [1024; 4]);
+        assert_eq!(lens(RowChunks::ONE, 4096), [4096]);
+        for n in [1, 255, 256, 513, 1281, 5000] {
+            let r = RowChunks::CPU.ranges(n);
+            assert_eq!(r[0].start, 0);
+            assert_eq!(r.last().unwrap().end, n);
+            assert!(r.windows(2).all(|w| w[0].end == w[1].start), "{n}: {r:?}");
+        }
+    }
+
+    #[test]
+    fn streams_put_second_order_axes_first() {
+        // burgers: u_xx and u_t → first = [x, t], second = [x].
+        let s = Streams::from_spec(&JetSpec::new(2, &[1], &[0]));
+        assert_eq!(
+            (s.first.as_slice(), s.second.as_slice()),
+            (&[0, 1][..], &[0][..])
+        );
+        let s = Streams::from_spec(&JetSpec::new(3, &[0], &[2]));
+        assert_eq!(
+            (s.first.as_slice(), s.second.as_slice()),
+            (&[2, 0][..], &[2][..])
+        );
+        assert_eq!(s.count(), 4);
+        assert_eq!(Streams::from_spec(&JetSpec::value(3)).count(), 1);
+    }
+}
