@@ -15,8 +15,9 @@
 #   the ratio to it is printed for adam only.
 #   ROUNDS: the binaries run alternately (baseline, ours, PyTorch), ROUNDS times; medians shown.
 #   BASELINE: a git revision whose step_time example is built too (first device only), e.g.
-#   BASELINE=ccfd9b1 for the autodiff step before the explicit reverse pass. Its artifacts share
-#   target/ (only the workspace crates are rebuilt), the binary is copied out at once.
+#   BASELINE=ccfd9b1 for the autodiff step before the explicit reverse pass. Its source goes to
+#   target/step-time-baseline/<rev>; its artifacts share target/ (only the workspace crates are
+#   built again), and the binary is copied out at once.
 #   BACKWARD: explicit (default) or autodiff: how this tree's step computes its gradients.
 #   VARIANTS: more columns from this tree's binary on the first device, each with its own flags,
 #   e.g. VARIANTS='autodiff=--backward autodiff;one-chunk=--max-chunks 1' (what each change gave).
@@ -66,9 +67,14 @@ first_tch=0
 case "$first_device" in cpu-tch | cuda*) first_tch=1 ;; esac
 
 if [ -n "$BASELINE" ]; then
-  mkdir "$tmp/baseline-src"
-  git archive "$BASELINE" | tar -x -C "$tmp/baseline-src"
-  cp "$(build_step_time "$tmp/baseline-src" "$first_tch")" "$tmp/step_time_baseline"
+  # A fixed source path per revision (under the ignored target/), so a rerun rebuilds nothing.
+  rev=$(git rev-parse --short "$BASELINE^{commit}")
+  src="$PWD/target/step-time-baseline/$rev"
+  if [ ! -f "$src/Cargo.toml" ]; then
+    mkdir -p "$src"
+    git archive "$rev" | tar -x -C "$src"
+  fi
+  cp "$(build_step_time "$src" "$first_tch")" "$tmp/step_time_baseline"
 fi
 step_time=$(build_step_time "$PWD" "$tch")
 cp "$step_time" "$tmp/step_time"
@@ -102,7 +108,7 @@ for threads in ${THREADS//,/ }; do
 done
 
 load=$(cut -d' ' -f1-3 /proc/loadavg)
-echo "burgers step time (ms, median of $ROUNDS), depth 5, $(nproc) cores, load $load, $(date -u +%Y-%m-%d)"
+echo "burgers step time (ms, median of $ROUNDS), depth 5, $(nproc --all) cores, load $load, $(date -u +%Y-%m-%d)"
 echo "columns: ${BASELINE:+baseline = $BASELINE on $first_device, }ours = this tree (--backward $BACKWARD), torch = PyTorch on $torch_device"
 variant_names=$(tr ';' '\n' <<<"$VARIANTS" | sed -n 's/=.*//p' | paste -sd, -)
 bench/.venv/bin/python - "$tmp/rows" "$DEVICES" "${BASELINE:+1}" "$variant_names" <<'EOF'
