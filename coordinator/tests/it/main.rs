@@ -5,6 +5,7 @@ mod auth;
 mod bad_input;
 mod common;
 mod curves;
+mod fencing;
 mod lease;
 mod query;
 mod query_guard;
