@@ -47,12 +47,24 @@ pub fn run(args: SqlArgs) -> Result<()> {
         print!("{}", format_table(&headers, &rows));
     }
     if response.truncated {
-        eprintln!(
-            "note: the result was cut at {} rows (--max-rows, or the coordinator's cap)",
-            response.rows.len()
-        );
+        eprintln!("note: {}", cut_note(response.rows.len(), args.max_rows));
     }
     Ok(())
+}
+
+/// Which limit cut a result of `rows` rows: the one asked for with --max-rows, or one of the
+/// coordinator's (it refuses a --max-rows above its row cap, so that cap only cuts when none
+/// was asked for).
+fn cut_note(rows: usize, asked: u32) -> String {
+    if asked != 0 && rows == asked as usize {
+        format!("the result was cut at {rows} rows (--max-rows {asked})")
+    } else {
+        format!(
+            "the result was cut at {rows} rows by the coordinator's limit on rows per query \
+             (modsync coordinator --max-query-rows, default 10000) or on message size \
+             (--max-message-bytes)"
+        )
+    }
 }
 
 /// A value as a table cell: NULL spelled out, reals in shortest round-trip form.

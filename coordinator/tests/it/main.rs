@@ -7,6 +7,7 @@ mod common;
 mod curves;
 mod fencing;
 mod lease;
+mod limits;
 mod query;
 mod query_guard;
 mod restart;
