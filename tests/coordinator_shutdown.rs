@@ -19,6 +19,9 @@ use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
 /// The promise: exit within this long of the last in-flight RPC's answer.
 const EXIT_WITHIN: Duration = Duration::from_secs(5);
+/// How long the store stays locked after the SIGTERM, keeping the completions in flight. Well
+/// below the coordinator's 10 s busy timeout, after which they would fail as UNAVAILABLE.
+const HELD_AFTER_SIGTERM: Duration = Duration::from_secs(1);
 
 #[test]
 fn sigterm_answers_and_commits_the_rpcs_in_flight_ends_watches_and_exits() {
@@ -39,28 +42,8 @@ fn sigterm_answers_and_commits_the_rpcs_in_flight_ends_watches_and_exits() {
         // While the test holds SQLite's write lock the completions wait inside the coordinator
         // (for up to its 10 s busy timeout); the lock is let go after the SIGTERM.
         let mut lock = write_lock(&db).await;
-        let mut in_flight = Vec::new();
-        for (i, job) in jobs.iter().enumerate() {
-            let (mut c, req) = (rpc.client(), completion(job, &format!("w{i}")));
-            in_flight.push(tokio::spawn(async move {
-                c.complete_job(req).await.map(|_| Instant::now())
-            }));
-        }
-        let mut c = rpc.client();
-        let query = tokio::spawn(async move {
-            let r = c
-                .query(QueryRequest {
-                    sql: slow,
-                    max_rows: 0,
-                })
-                .await?;
-            assert_eq!(
-                r.into_inner().rows[0].values[0].kind,
-                Some(value::Kind::Integer(rows))
-            );
-            Ok::<_, tonic::Status>(Instant::now())
-        });
-        in_flight.push(query);
+        let mut completions: Vec<_> = jobs.iter().map(|job| spawn_completion(&rpc, job)).collect();
+        let query = spawn_query(&rpc, slow, rows);
         // The streams of one HTTP/2 connection are read in order: once a call spawned after
         // them is answered, the coordinator has received them all.
         let mut c = rpc.client();
@@ -73,25 +56,18 @@ fn sigterm_answers_and_commits_the_rpcs_in_flight_ends_watches_and_exits() {
         coord.proc.signal("TERM");
         let seen = until_watch_ends(&mut watch).await;
         assert_eq!(seen, vec![ServingStatus::NotServing]);
-        assert!(
-            in_flight.iter().all(|t| !t.is_finished()),
-            "an RPC was answered while the store was still locked"
-        );
+        // The completions stay in flight a while longer: the coordinator must wait for them.
+        tokio::time::sleep(HELD_AFTER_SIGTERM).await;
+        for (i, completion) in completions.iter_mut().enumerate() {
+            if completion.is_finished() {
+                let early = completion.await.unwrap();
+                panic!("completion {i} ended while the store was still locked: {early:?}");
+            }
+        }
         sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
         lock.close().await.unwrap();
-
-        let mut last = sigterm;
-        for (i, rpc) in in_flight.into_iter().enumerate() {
-            let answered = rpc.await.unwrap().unwrap_or_else(|s| {
-                panic!("in-flight RPC {i} was not answered OK after the SIGTERM: {s:?}")
-            });
-            assert!(
-                answered > sigterm,
-                "RPC {i} was answered before the SIGTERM"
-            );
-            last = last.max(answered);
-        }
-        last
+        completions.push(query);
+        last_answer_after(sigterm, completions).await
     });
     let status = coord
         .proc
@@ -120,6 +96,49 @@ fn sigterm_answers_and_commits_the_rpcs_in_flight_ends_watches_and_exits() {
         .unwrap()
     });
     assert_eq!((done, results), (3, 3));
+}
+
+/// When an in-flight RPC returns `Ok`.
+type Answered = tokio::task::JoinHandle<Result<Instant, tonic::Status>>;
+
+fn spawn_completion(rpc: &Rpc, job: &Job) -> Answered {
+    let mut c = rpc.client();
+    let req = CompleteJobRequest {
+        job_id: job.job_id,
+        token: job.token,
+        worker_id: format!("worker-of-{}", job.job_id),
+        result_json: result_json(job),
+        device: "cpu".into(),
+    };
+    tokio::spawn(async move { c.complete_job(req).await.map(|_| Instant::now()) })
+}
+
+/// `sql`, which must count to `rows`.
+fn spawn_query(rpc: &Rpc, sql: String, rows: i64) -> Answered {
+    let mut c = rpc.client();
+    tokio::spawn(async move {
+        let r = c.query(QueryRequest { sql, max_rows: 0 }).await?;
+        let count = r.into_inner().rows[0].values[0].kind.clone();
+        assert_eq!(count, Some(value::Kind::Integer(rows)));
+        Ok(Instant::now())
+    })
+}
+
+/// Waits for every RPC, each of which must be answered OK after `sigterm`; returns when the
+/// last answer came.
+async fn last_answer_after(sigterm: Instant, rpcs: Vec<Answered>) -> Instant {
+    let mut last = sigterm;
+    for (i, rpc) in rpcs.into_iter().enumerate() {
+        let answered = rpc.await.unwrap().unwrap_or_else(|s| {
+            panic!("in-flight RPC {i} was not answered OK after the SIGTERM: {s:?}")
+        });
+        assert!(
+            answered > sigterm,
+            "RPC {i} was answered before the SIGTERM"
+        );
+        last = last.max(answered);
+    }
+    last
 }
 
 /// A read-only query that keeps SQLite busy for about `target` on this machine, and the count
@@ -185,14 +204,4 @@ async fn write_lock(db: &Path) -> SqliteConnection {
         .await
         .unwrap();
     conn
-}
-
-fn completion(job: &Job, worker: &str) -> CompleteJobRequest {
-    CompleteJobRequest {
-        job_id: job.job_id,
-        token: job.token,
-        worker_id: worker.into(),
-        result_json: result_json(job),
-        device: "cpu".into(),
-    }
 }
