@@ -16,7 +16,7 @@ pub struct SqlArgs {
     /// CSV with a header row instead of a table.
     #[arg(long)]
     csv: bool,
-    /// Most rows to return (0 = the coordinator's cap).
+    /// Most rows to return (0 = the coordinator's cap; more than the cap is refused).
     #[arg(long, default_value_t = 0)]
     max_rows: u32,
     #[command(flatten)]
@@ -154,6 +154,21 @@ pub fn format_table(headers: &[&str], rows: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cut_result_names_the_limit_that_cut_it() {
+        assert_eq!(
+            cut_note(5, 5),
+            "the result was cut at 5 rows (--max-rows 5)"
+        );
+        for (rows, asked) in [(10_000, 0), (7, 9)] {
+            let note = cut_note(rows, asked);
+            assert!(
+                note.contains(&format!("cut at {rows} rows")) && note.contains("--max-query-rows"),
+                "{note}"
+            );
+        }
+    }
 
     #[test]
     fn table_aligns_and_csv_quotes() {
