@@ -767,12 +767,79 @@ mod tests {
     fn leased(a: &Result<Answer>) -> Option<(i64, i64)> {
         match a {
             Ok(Answer::Leased(job)) => job.as_ref().map(|j| (j.job_id, j.token)),
-            _ => panic!("not a lease answer"),
+            _ => panic!("not a lease answer: {}", error_text(a)),
         }
     }
 
     fn is_stale(a: &Result<Answer>) -> bool {
         matches!(a, Err(Error::Stale(_)))
+    }
+
+    /// A store holding one sweep of `jobs` queued jobs (burgers, adam, width 8, seeds 0..).
+    async fn store_with_jobs(dir: &tempfile::TempDir, jobs: i64) -> Store {
+        let store = Store::open(&dir.path().join("b.db")).await.unwrap();
+        let spec = SweepSpec {
+            name: "b".into(),
+            pdes: vec!["burgers".into()],
+            methods: vec!["adam".into()],
+            widths: vec![8],
+            seeds: (0..jobs).collect(),
+            base_config_json: r#"{"iters": 20, "eval_every": 10}"#.into(),
+            max_attempts: 3,
+            priority: 0,
+        };
+        store.submit_sweep(&spec).await.unwrap();
+        store
+    }
+
+    fn lease_req(worker: &str) -> LeaseJobRequest {
+        LeaseJobRequest {
+            worker_id: worker.into(),
+            host: "h".into(),
+            device: "cpu".into(),
+        }
+    }
+
+    async fn leased_job(store: &Store, worker: &str) -> Job {
+        store
+            .lease_job(&lease_req(worker), TERMS)
+            .await
+            .unwrap()
+            .expect("a queued job")
+    }
+
+    /// Runs `sql` on the writer's own connection (its pool has exactly one, kept for the
+    /// store's lifetime), so TEMP tables and triggers made here act on every batch.
+    async fn on_writer_connection(store: &Store, sql: &str) {
+        sqlx::query(AssertSqlSafe(sql.to_string()))
+            .execute(&store.write)
+            .await
+            .unwrap();
+    }
+
+    /// Every row an op can write, as one comparable text: the jobs, metrics, checkpoints,
+    /// results and workers.
+    async fn stored(store: &Store) -> String {
+        sqlx::query_scalar(
+            "SELECT concat_ws(' | ',
+                 (SELECT group_concat(concat_ws(':', id, state, token, attempts, lease_owner,
+                      lease_expires_at_ms, updated_at_ms), ',') FROM jobs),
+                 (SELECT group_concat(concat_ws(':', job_id, iter, token), ',') FROM metrics),
+                 (SELECT group_concat(concat_ws(':', job_id, iter, token), ',') FROM checkpoints),
+                 (SELECT group_concat(job_id, ',') FROM results),
+                 (SELECT group_concat(concat_ws(':', id, last_seen_ms, jobs_done), ',')
+                      FROM workers))",
+        )
+        .fetch_one(&store.write)
+        .await
+        .unwrap()
+    }
+
+    fn error_text(a: &Result<Answer>) -> String {
+        match a {
+            Ok(_) => "answered OK".into(),
+            Err(e) => e.to_string(),
+        }
     }
 
     /// One batch holding every conflict the set-based statements must resolve as serial ops
@@ -781,23 +848,8 @@ mod tests {
     #[tokio::test]
     async fn a_batch_answers_like_its_ops_run_one_at_a_time() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("b.db")).await.unwrap();
-        let spec = SweepSpec {
-            name: "b".into(),
-            pdes: vec!["burgers".into()],
-            methods: vec!["adam".into()],
-            widths: vec![8],
-            seeds: vec![0, 1, 2, 3],
-            base_config_json: r#"{"iters": 20, "eval_every": 10}"#.into(),
-            max_attempts: 3,
-            priority: 0,
-        };
-        store.submit_sweep(&spec).await.unwrap();
-        let req = |w: &str| LeaseJobRequest {
-            worker_id: w.into(),
-            host: "h".into(),
-            device: "cpu".into(),
-        };
+        let store = store_with_jobs(&dir, 4).await;
+        let req = lease_req;
         // Job a: leased by w1 (token 1), requeued, leased again by w2 (token 2).
         let a = store.lease_job(&req("w1"), TERMS).await.unwrap().unwrap();
         sqlx::query("UPDATE jobs SET state = 'queued' WHERE id = ?")
@@ -876,6 +928,135 @@ mod tests {
                 (fourth.0, "w5".to_string())
             ]
         );
+        store.close().await;
+    }
+
+    /// Promise 2: one op failing in SQLite inside a batch of several fails alone. The batch
+    /// rolls back and its ops are retried one transaction each; the others commit and are
+    /// answered OK.
+    #[tokio::test]
+    async fn an_op_that_fails_in_sqlite_fails_alone_and_the_rest_of_its_batch_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_jobs(&dir, 4).await;
+        let (a, b, c) = (
+            leased_job(&store, "wa").await,
+            leased_job(&store, "wb").await,
+            leased_job(&store, "wc").await,
+        );
+        // Storing b's result fails inside SQLite, as a full disk or a bad page would for it.
+        on_writer_connection(
+            &store,
+            &format!(
+                "CREATE TEMP TRIGGER refuse_b BEFORE INSERT ON main.results
+                 WHEN NEW.job_id = {} BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+                b.job_id
+            ),
+        )
+        .await;
+        let answers = one_batch(
+            &store,
+            vec![
+                lease_op("wd"),                          // 0: the 4th job
+                extend_op(a.job_id, a.token),            // 1
+                complete_op(&b, b.token, 8),             // 2: fails
+                progress_op(c.job_id, c.token, 10, 0.5), // 3
+                complete_op(&a, a.token, 8),             // 4: in the same INSERT as 2
+            ],
+        )
+        .await;
+        let fourth = leased(&answers[0]).expect("the queued job is leased");
+        assert!(
+            matches!(answers[1], Ok(Answer::Extended(false))),
+            "{}",
+            error_text(&answers[1])
+        );
+        assert!(
+            matches!(answers[3], Ok(Answer::Extended(false))),
+            "{}",
+            error_text(&answers[3])
+        );
+        assert!(
+            matches!(answers[4], Ok(Answer::Completed)),
+            "{}",
+            error_text(&answers[4])
+        );
+        assert!(
+            matches!(&answers[2], Err(Error::Db(e)) if e.to_string().contains("injected failure")),
+            "{}",
+            error_text(&answers[2])
+        );
+        // The store says the same: a done, b untouched, c's metric row, the 4th job leased.
+        let jobs: Vec<(i64, String, i64)> =
+            sqlx::query_as("SELECT id, state, token FROM jobs ORDER BY id")
+                .fetch_all(&store.write)
+                .await
+                .unwrap();
+        assert_eq!(
+            jobs,
+            vec![
+                (a.job_id, "done".to_string(), a.token),
+                (b.job_id, "running".to_string(), b.token),
+                (c.job_id, "running".to_string(), c.token),
+                (fourth.0, "running".to_string(), fourth.1),
+            ]
+        );
+        let results: Vec<i64> = sqlx::query_scalar("SELECT job_id FROM results")
+            .fetch_all(&store.write)
+            .await
+            .unwrap();
+        assert_eq!(results, vec![a.job_id]);
+        let metrics: Vec<(i64, i64)> = sqlx::query_as("SELECT job_id, iter FROM metrics")
+            .fetch_all(&store.write)
+            .await
+            .unwrap();
+        assert_eq!(metrics, vec![(c.job_id, 10)]);
+        store.close().await;
+    }
+
+    /// Promise 9: an op is answered OK only after the COMMIT that stores it. Here every
+    /// statement of the batch succeeds and its COMMIT fails (a deferred foreign key that each
+    /// change of a job breaks): no op may be answered OK, and nothing may be stored.
+    #[tokio::test]
+    async fn no_op_is_answered_ok_when_its_commit_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_jobs(&dir, 3).await;
+        let (a, b) = (
+            leased_job(&store, "wa").await,
+            leased_job(&store, "wb").await,
+        );
+        for sql in [
+            "CREATE TEMP TABLE commit_guard (id INTEGER PRIMARY KEY)",
+            "CREATE TEMP TABLE commit_bomb (guard INTEGER
+                 REFERENCES commit_guard (id) DEFERRABLE INITIALLY DEFERRED)",
+            "CREATE TEMP TRIGGER arm_commit_bomb AFTER UPDATE ON main.jobs
+                 BEGIN INSERT INTO commit_bomb VALUES (0); END",
+        ] {
+            on_writer_connection(&store, sql).await;
+        }
+        let ops = || {
+            vec![
+                lease_op("wc"),
+                extend_op(a.job_id, a.token),
+                progress_op(b.job_id, b.token, 10, 0.5),
+                complete_op(&a, a.token, 8),
+            ]
+        };
+        let before = stored(&store).await;
+        let answers = one_batch(&store, ops()).await;
+        for (i, answer) in answers.iter().enumerate() {
+            let e = error_text(answer);
+            assert!(e.contains("FOREIGN KEY"), "op {i} (its COMMIT failed): {e}");
+        }
+        assert_eq!(
+            stored(&store).await,
+            before,
+            "a write of the failed commit is stored"
+        );
+        // The same ops commit once the bomb is gone: they failed at the COMMIT and nowhere else.
+        on_writer_connection(&store, "DROP TRIGGER temp.arm_commit_bomb").await;
+        for (i, answer) in one_batch(&store, ops()).await.iter().enumerate() {
+            assert!(answer.is_ok(), "op {i}: {}", error_text(answer));
+        }
         store.close().await;
     }
 }

@@ -10,6 +10,11 @@
 //! refused with `FAILED_PRECONDITION` and nothing is written: it can never overwrite the metrics,
 //! checkpoint or result of the worker that took over.
 //!
+//! Neither condition is redundant. The token changes only when a job is leased, so a worker
+//! whose lease expired and whose job the reaper re-queued (or failed, or a cancel ended) still
+//! holds the job's current token until someone leases it again — for good, if no one does.
+//! Only `state = 'running'` refuses its writes then (`tests/it/fencing.rs`).
+//!
 //! Hot path (measured with `bench/coordinator-load`, 1,000 simulated workers): the four worker
 //! writes that every job makes (LeaseJob, Heartbeat, ReportProgress, CompleteJob) are validated
 //! here and then go to the writer task of `batch.rs`, which group-commits them with one

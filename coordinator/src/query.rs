@@ -9,7 +9,8 @@
 //!    and `SQLITE_LIMIT_ATTACHED = 0` (so neither ATTACH nor `VACUUM INTO` can open or create
 //!    another file). SQLite itself refuses every write there.
 //!
-//! Limits: rows (`max_rows`; the response says `truncated`), bytes (the gRPC message limit; also
+//! Limits: rows (`max_rows`; the response says `truncated`; asking for more than the
+//! coordinator's cap is refused by the service), bytes (the gRPC message limit; also
 //! `truncated`), and time: a progress handler interrupts the statement inside SQLite at the
 //! deadline, so a runaway recursive CTE stops instead of pinning a connection.
 //!
@@ -247,7 +248,8 @@ impl Store {
     ) -> Result<QueryResponse> {
         let timeout_msg = || {
             Error::Timeout(format!(
-                "query ran longer than {} ms and was interrupted",
+                "query ran longer than {} ms and was interrupted (the coordinator's \
+                 --query-timeout-ms)",
                 timeout.as_millis()
             ))
         };

@@ -1,6 +1,12 @@
 //! Running the coordinator: open the store, start the reaper, serve gRPC until the shutdown
 //! future completes, then drain in-flight RPCs, stop the reaper and close the store — in that
 //! order, so no RPC ever runs against a closed store.
+//!
+//! Draining: once `shutdown` completes, no new connection is accepted, every connection is sent
+//! a GOAWAY (new calls on it are refused, so clients retry elsewhere or later), health Watch
+//! streams are told NOT_SERVING and ended (they would never end by themselves), and every
+//! other RPC already received runs to its answer — a completion is answered after its COMMIT.
+//! `serve_with_listener` returns when the last one was answered.
 
 use std::future::Future;
 use std::path::Path;
@@ -9,9 +15,12 @@ use std::time::Duration;
 
 use modsync_proto::sweeps_server::SweepsServer;
 use tokio::net::TcpListener;
+use tonic::server::NamedService;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
 
 use crate::auth::BearerAuth;
 use crate::config::ServeConfig;
@@ -85,13 +94,31 @@ pub async fn serve_with_listener(
         // 191 cycles/s without it, 7-10 ms and 325 cycles/s with it.
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
+            async move {
+                shutdown.await;
+                tracing::info!("shutting down: answering the RPCs in flight");
+                end_health_watches(health_reporter).await;
+            },
         )
         .await;
     reaper.stop().await;
     store.close().await;
     tracing::info!("coordinator stopped");
     Ok(served?)
+}
+
+/// Ends every open health Watch stream, after telling it NOT_SERVING. A Watch never ends by
+/// itself, and the graceful shutdown waits for every open RPC: one probe watching would keep
+/// the coordinator from ever exiting. Its stream ends when the status it watches is cleared.
+async fn end_health_watches(mut reporter: HealthReporter) {
+    let sweeps = <SweepsServer<SweepService> as NamedService>::NAME;
+    // "" is the server as a whole.
+    for service in ["", sweeps] {
+        reporter
+            .set_service_status(service, ServingStatus::NotServing)
+            .await;
+        reporter.clear_service_status(service).await;
+    }
 }
 
 impl ServeConfig {

@@ -84,6 +84,18 @@ impl SweepService {
         Ok(())
     }
 
+    /// The most rows a Query answers: the coordinator's cap (`max_query_rows`) when the request
+    /// asks for 0, else the number asked for; more than the cap is refused naming it (a result
+    /// that only turns out longer is cut and marked `truncated`).
+    fn query_rows(&self, asked: u32) -> Result<usize, Status> {
+        let cap = self.config.max_query_rows;
+        match asked as usize {
+            0 => Ok(cap),
+            n if n > cap => Err(too_big("max_rows", n, "rows", cap, "--max-query-rows")),
+            n => Ok(n),
+        }
+    }
+
     fn terms(&self) -> LeaseTerms {
         LeaseTerms {
             lease_ms: self.config.lease_ms,
@@ -184,11 +196,7 @@ impl Sweeps for SweepService {
 
     async fn query(&self, req: Request<QueryRequest>) -> Reply<QueryResponse> {
         let req = req.into_inner();
-        let cap = self.config.max_query_rows;
-        let max_rows = match req.max_rows as usize {
-            0 => cap,
-            n => n.min(cap),
-        };
+        let max_rows = self.query_rows(req.max_rows)?;
         ok(self
             .store
             .query(

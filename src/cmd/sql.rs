@@ -16,7 +16,7 @@ pub struct SqlArgs {
     /// CSV with a header row instead of a table.
     #[arg(long)]
     csv: bool,
-    /// Most rows to return (0 = the coordinator's cap).
+    /// Most rows to return (0 = the coordinator's cap; more than the cap is refused).
     #[arg(long, default_value_t = 0)]
     max_rows: u32,
     #[command(flatten)]
@@ -47,12 +47,24 @@ pub fn run(args: SqlArgs) -> Result<()> {
         print!("{}", format_table(&headers, &rows));
     }
     if response.truncated {
-        eprintln!(
-            "note: the result was cut at {} rows (--max-rows, or the coordinator's cap)",
-            response.rows.len()
-        );
+        eprintln!("note: {}", cut_note(response.rows.len(), args.max_rows));
     }
     Ok(())
+}
+
+/// Which limit cut a result of `rows` rows: the one asked for with --max-rows, or one of the
+/// coordinator's (it refuses a --max-rows above its row cap, so that cap only cuts when none
+/// was asked for).
+fn cut_note(rows: usize, asked: u32) -> String {
+    if asked != 0 && rows == asked as usize {
+        format!("the result was cut at {rows} rows (--max-rows {asked})")
+    } else {
+        format!(
+            "the result was cut at {rows} rows by the coordinator's limit on rows per query \
+             (modsync coordinator --max-query-rows, default 10000) or on message size \
+             (--max-message-bytes)"
+        )
+    }
 }
 
 /// A value as a table cell: NULL spelled out, reals in shortest round-trip form.
@@ -142,6 +154,21 @@ pub fn format_table(headers: &[&str], rows: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cut_result_names_the_limit_that_cut_it() {
+        assert_eq!(
+            cut_note(5, 5),
+            "the result was cut at 5 rows (--max-rows 5)"
+        );
+        for (rows, asked) in [(10_000, 0), (7, 9)] {
+            let note = cut_note(rows, asked);
+            assert!(
+                note.contains(&format!("cut at {rows} rows")) && note.contains("--max-query-rows"),
+                "{note}"
+            );
+        }
+    }
 
     #[test]
     fn table_aligns_and_csv_quotes() {

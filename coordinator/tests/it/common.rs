@@ -12,9 +12,10 @@ use modsync_proto::*;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
-use trainer_core::{RunResult, RunStatus, TrainConfig};
+use trainer_core::{Checkpoint, MetricsRow, RunResult, RunStatus, TrainConfig};
 
 pub type Client = SweepsClient<InterceptedService<Channel, RawAuth>>;
 
@@ -125,6 +126,16 @@ pub fn spec(name: &str) -> SweepSpec {
     }
 }
 
+/// [`spec`] cut down to one job (burgers, width 8, seed 0).
+pub fn one_job(name: &str) -> SweepSpec {
+    SweepSpec {
+        pdes: vec!["burgers".into()],
+        widths: vec![8],
+        seeds: vec![0],
+        ..spec(name)
+    }
+}
+
 pub async fn submit(c: &mut Client, spec: SweepSpec) -> SubmitSweepResponse {
     c.submit_sweep(SubmitSweepRequest { spec: Some(spec) })
         .await
@@ -217,6 +228,14 @@ pub fn text(k: &Kind) -> &str {
     }
 }
 
+/// Milliseconds since the Unix epoch: the clock of the store's `*_ms` columns.
+pub fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    i64::try_from(since.as_millis()).unwrap()
+}
+
 /// Polls `check` until it returns true or `timeout` passes.
 pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
 where
@@ -233,4 +252,178 @@ where
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+/// A metric row of `iter` whose `rel_l2` tells reports apart.
+pub fn metrics_row(iter: u64, rel_l2: f64) -> MetricRow {
+    let row = MetricsRow {
+        iter,
+        lr: 1e-3,
+        loss_r: 0.5,
+        loss_b: 0.25,
+        rel_l2,
+        abs_err: 0.01,
+        abs_err_max: 0.1,
+        skipped_steps: 0,
+        elapsed_s: 1.0,
+        extra: Default::default(),
+    };
+    MetricRow {
+        iter,
+        row_json: serde_json::to_string(&row).unwrap(),
+    }
+}
+
+/// A valid checkpoint of `job` taken at `iter`.
+pub fn checkpoint_bytes(job: &Job, iter: u64) -> Vec<u8> {
+    let mut ckpt: Checkpoint = serde_json::from_value(serde_json::json!({
+        "iter": iter,
+        "config": serde_json::from_str::<serde_json::Value>(&job.config_json).unwrap(),
+        "rng_word_pos": "12345",
+        "skipped_steps": 0,
+        "consecutive_skips": 0,
+        "elapsed_s": 1.5,
+        "tracker": {"best": null, "min_loss": null, "last": null},
+        "adam_t": iter,
+        "method_state": null,
+    }))
+    .unwrap();
+    ckpt.vectors = vec![("theta".into(), vec![1.0, -2.5, iter as f64])];
+    ckpt.to_bytes()
+}
+
+/// Sends every fenced write (heartbeat, progress with a checkpoint, completion, failure,
+/// release) with `job`'s token and checks each is refused with FAILED_PRECONDITION. All five
+/// are sent even after one was accepted, and the failure lists every one that was.
+pub async fn assert_every_write_refused(c: &mut Client, job: &Job, worker: &str) {
+    let mut accepted = Vec::new();
+    let mut stale = |r: Result<(), tonic::Status>, rpc: &str| match r {
+        Err(s) if s.code() == Code::FailedPrecondition => {}
+        other => accepted.push(format!("{rpc}: {other:?}")),
+    };
+    let (job_id, token, worker_id) = (job.job_id, job.token, worker.to_string());
+    stale(
+        c.heartbeat(HeartbeatRequest {
+            job_id,
+            token,
+            worker_id: worker_id.clone(),
+            iter: 5,
+        })
+        .await
+        .map(drop),
+        "Heartbeat",
+    );
+    stale(
+        c.report_progress(ReportProgressRequest {
+            job_id,
+            token,
+            worker_id: worker_id.clone(),
+            metrics: vec![metrics_row(10, 0.9), metrics_row(20, 0.9)],
+            checkpoint: checkpoint_bytes(job, 20),
+            checkpoint_iter: 20,
+        })
+        .await
+        .map(drop),
+        "ReportProgress",
+    );
+    stale(
+        c.complete_job(CompleteJobRequest {
+            job_id,
+            token,
+            worker_id: worker_id.clone(),
+            result_json: result_json(job, 0.999),
+            device: "cpu".into(),
+        })
+        .await
+        .map(drop),
+        "CompleteJob",
+    );
+    stale(
+        c.fail_job(FailJobRequest {
+            job_id,
+            token,
+            worker_id: worker_id.clone(),
+            error: "x".into(),
+        })
+        .await
+        .map(drop),
+        "FailJob",
+    );
+    stale(
+        c.release_job(ReleaseJobRequest {
+            job_id,
+            token,
+            worker_id,
+        })
+        .await
+        .map(drop),
+        "ReleaseJob",
+    );
+    assert!(
+        accepted.is_empty(),
+        "writes of job {} with token {} that were not refused as stale: {accepted:#?}",
+        job.job_id,
+        job.token
+    );
+}
+
+/// Everything a worker write could change: every job row in full, the metric, checkpoint and
+/// result rows, and the workers' bookkeeping. Equal snapshots around a refused write show that
+/// it wrote nothing.
+pub async fn snapshot(c: &mut Client) -> Vec<Vec<Kind>> {
+    let mut all = sql(c, "SELECT * FROM jobs ORDER BY id").await;
+    for table in [
+        "SELECT job_id, iter, token FROM metrics ORDER BY job_id, iter",
+        "SELECT job_id, iter, token, length(bytes) FROM checkpoints ORDER BY job_id",
+        "SELECT job_id, worker_id, rel_l2_best FROM results ORDER BY job_id",
+        "SELECT id, last_seen_ms, jobs_done FROM workers ORDER BY id",
+    ] {
+        all.extend(sql(c, table).await);
+    }
+    all
+}
+
+/// The state of job `id`, from the store.
+pub async fn job_state(c: &mut Client, id: i64) -> String {
+    let rows = sql(c, &format!("SELECT state FROM jobs WHERE id = {id}")).await;
+    text(&rows[0][0]).to_string()
+}
+
+/// Waits (bounded) until job `id` is in `state`.
+pub async fn wait_for_state(c: &Client, id: i64, state: &str, timeout: Duration) {
+    let reached = eventually(timeout, || {
+        let mut c = c.clone();
+        async move { job_state(&mut c, id).await == state }
+    })
+    .await;
+    assert!(
+        reached,
+        "job {id} did not become {state} within {timeout:?}"
+    );
+}
+
+/// Makes the lease of job `id` run out now, as if its worker had been silent for `lease_ms`;
+/// the coordinator's reaper then re-queues the job. Lets a test keep long leases for the
+/// workers that must stay alive (short leases for all run out on a loaded machine mid-test).
+pub async fn expire_lease(db: &std::path::Path, id: i64) {
+    let mut conn = store_connection(db).await;
+    let expired =
+        sqlx::query("UPDATE jobs SET lease_expires_at_ms = 0 WHERE id = ? AND state = 'running'")
+            .bind(id)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(expired.rows_affected(), 1, "job {id} is not running");
+}
+
+/// A write connection of this test to the coordinator's SQLite file, to inject what the RPCs
+/// cannot (an expired lease). Short transactions only: the coordinator waits for its lock.
+pub async fn store_connection(db: &std::path::Path) -> sqlx::SqliteConnection {
+    use sqlx::ConnectOptions;
+    sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(db)
+        .busy_timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .unwrap()
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use modsync_proto::value::Kind;
 use modsync_proto::*;
 use tonic::Code;
-use trainer_core::{Checkpoint, MetricsRow};
+use trainer_core::Checkpoint;
 
 use crate::common::*;
 
@@ -73,139 +73,18 @@ async fn higher_priority_sweeps_are_leased_first() {
     assert_eq!((job.lease_ms, job.heartbeat_ms), (30_000, 5_000));
 }
 
-fn metrics_row(iter: u64, rel_l2: f64) -> MetricRow {
-    let row = MetricsRow {
-        iter,
-        lr: 1e-3,
-        loss_r: 0.5,
-        loss_b: 0.25,
-        rel_l2,
-        abs_err: 0.01,
-        abs_err_max: 0.1,
-        skipped_steps: 0,
-        elapsed_s: 1.0,
-        extra: Default::default(),
-    };
-    MetricRow {
-        iter,
-        row_json: serde_json::to_string(&row).unwrap(),
-    }
-}
-
-fn checkpoint_bytes(job: &Job, iter: u64) -> Vec<u8> {
-    let mut ckpt: Checkpoint = serde_json::from_value(serde_json::json!({
-        "iter": iter,
-        "config": serde_json::from_str::<serde_json::Value>(&job.config_json).unwrap(),
-        "rng_word_pos": "12345",
-        "skipped_steps": 0,
-        "consecutive_skips": 0,
-        "elapsed_s": 1.5,
-        "tracker": {"best": null, "min_loss": null, "last": null},
-        "adam_t": iter,
-        "method_state": null,
-    }))
-    .unwrap();
-    ckpt.vectors = vec![("theta".into(), vec![1.0, -2.5, iter as f64])];
-    ckpt.to_bytes()
-}
-
-/// Sends every fenced write with `job`'s (stale) token and checks each is refused.
-async fn assert_every_write_refused(c: &mut Client, job: &Job, worker: &str) {
-    let stale = |r: Result<(), tonic::Status>, rpc: &str| {
-        let s = r.expect_err(rpc);
-        assert_eq!(s.code(), Code::FailedPrecondition, "{rpc}: {s:?}");
-    };
-    let (job_id, token, worker_id) = (job.job_id, job.token, worker.to_string());
-    stale(
-        c.heartbeat(HeartbeatRequest {
-            job_id,
-            token,
-            worker_id: worker_id.clone(),
-            iter: 5,
-        })
-        .await
-        .map(drop),
-        "Heartbeat",
-    );
-    stale(
-        c.report_progress(ReportProgressRequest {
-            job_id,
-            token,
-            worker_id: worker_id.clone(),
-            metrics: vec![metrics_row(10, 0.9), metrics_row(20, 0.9)],
-            checkpoint: checkpoint_bytes(job, 20),
-            checkpoint_iter: 20,
-        })
-        .await
-        .map(drop),
-        "ReportProgress",
-    );
-    stale(
-        c.complete_job(CompleteJobRequest {
-            job_id,
-            token,
-            worker_id: worker_id.clone(),
-            result_json: result_json(job, 0.999),
-            device: "cpu".into(),
-        })
-        .await
-        .map(drop),
-        "CompleteJob",
-    );
-    stale(
-        c.fail_job(FailJobRequest {
-            job_id,
-            token,
-            worker_id: worker_id.clone(),
-            error: "x".into(),
-        })
-        .await
-        .map(drop),
-        "FailJob",
-    );
-    stale(
-        c.release_job(ReleaseJobRequest {
-            job_id,
-            token,
-            worker_id,
-        })
-        .await
-        .map(drop),
-        "ReleaseJob",
-    );
-}
-
 #[tokio::test]
 async fn stale_token_writes_are_refused_and_change_nothing() {
-    let server = Server::start(|c| {
-        // Long enough that B's lease cannot run out on a loaded CI machine mid-test.
-        c.lease_ms = 1_000;
-        c.heartbeat_ms = 100;
-        c.reap_every_ms = 25;
-    })
-    .await;
+    // Default (30 s) leases: B's must outlast every RPC below, also on a loaded machine. A's
+    // is made to expire by hand instead, and the coordinator's reaper re-queues it.
+    let server = Server::start(|c| c.reap_every_ms = 20).await;
     let mut c = server.client().await;
-    submit(
-        &mut c,
-        SweepSpec {
-            seeds: vec![0],
-            pdes: vec!["burgers".into()],
-            widths: vec![8],
-            ..spec("s")
-        },
-    )
-    .await;
+    submit(&mut c, one_job("s")).await;
 
     let a = lease(&mut c, "worker-a").await.unwrap();
     // A goes silent; the reaper returns the job to the queue.
-    assert!(
-        eventually(Duration::from_secs(5), || {
-            let mut c = c.clone();
-            async move { summary(&mut c, "s").await.queued == 1 }
-        })
-        .await,
-        "the expired lease was not reaped"
-    );
+    expire_lease(&server.db, a.job_id).await;
+    wait_for_state(&c, a.job_id, "queued", Duration::from_secs(20)).await;
     let b = lease(&mut c, "worker-b").await.unwrap();
     assert_eq!(b.job_id, a.job_id);
     assert_eq!((b.token, b.attempt), (a.token + 1, 2));
@@ -340,26 +219,25 @@ async fn expired_leases_fail_the_job_after_max_attempts() {
 
 #[tokio::test]
 async fn heartbeats_keep_the_lease() {
+    const LEASE_MS: i64 = 2_000;
     let server = Server::start(|c| {
-        c.lease_ms = 500;
-        c.heartbeat_ms = 50;
+        c.lease_ms = LEASE_MS as u64;
+        c.heartbeat_ms = 100;
         c.reap_every_ms = 20;
     })
     .await;
     let mut c = server.client().await;
-    submit(
-        &mut c,
-        SweepSpec {
-            seeds: vec![0],
-            pdes: vec!["burgers".into()],
-            widths: vec![8],
-            ..spec("hb")
-        },
-    )
-    .await;
+    submit(&mut c, one_job("hb")).await;
     let job = lease(&mut c, "w").await.unwrap();
-    for _ in 0..16 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let expiry = "SELECT lease_expires_at_ms FROM jobs";
+    let first_expiry = sql_i64(&mut c, expiry).await;
+    // Heartbeat until the first lease is long over and the reaper has made dozens of passes
+    // since. Each heartbeat moves the expiry to its own time + lease_ms, which is checked
+    // exactly, so the test does not depend on how fast the loop runs: only a stall of a whole
+    // lease between two heartbeats could lose the lease.
+    while now_ms() < first_expiry + LEASE_MS / 4 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let sent = now_ms();
         let r = c
             .heartbeat(HeartbeatRequest {
                 job_id: job.job_id,
@@ -368,12 +246,21 @@ async fn heartbeats_keep_the_lease() {
                 iter: 1,
             })
             .await
-            .unwrap()
+            .expect("a heartbeat of the live lease")
             .into_inner();
+        let answered = now_ms();
         assert!(!r.cancel);
+        let e = sql_i64(&mut c, expiry).await;
+        assert!(
+            (sent + LEASE_MS..=answered + LEASE_MS).contains(&e),
+            "a heartbeat between {sent} and {answered} set the expiry to {e}"
+        );
     }
-    // 800 ms > lease_ms, and the job is still ours.
-    assert_eq!(summary(&mut c, "hb").await.running, 1);
+    let row = &sql(&mut c, "SELECT state, token, attempts FROM jobs").await[0];
+    assert_eq!(
+        (text(&row[0]), &row[1], &row[2]),
+        ("running", &Kind::Integer(job.token), &Kind::Integer(1))
+    );
 }
 
 #[tokio::test]

@@ -108,11 +108,15 @@ async fn row_cap_sets_truncated() {
     submit(&mut c, spec("q")).await; // 12 jobs
     let r = query(&mut c, "SELECT id FROM jobs", 5).await.unwrap();
     assert_eq!((r.rows.len(), r.truncated), (5, true));
-    // 0 = the coordinator's cap; asking for more than the cap gets the cap.
+    // 0 = the coordinator's cap; asking for more than the cap is refused, naming it.
     let r = query(&mut c, "SELECT id FROM jobs", 0).await.unwrap();
     assert_eq!((r.rows.len(), r.truncated), (7, true));
-    let r = query(&mut c, "SELECT id FROM jobs", 1000).await.unwrap();
-    assert_eq!((r.rows.len(), r.truncated), (7, true));
+    let e = query(&mut c, "SELECT id FROM jobs", 8).await.unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    assert_eq!(
+        e.message(),
+        "invalid max_rows: 8 rows is more than the coordinator's limit of 7 (--max-query-rows)"
+    );
     // Exactly at the cap is not truncated.
     let r = query(&mut c, "SELECT id FROM jobs LIMIT 7", 0)
         .await
