@@ -123,7 +123,7 @@ med = {k: statistics.median(v) for k, v in ms.items()}
 cols = (["baseline"] if has_base else []) + variants + devices
 for t in sorted({k[0] for k in med}):
     for m in sorted({k[1] for k in med if k[1] != "adam"} | {"adam"}, key=lambda s: (s != "adam", s)):
-        if not any(k[0] == t and k[1] == m for k in med):
+        if not any(k[0] == t and k[1] == m and k[2] != "torch" for k in med):
             continue
         head = ["width"] + cols + (["torch"] if m == "adam" else [])
         if m == "adam":

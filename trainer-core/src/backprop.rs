@@ -5,7 +5,8 @@
 //! data gradient and one for the weight gradient, whatever the number of streams; the bias only
 //! touches the value block. The tanh jet and its adjoint are a handful of elementwise passes over
 //! `[streams, n, width]` views. Compared with Burn's autodiff over separate streams this has
-//! ~3× fewer (and larger, so multi-threaded) matrix products and no graph bookkeeping.
+//! ~3× fewer, larger matrix products (the same FLOPs) and no graph bookkeeping, and a loss's rows
+//! can be cut into chunks that run on separate threads ([`RowChunks`]).
 //!
 //! The cotangents of the losses with respect to the network outputs come from the PDE's own
 //! residual through Burn autodiff over that last, `[n, 1]`-sized stage, so a PDE stays one file.
