@@ -46,19 +46,24 @@ async fn expired_lease(c: &mut Client, max_attempts: u32, state: &str) -> Job {
     gone
 }
 
+/// Every write of the worker that held `gone` is refused, and the store is as it was.
+async fn assert_every_write_refused_and_nothing_written(c: &mut Client, gone: &Job) {
+    let before = snapshot(c).await;
+    assert_every_write_refused(c, gone, "gone").await;
+    assert_eq!(
+        snapshot(c).await,
+        before,
+        "a refused write changed the store"
+    );
+}
+
 #[tokio::test]
 async fn writes_after_the_lease_expired_are_refused_while_the_job_waits_in_the_queue() {
     let server = Server::start(short_leases).await;
     let mut c = server.client().await;
     let gone = expired_lease(&mut c, 3, "queued").await;
 
-    let before = snapshot(&mut c).await;
-    assert_every_write_refused(&mut c, &gone, "gone").await;
-    assert_eq!(
-        snapshot(&mut c).await,
-        before,
-        "a refused write changed the store"
-    );
+    assert_every_write_refused_and_nothing_written(&mut c, &gone).await;
 
     // The job is leased as if the refused writes had never been sent: no checkpoint, the
     // reaped attempt counted once, a new token.
@@ -79,13 +84,7 @@ async fn writes_after_the_lease_expired_are_refused_once_the_job_failed() {
     let mut c = server.client().await;
     let gone = expired_lease(&mut c, 1, "failed").await;
 
-    let before = snapshot(&mut c).await;
-    assert_every_write_refused(&mut c, &gone, "gone").await;
-    assert_eq!(
-        snapshot(&mut c).await,
-        before,
-        "a refused write changed the store"
-    );
+    assert_every_write_refused_and_nothing_written(&mut c, &gone).await;
     assert!(
         lease(&mut c, "next").await.is_none(),
         "a refused release or failure re-queued the failed job"
