@@ -12,7 +12,7 @@
 
 use std::time::Instant;
 
-use trainer_core::backprop::RowChunks;
+use trainer_core::backprop::Chunks;
 use trainer_core::{TrainConfig, Trainer};
 
 // The modsync binary's allocator: the step allocates a tensor per op, and glibc malloc returns
@@ -67,9 +67,9 @@ fn main() {
         let mut trainer = Trainer::new(config, &device).expect("valid config");
         trainer.set_backward(backward);
         if let Some(k) = max_chunks {
-            trainer.set_row_chunks(RowChunks {
-                max_chunks: k,
-                ..RowChunks::CPU
+            trainer.set_chunks(Chunks {
+                max_row_chunks: k,
+                ..Chunks::CPU
             });
         }
         for _ in 0..warmup {

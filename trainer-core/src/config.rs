@@ -13,7 +13,7 @@ pub use crate::methods::MethodOptions;
 pub use crate::modsync::{DiagnosticsOptions, ModSyncOptions};
 
 /// Floating-point precision of every tensor in the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// Single precision: the speed default, like reference PINN code.

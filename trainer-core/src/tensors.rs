@@ -34,6 +34,15 @@ impl Ctx {
         )
     }
 
+    /// Uploads a row-major `[a, b, c]` tensor (a pack's points: network, row, axis).
+    pub fn tensor3(&self, values: &[f64], [a, b, c]: [usize; 3]) -> Tensor<3> {
+        debug_assert_eq!(values.len(), a * b * c);
+        Tensor::from_data(
+            TensorData::new(values.to_vec(), [a, b, c]),
+            (&self.device, self.dtype),
+        )
+    }
+
     /// Uploads a vector.
     pub fn vector(&self, values: &[f64]) -> Tensor<1> {
         Tensor::from_data(
@@ -48,8 +57,20 @@ impl Ctx {
     }
 }
 
+thread_local! {
+    static HOST_READS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Host reads ([`to_host`] calls) made by this thread so far. Every read of trainer-core goes
+/// through [`to_host`]; on a GPU each one is a synchronisation that costs as much as a small
+/// step, so tests count them.
+pub fn host_reads() -> u64 {
+    HOST_READS.with(|c| c.get())
+}
+
 /// Copies any tensor back to the host as `f64` (exact for f32 and f64 tensors).
 pub fn to_host<const D: usize>(t: Tensor<D>) -> Vec<f64> {
+    HOST_READS.with(|c| c.set(c.get() + 1));
     t.try_into_vec_as::<f64>()
         .expect("reading a float tensor back to the host")
 }

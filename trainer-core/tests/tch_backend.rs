@@ -189,3 +189,36 @@ fn explicit_backward_matches_autodiff_on_libtorch() {
         }
     }
 }
+
+#[test]
+fn a_pack_on_libtorch_matches_each_network_alone() {
+    // On LibTorch a pack is one batched pass over all its networks (no CPU chunks): each
+    // network must still follow its solo trajectory, to rounding.
+    use trainer_core::NoopObserver;
+    use trainer_core::trainer::Pack;
+    let device = parse_device("cpu-tch").unwrap();
+    let configs: Vec<TrainConfig> = ["adam", "dcgd", "modsync+pcgrad"]
+        .iter()
+        .enumerate()
+        .map(|(i, m)| TrainConfig {
+            seed: i as u64,
+            ..config(m, Precision::F64)
+        })
+        .collect();
+    let mut pack = Pack::new();
+    for c in &configs {
+        pack.join(Trainer::new(c.clone(), &device).unwrap(), NoopObserver)
+            .unwrap();
+    }
+    let packed = pack.run();
+    for (c, left) in configs.iter().zip(packed) {
+        let mut alone = Trainer::new(c.clone(), &device).unwrap();
+        alone.run(&mut NoopObserver);
+        let d = rel_max(&alone.parameters(), &left.trainer.parameters());
+        eprintln!(
+            "{}: packed vs alone on cpu-tch, max rel diff of theta {d:.1e}",
+            c.method
+        );
+        assert!(d <= 1e-12, "{}: {d:e}", c.method);
+    }
+}

@@ -6,7 +6,8 @@
 //! 1. the trainer asks [`GradientMethod::tasks`] which task gradients to back-propagate;
 //! 2. [`GradientMethod::probe`] reduces them on the device to a few numbers (norms, cosine …);
 //! 3. [`Stepper::step`] reads those back together with the losses — the step's only host
-//!    transfer — and skips the step if anything is non-finite;
+//!    transfer, shared by every network of a pack ([`Stepper::prepare`] / [`Stepper::finish`])
+//!    — and skips the step if anything is non-finite;
 //! 4. [`GradientMethod::update`] does its scalar algebra in f64 and returns a direction for the
 //!    outer Adam (most methods), a ready parameter step (`multiadam`, `mconfig`), or a skip.
 //!
@@ -282,11 +283,17 @@ pub struct Stepper {
     pub adam: Adam,
 }
 
+/// A step between [`Stepper::prepare`] and [`Stepper::finish`]: the gradients, waiting for
+/// the host values of the read-back.
+pub struct PendingStep {
+    grads: TaskGrads,
+    n_checks: usize,
+}
+
 impl Stepper {
     /// One update of `theta`. `checks` are further device values that must all be finite for
     /// the step to proceed (losses, ModSync's threshold gradients); they travel in the same
-    /// read-back as the method's probe and are returned on the host (empty if the probe
-    /// could not be read).
+    /// read-back as the method's probe and are returned on the host.
     pub fn step(
         &mut self,
         theta: &mut Tensor<1>,
@@ -294,17 +301,39 @@ impl Stepper {
         checks: Vec<Tensor<1>>,
         lr: f64,
     ) -> (StepOutcome, Vec<f64>) {
+        let (read, pending) = self.prepare(grads, checks);
+        self.finish(theta, pending, &to_host(read), lr)
+    }
+
+    /// The first half of [`Stepper::step`]: the device values the step must read back
+    /// (`checks`, then the method's probe). A pack concatenates those of all its networks
+    /// into one host transfer.
+    pub fn prepare(
+        &mut self,
+        grads: TaskGrads,
+        checks: Vec<Tensor<1>>,
+    ) -> (Tensor<1>, PendingStep) {
         let probe = self.method.probe(&grads);
         let n_checks: usize = checks.iter().map(|c| c.dims()[0]).sum();
         let mut parts = checks;
         parts.push(probe);
-        let host = to_host(Tensor::cat(parts, 0));
-        let (check_values, probe_values) = host.split_at(n_checks);
+        (Tensor::cat(parts, 0), PendingStep { grads, n_checks })
+    }
+
+    /// The second half: `host` holds the values of [`Stepper::prepare`]'s tensor.
+    pub fn finish(
+        &mut self,
+        theta: &mut Tensor<1>,
+        pending: PendingStep,
+        host: &[f64],
+        lr: f64,
+    ) -> (StepOutcome, Vec<f64>) {
+        let (check_values, probe_values) = host.split_at(pending.n_checks);
         let check_values = check_values.to_vec();
         if !host.iter().all(|v| v.is_finite()) {
             return (StepOutcome::Skipped, check_values);
         }
-        let outcome = match self.method.update(grads, probe_values, lr) {
+        let outcome = match self.method.update(pending.grads, probe_values, lr) {
             Update::Direction(d) => {
                 *theta = self.adam.step(theta.clone(), d, lr);
                 StepOutcome::Applied

@@ -13,12 +13,12 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::adam::{Adam, AdamParams, AdamState};
-use crate::backprop::{self, Backward, RowChunks};
+use crate::backprop::{self, Backward, Chunks, PackLayers};
 use crate::checkpoint::{Checkpoint, Evaluation, Tracker};
 use crate::config::TrainConfig;
 use crate::error::{ConfigError, TrainError};
 use crate::jet::JetSpec;
-use crate::methods::{self, MethodState, PairStats, StepOutcome, Stepper, TaskGrads, Tasks};
+use crate::methods::{self, MethodState, PairStats, StepOutcome, Stepper, TaskGrads};
 use crate::mlp::{Architecture, Layers};
 use crate::modsync::diagnostics::spread;
 use crate::modsync::{MaskedStep, ModSync};
@@ -26,7 +26,9 @@ use crate::observer::{MetricsRow, Observer};
 use crate::pde::{self, Condition, Grid, Pde, PdeParams, Quantity, ResidualBatch};
 use crate::tensors::{Ctx, to_host};
 
+mod pack;
 mod trace;
+pub use pack::{Left, Member, Pack, PackError, PackKey, pack_key};
 pub use trace::{
     ConditionPoints, NtkBoundaryPoint, NtkPoints, StepInputs, StepOutputs, StepTrace,
     fidelity_config,
@@ -100,7 +102,8 @@ struct StepGradients {
     masked: Option<MaskedStep>,
 }
 
-/// Points of one iteration, on the device and normalised.
+/// Points of one iteration of one network, on the device and normalised (views of a
+/// [`pack::PackBatch`]).
 struct Batch {
     residual_x: Tensor<2>,
     forcing: Tensor<2>,
@@ -181,8 +184,17 @@ pub struct Trainer {
     elapsed_before: f64,
     tracker: Tracker,
     backward: Backward,
-    /// How the explicit pass splits a loss's rows (CPU: in parallel chunks).
-    row_chunks: RowChunks,
+    /// How the explicit pass splits a pack's work (CPU: in parallel chunks).
+    chunks: Chunks,
+    /// When the current `run` (or pack membership) began, for elapsed times and iters/s.
+    segment: Option<Segment>,
+}
+
+/// The part of a run since it (re)started in this process.
+#[derive(Clone, Copy, Debug)]
+struct Segment {
+    started: Instant,
+    start_iter: u64,
 }
 
 impl Trainer {
@@ -226,11 +238,12 @@ impl Trainer {
             elapsed_before: 0.0,
             tracker: Tracker::default(),
             backward: Backward::default(),
-            row_chunks: if ctx.device == Device::flex() {
-                RowChunks::CPU
+            chunks: if ctx.device == Device::flex() {
+                Chunks::CPU
             } else {
-                RowChunks::ONE
+                Chunks::ONE
             },
+            segment: None,
             config,
             ctx,
             pde,
@@ -305,11 +318,11 @@ impl Trainer {
         self.backward = backward;
     }
 
-    /// Overrides how the explicit pass splits rows on this device (benchmarks measure what the
-    /// chunks give).
+    /// Overrides how the explicit pass splits the work on this device (benchmarks measure what
+    /// the chunks give). In a pack, the first network's setting applies to all.
     #[doc(hidden)]
-    pub fn set_row_chunks(&mut self, chunks: RowChunks) {
-        self.row_chunks = chunks;
+    pub fn set_chunks(&mut self, chunks: Chunks) {
+        self.chunks = chunks;
     }
 
     pub fn config(&self) -> &TrainConfig {
@@ -368,51 +381,64 @@ impl Trainer {
         }
     }
 
-    /// Trains until `config.iters` steps are done, the run diverges, or the observer stops it.
+    /// Trains until `config.iters` steps are done, the run diverges, or the observer stops it:
+    /// a pack of one.
     pub fn run(&mut self, observer: &mut dyn Observer) -> RunResult {
-        let started = Instant::now();
-        let start_iter = self.iter;
-        let elapsed = |s: &Self| s.elapsed_before + started.elapsed().as_secs_f64();
-        let mut status = RunStatus::Finished;
-        while self.iter < self.config.iters {
-            if observer.should_stop() {
-                observer.on_checkpoint(&self.checkpoint(elapsed(self)));
-                status = RunStatus::Cancelled;
-                break;
-            }
-            let batch = self.sample_batch();
-            let eval_now = self.iter.is_multiple_of(self.config.eval_every);
-            let grads = self.task_gradients(&batch, eval_now, true);
-            if eval_now {
-                let row = self.evaluate(&batch, &grads, elapsed(self));
-                observer.on_metrics(&row);
-            }
-            self.apply(grads);
-            self.iter += 1;
-            observer.on_step(self.iter);
-            if self.consecutive_skips >= self.config.max_consecutive_skips {
-                status = RunStatus::Diverged;
-                break;
-            }
-            let every = self.config.checkpoint_every;
-            if every > 0 && self.iter.is_multiple_of(every) && self.iter < self.config.iters {
-                observer.on_checkpoint(&self.checkpoint(elapsed(self)));
+        let mut members = [pack::Running {
+            trainer: self,
+            observer,
+        }];
+        loop {
+            if let Some((_, result)) = pack::step(&mut members).pop() {
+                return result;
             }
         }
-        if status == RunStatus::Finished {
-            // Final evaluation at θ_iters, with the losses of one more (unapplied) batch.
-            let batch = self.sample_batch();
-            let grads = self.task_gradients(&batch, true, false);
-            let row = self.evaluate(&batch, &grads, elapsed(self));
-            observer.on_metrics(&row);
+    }
+
+    /// Starts timing a run segment unless one is under way.
+    fn begin_segment(&mut self) {
+        if self.segment.is_none() {
+            self.segment = Some(Segment {
+                started: Instant::now(),
+                start_iter: self.iter,
+            });
         }
-        let wall_s = elapsed(self);
-        self.result(
-            status,
-            wall_s,
-            self.iter - start_iter,
-            started.elapsed().as_secs_f64(),
-        )
+    }
+
+    /// Seconds of training so far, across resumes.
+    fn elapsed(&self) -> f64 {
+        self.elapsed_before
+            + self
+                .segment
+                .map_or(0.0, |s| s.started.elapsed().as_secs_f64())
+    }
+
+    /// Ends the segment: the run's result.
+    fn end_segment(&mut self, status: RunStatus) -> RunResult {
+        let wall_s = self.elapsed();
+        let segment = self.segment.take();
+        let (iters, secs) = segment.map_or((0, 0.0), |s| {
+            (self.iter - s.start_iter, s.started.elapsed().as_secs_f64())
+        });
+        self.result(status, wall_s, iters, secs)
+    }
+
+    /// This network's gradients for the points `raw`, as a pack of one.
+    fn own_gradients(
+        &mut self,
+        raw: &RawBatch,
+        all: bool,
+        training: bool,
+    ) -> (StepGradients, Batch) {
+        let batch = pack::PackBatch::upload(self, std::slice::from_ref(raw));
+        pack::gradients(&mut [&mut *self], &batch, &[all], training)
+            .pop()
+            .expect("one network")
+    }
+
+    /// Applies this network's gradients, as a pack of one.
+    fn apply_own(&mut self, grads: StepGradients) {
+        pack::apply(&mut [&mut *self], vec![grads]);
     }
 
     /// The next step's losses and task gradients (after ModSync's pull-back) at the current
@@ -420,9 +446,9 @@ impl Trainer {
     #[doc(hidden)]
     pub fn peek_gradients(&mut self) -> PeekedGradients {
         let word_pos = self.rng.get_word_pos();
-        let batch = self.sample_batch();
+        let raw = self.sample_raw();
         self.rng.set_word_pos(word_pos);
-        let g = self.task_gradients(&batch, true, false);
+        let (g, _) = self.own_gradients(&raw, true, false);
         let host = |t: Option<Tensor<1>>| t.map(to_host).unwrap_or_default();
         PeekedGradients {
             theta_used: to_host(g.masked.as_ref().map_or(&self.theta, |m| &m.theta).clone()),
@@ -436,9 +462,9 @@ impl Trainer {
 
     /// One optimisation step without evaluation or reporting (benchmarks).
     pub fn train_step(&mut self) {
-        let batch = self.sample_batch();
-        let grads = self.task_gradients(&batch, false, true);
-        self.apply(grads);
+        let raw = self.sample_raw();
+        let (grads, _) = self.own_gradients(&raw, false, true);
+        self.apply_own(grads);
         self.iter += 1;
     }
 
@@ -483,11 +509,11 @@ impl Trainer {
         }
     }
 
-    /// Steps θ (and ModSync's thresholds) with this step's gradients, or skips the step if
-    /// anything is non-finite or the method finds no usable direction. The gradients the
-    /// method did not ask for (computed only for an evaluation) are dropped, so a run does
-    /// not depend on `eval_every`.
-    fn apply(&mut self, grads: StepGradients) {
+    /// The first half of a step of θ (and ModSync's thresholds) with this step's gradients:
+    /// the device values to read back (see [`pack::apply`]). The gradients the method did not
+    /// ask for (computed only for an evaluation or for a partner in the pack) are dropped, so
+    /// a run depends neither on `eval_every` nor on its pack.
+    fn prepare_apply(&mut self, grads: StepGradients) -> (Tensor<1>, PendingApply) {
         let tasks = self.stepper.method.tasks(self.iter);
         let keep = |on: bool, t: Option<Tensor<1>>| if on { t } else { None };
         let mut checks: Vec<Tensor<1>> = keep(tasks.residual(), grads.loss_r)
@@ -507,15 +533,22 @@ impl Trainer {
             g_r: keep(tasks.residual(), grads.g_r),
             g_b: keep(tasks.boundary(), grads.g_b),
         };
+        let (read, step) = self.stepper.prepare(task_grads, checks);
+        (read, PendingApply { step, thresholds })
+    }
+
+    /// The second half: steps θ, or skips the step if anything read back is non-finite or
+    /// the method finds no usable direction.
+    fn finish_apply(&mut self, pending: PendingApply, host: &[f64]) {
         let lr = self.config.lr_at(self.iter);
-        let (outcome, _) = self.stepper.step(&mut self.theta, task_grads, checks, lr);
+        let (outcome, _) = self.stepper.finish(&mut self.theta, pending.step, host, lr);
         if outcome == StepOutcome::Skipped {
             self.skipped_steps += 1;
             self.consecutive_skips += 1;
             return;
         }
         self.consecutive_skips = 0;
-        if let (Some(m), Some(g)) = (&mut self.modsync, thresholds) {
+        if let (Some(m), Some(g)) = (&mut self.modsync, pending.thresholds) {
             let lr_t = if m.opts.lr_t_decay {
                 m.opts.lr_t * lr / self.config.lr
             } else {
@@ -525,62 +558,11 @@ impl Trainer {
         }
     }
 
-    /// Samples this iteration's points and uploads them, normalised.
-    fn sample_batch(&mut self) -> Batch {
-        let raw = self.sample_raw();
-        self.upload_batch(&raw)
-    }
-
     /// This iteration's points on the host, raw (unnormalised), from the run's RNG.
     fn sample_raw(&mut self) -> RawBatch {
         RawBatch {
             residual: self.pde.sample_residual(&mut self.rng),
             conditions: self.pde.sample_conditions(&mut self.rng),
-        }
-    }
-
-    /// Uploads `raw`, normalised: all value conditions stacked in one block (in order), each
-    /// derivative condition in its own.
-    fn upload_batch(&self, raw: &RawBatch) -> Batch {
-        let dim = self.pde.dim();
-        let residual_x = self.upload_points(&raw.residual.points);
-        let forcing = self.ctx.column(&raw.residual.forcing);
-        let (value_conds, deriv_conds) = raw.partition();
-        let values = (!value_conds.is_empty()).then(|| {
-            let mut points = Vec::new();
-            let mut target = Vec::new();
-            let mut weight = Vec::new();
-            for c in &value_conds {
-                let n = c.target.len();
-                points.extend_from_slice(&c.points);
-                target.extend_from_slice(&c.target);
-                weight.extend(std::iter::repeat_n(1.0 / n as f64, n));
-            }
-            debug_assert_eq!(points.len(), target.len() * dim);
-            (
-                self.upload_points(&points),
-                self.ctx.column(&target),
-                self.ctx.column(&weight),
-            )
-        });
-        let derivatives = deriv_conds
-            .iter()
-            .map(|c| {
-                let Quantity::FirstDerivative(axis) = c.quantity else {
-                    unreachable!("partitioned")
-                };
-                (
-                    self.upload_points(&c.points),
-                    self.ctx.column(&c.target),
-                    axis,
-                )
-            })
-            .collect();
-        Batch {
-            residual_x,
-            forcing,
-            values,
-            derivatives,
         }
     }
 
@@ -597,8 +579,12 @@ impl Trainer {
             .mean()
     }
 
-    /// L_r and ∇θ L_r by the explicit reverse pass.
-    fn residual_explicit(&self, layers: &Layers, batch: &Batch) -> (Tensor<1>, Tensor<1>) {
+    /// L_r and ∇θ L_r of each network of a pack by the explicit reverse pass: `[K]`, `[K, P]`.
+    fn residual_explicit(
+        &self,
+        layers: &PackLayers,
+        batch: &pack::PackBatch,
+    ) -> (Tensor<1>, Tensor<2>) {
         backprop::residual_loss_and_grad(
             layers,
             self.pde.as_ref(),
@@ -606,19 +592,24 @@ impl Trainer {
             batch.forcing.clone(),
             &self.residual_spec,
             &self.input_scale,
-            self.row_chunks,
+            self.chunks,
         )
     }
 
-    /// L_b and ∇θ L_b by the explicit reverse pass: one pass per block of conditions.
-    fn boundary_explicit(&self, layers: &Layers, batch: &Batch) -> (Tensor<1>, Tensor<1>) {
+    /// L_b and ∇θ L_b of each network of a pack by the explicit reverse pass: one pass per
+    /// block of conditions.
+    fn boundary_explicit(
+        &self,
+        layers: &PackLayers,
+        batch: &pack::PackBatch,
+    ) -> (Tensor<1>, Tensor<2>) {
         let values = batch.values.iter().map(|(x, target, weight)| {
             backprop::value_loss_and_grad(
                 layers,
                 x.clone(),
                 target.clone(),
                 weight.clone(),
-                self.row_chunks,
+                self.chunks,
             )
         });
         let derivatives = batch.derivatives.iter().map(|(x, target, axis)| {
@@ -628,7 +619,7 @@ impl Trainer {
                 target.clone(),
                 *axis,
                 &self.input_scale,
-                self.row_chunks,
+                self.chunks,
             )
         });
         values
@@ -658,76 +649,71 @@ impl Trainer {
         loss_b.expect("every PDE has at least one condition")
     }
 
-    /// The losses and their gradients: one forward and one backward per task the method
-    /// needs this step (`all`: both, for an evaluation). `training` is false for the final
-    /// evaluation, which must not change the run's state (ModSync resets, NTK weights).
-    fn task_gradients(&mut self, batch: &Batch, all: bool, training: bool) -> StepGradients {
+    /// ModSync's masked network for this step (resetting thresholds when `training`), and the
+    /// NTK traces the method wants before step `iter`: the part of a step's gradients that
+    /// each network of a pack does on its own, before the pack's batched pass.
+    fn begin_gradients(&mut self, batch: &Batch, training: bool) -> Option<MaskedStep> {
         let masked = match &mut self.modsync {
             Some(m) if training => Some(m.begin_step(&self.theta)),
             Some(m) => Some(m.masked(&self.theta)),
             None => None,
         };
-        let theta = masked.as_ref().map_or(&self.theta, |m| &m.theta).clone();
         if training && self.stepper.method.ntk_due(self.iter) {
+            let theta = masked.as_ref().map_or(&self.theta, |m| &m.theta).clone();
             let (t_r, t_b) = self.ntk_traces(batch, &theta, masked.as_ref());
             self.stepper.method.set_ntk_traces(t_r, t_b);
         }
-        let tasks = if all {
-            Tasks::Both
+        masked
+    }
+
+    /// A task loss and its ∇θ̃ for this network alone, by Burn autodiff (the oracle path).
+    fn task_autodiff(
+        &self,
+        theta: &Tensor<1>,
+        batch: &Batch,
+        residual: bool,
+    ) -> (Tensor<1>, Tensor<1>) {
+        let leaves = Layers::from_flat(theta, &self.arch).into_leaves();
+        let loss = if residual {
+            self.residual_loss(&leaves, batch)
         } else {
-            self.stepper.method.tasks(self.iter)
+            self.boundary_loss(&leaves, batch)
         };
-        let plain = Layers::from_flat(&theta, &self.arch);
-        let mut out = StepGradients {
-            loss_r: None,
-            loss_b: None,
-            g_r: None,
-            g_b: None,
-            dt_r: None,
-            dt_b: None,
-            masked: None,
-        };
+        let g = leaves.flat_grad(&loss.backward());
+        (loss.inner(), g)
+    }
+
+    /// The per-network end of a step's gradients: ModSync's pull-back of ∇θ̃ to θ and t.
+    fn finish_gradients(
+        &self,
+        masked: Option<MaskedStep>,
+        residual: Option<(Tensor<1>, Tensor<1>)>,
+        boundary: Option<(Tensor<1>, Tensor<1>)>,
+    ) -> StepGradients {
         let (weight_r, weight_b) = self
             .modsync
             .as_ref()
             .map_or((1.0, 1.0), |m| (m.opts.lambda_r, m.opts.lambda_b));
-        for (residual, wanted, weight) in [
-            (true, tasks.residual(), weight_r),
-            (false, tasks.boundary(), weight_b),
-        ] {
-            if !wanted {
-                continue;
-            }
-            let (loss, g_tilde) = match self.backward {
-                Backward::Explicit if residual => self.residual_explicit(&plain, batch),
-                Backward::Explicit => self.boundary_explicit(&plain, batch),
-                Backward::Autodiff => {
-                    let leaves = plain.clone().into_leaves();
-                    let loss = if residual {
-                        self.residual_loss(&leaves, batch)
-                    } else {
-                        self.boundary_loss(&leaves, batch)
-                    };
-                    let g = leaves.flat_grad(&loss.backward());
-                    (loss.inner(), g)
-                }
-            };
-            let (g, dt) = match (&self.modsync, &masked) {
+        let pull = |task: Option<(Tensor<1>, Tensor<1>)>, weight: f64| {
+            task.map(|(loss, g_tilde)| match (&self.modsync, &masked) {
                 (Some(m), Some(step)) => {
                     let (g, dt) = m.pull_back(step, g_tilde, weight);
-                    (g, Some(dt))
+                    (loss, g, Some(dt))
                 }
-                _ => (g_tilde, None),
-            };
-            let loss = Some(loss);
-            if residual {
-                (out.loss_r, out.g_r, out.dt_r) = (loss, Some(g), dt);
-            } else {
-                (out.loss_b, out.g_b, out.dt_b) = (loss, Some(g), dt);
-            }
+                _ => (loss, g_tilde, None),
+            })
+        };
+        let (loss_r, g_r, dt_r) = split3(pull(residual, weight_r));
+        let (loss_b, g_b, dt_b) = split3(pull(boundary, weight_b));
+        StepGradients {
+            loss_r,
+            loss_b,
+            g_r,
+            g_b,
+            dt_r,
+            dt_b,
+            masked,
         }
-        out.masked = masked;
-        out
     }
 
     /// ∇θ of the scalar `f(layers)` at the network `theta` (θ̃ under ModSync, pulled back).
@@ -972,6 +958,19 @@ fn seeded_rng(seed: u64, stream: u64) -> ChaCha8Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(stream);
     rng
+}
+
+/// A step that waits for its host values (see [`Trainer::prepare_apply`]).
+struct PendingApply {
+    step: methods::PendingStep,
+    thresholds: Option<crate::modsync::ThresholdGrads>,
+}
+
+fn split3<A, B, C>(t: Option<(A, B, Option<C>)>) -> (Option<A>, Option<B>, Option<C>) {
+    match t {
+        Some((a, b, c)) => (Some(a), Some(b), c),
+        None => (None, None, None),
+    }
 }
 
 fn missing(name: &str) -> TrainError {

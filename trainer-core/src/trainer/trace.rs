@@ -77,7 +77,6 @@ impl Trainer {
     /// One training step, exactly as [`Trainer::run`] takes it (without evaluation), traced.
     pub fn trace_step(&mut self) -> StepTrace {
         let raw = self.sample_raw();
-        let batch = self.upload_batch(&raw);
         let ntk = self
             .stepper
             .method
@@ -88,7 +87,7 @@ impl Trainer {
         let skipped_before = self.skipped_steps;
         // Both tasks, as an evaluation step computes them: `apply` drops what the method
         // did not ask for, so the step is the one an untraced run takes.
-        let grads = self.task_gradients(&batch, true, true);
+        let (grads, _) = self.own_gradients(&raw, true, true);
         let host = |t: &Option<Tensor<1>>| to_host(t.clone().expect("both tasks computed"));
         let (loss_r, loss_b) = (host(&grads.loss_r)[0], host(&grads.loss_b)[0]);
         let (g_r, g_b) = (host(&grads.g_r), host(&grads.g_b));
@@ -101,7 +100,7 @@ impl Trainer {
                 })
                 .collect()
         });
-        self.apply(grads);
+        self.apply_own(grads);
         self.iter += 1;
         let resets = resets_before.map(|before| {
             let after = self.modsync_resets().expect("same run");
