@@ -362,10 +362,10 @@ fn numbers_on_the_pages_are_the_numbers_sql_gives() {
     let s = Served::start(&db, DashboardConfig::default());
     let reader = rt.block_on(Reader::open(&db)).unwrap();
     let sql_rows = |sql: &str| -> Vec<(String, String, i64, f64)> {
-        rt.block_on(sqlx::query_as(sql).fetch_all(reader.pool())).unwrap()
+        rt.block_on(sqlx::query_as(sqlx::AssertSqlSafe(sql.to_string())).fetch_all(reader.pool())).unwrap()
     };
     let sql_int = |sql: &str| -> i64 {
-        rt.block_on(sqlx::query_scalar(sql).fetch_one(reader.pool())).unwrap()
+        rt.block_on(sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(reader.pool())).unwrap()
     };
 
     // The sweep page's method × width table: the medians of the `curves` view.
@@ -451,7 +451,7 @@ fn numbers_on_the_pages_are_the_numbers_sql_gives() {
     assert_eq!(losses.matches(r#"class="line""#).count(), 2, "L_r and L_b");
     assert!(page.contains("gradient cosines") && page.contains("kept_frac.0"), "diagnostics");
     let best: f64 = rt
-        .block_on(sqlx::query_scalar(&*format!("SELECT rel_l2_best FROM results WHERE job_id = {job}")).fetch_one(reader.pool()))
+        .block_on(sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT rel_l2_best FROM results WHERE job_id = {job}"))).fetch_one(reader.pool()))
         .unwrap();
     assert!(page.contains(&format!(r#"data-value="{best}""#)), "rel_l2_best {best}");
     // The JSON has the same series.
@@ -508,22 +508,22 @@ fn https_with_the_coordinators_certificate() {
     let tls = ureq::tls::TlsConfig::builder()
         .root_certs(ureq::tls::RootCerts::Specific(Arc::new(vec![ca])))
         .build();
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+    let tls_agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
         .tls_config(tls)
         .build()
         .into();
-    let mut ok = agent
+    let mut ok = tls_agent
         .get(s.url("/api/sweeps"))
         .header("authorization", BEARER)
         .call()
         .unwrap();
     assert_eq!(ok.status().as_u16(), 200);
     assert!(ok.body_mut().read_to_string().unwrap().contains("\"fx\""));
-    let refused = agent.get(s.url("/api/sweeps")).call().unwrap();
+    let refused = tls_agent.get(s.url("/api/sweeps")).call().unwrap();
     assert_eq!(refused.status().as_u16(), 401);
-    let login = agent
+    let login = tls_agent
         .post(s.url("/login"))
         .send_form([("token", TOKEN)])
         .unwrap();
