@@ -28,16 +28,15 @@ lr_decay = false
     )
 }
 
-/// Every byte of the store and its WAL, to show that reading changed nothing.
-fn snapshot(db: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut files = Vec::new();
-    for suffix in ["", "-wal"] {
-        let p = format!("{}{suffix}", db.display());
-        if let Ok(bytes) = std::fs::read(&p) {
-            files.push((p, bytes));
-        }
-    }
-    files
+/// Every byte of the store and of its WAL, to show that reading changed nothing. (A
+/// read-only reader of a WAL store may leave an empty `-wal` and the `-shm` index behind:
+/// SQLite's bookkeeping, not content.)
+fn snapshot(db: &Path) -> Vec<Vec<u8>> {
+    ["", "-wal"]
+        .iter()
+        .filter_map(|suffix| std::fs::read(format!("{}{suffix}", db.display())).ok())
+        .filter(|bytes| !bytes.is_empty())
+        .collect()
 }
 
 fn cli_ok(args: &[&str]) -> String {
@@ -84,7 +83,7 @@ fn read_commands_answer_from_the_store_file_as_the_coordinator_does() {
         .collect();
     assert!(from_file[1].contains("rd") && from_file[1].contains('8'), "{}", from_file[1]);
     assert_eq!(from_file[4].lines().count(), 1 + 8, "{}", from_file[4]);
-    assert_eq!(snapshot(&db), before, "a --db read changed the store");
+    assert!(snapshot(&db) == before, "a --db read changed the store");
 
     // Writes are refused by the coordinator's guard, with its message, and nothing changes.
     for (sql, says) in [
@@ -101,7 +100,7 @@ fn read_commands_answer_from_the_store_file_as_the_coordinator_does() {
         Duration::from_secs(30),
     );
     assert!(!ok && err.contains("--max-rows"), "{err}");
-    assert_eq!(snapshot(&db), before, "a refused statement changed the store");
+    assert!(snapshot(&db) == before, "a refused statement changed the store");
 
     // A missing file is an error naming --db, and is not created.
     let missing = dir.path().join("nope.db");

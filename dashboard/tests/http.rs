@@ -299,6 +299,7 @@ fn snapshot(db: &Path) -> Vec<Vec<u8>> {
     ["", "-wal"]
         .iter()
         .filter_map(|s| std::fs::read(format!("{}{s}", db.display())).ok())
+        .filter(|bytes| !bytes.is_empty())
         .collect()
 }
 
