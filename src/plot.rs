@@ -119,10 +119,10 @@ fn draw(
             let (lo, hi) = bar(p);
             ErrorBar::new_vertical(p.width as f64, lo, p.mean, hi, color.stroke_width(1), 8)
         }))?;
-        chart.draw_series(
-            line.iter()
-                .map(|p| EmptyElement::at((p.width as f64, p.mean)) + marker_shape(marker, color)),
-        )?;
+        chart
+            .draw_series(line.iter().map(|p| {
+                EmptyElement::at((p.width as f64, p.mean)) + marker_shape(marker, color)
+            }))?;
     }
     chart
         .configure_series_labels()
@@ -146,8 +146,9 @@ fn marker_shape<DB: DrawingBackend>(
         Marker::Circle => Circle::new((0, 0), R, fill).into_dyn(),
         Marker::Square => Rectangle::new([(-R + 1, -R + 1), (R - 1, R - 1)], fill).into_dyn(),
         Marker::Triangle => TriangleMarker::new((0, 0), R + 1, fill).into_dyn(),
-        Marker::Diamond => Polygon::new(vec![(0, -R - 1), (R, 0), (0, R + 1), (-R, 0)], fill)
-            .into_dyn(),
+        Marker::Diamond => {
+            Polygon::new(vec![(0, -R - 1), (R, 0), (0, R + 1), (-R, 0)], fill).into_dyn()
+        }
         Marker::Cross => Cross::new((0, 0), R, color.stroke_width(2)).into_dyn(),
     }
 }
@@ -193,10 +194,16 @@ mod tests {
         // y data 0.4..0.6 (with the bars): ticks 0.4, 0.5, 0.6 and nothing past the data.
         // (plotters writes a label as ">\nTEXT\n<".)
         for label in ["0.4", "0.5", "0.6", "10"] {
-            assert!(svg.contains(&format!(">\n{label}\n<")), "tick {label} missing");
+            assert!(
+                svg.contains(&format!(">\n{label}\n<")),
+                "tick {label} missing"
+            );
         }
         for past in ["0.3", "0.7", "1", "1.0e0", "20"] {
-            assert!(!svg.contains(&format!(">\n{past}\n<")), "the axis runs past the data to {past}");
+            assert!(
+                !svg.contains(&format!(">\n{past}\n<")),
+                "the axis runs past the data to {past}"
+            );
         }
     }
 

@@ -10,8 +10,8 @@ use anyhow::{Result, anyhow, bail};
 use clap::Args;
 use coordinator::{Reader, ServeConfig};
 use modsync_proto::{
-    CurvePoint, GetCurvesRequest, GetSweepRequest, ListSweepsRequest, QueryRequest,
-    QueryResponse, SweepSummary,
+    CurvePoint, GetCurvesRequest, GetSweepRequest, ListSweepsRequest, QueryRequest, QueryResponse,
+    SweepSummary,
 };
 use tokio::runtime::Runtime;
 use worker::client::Client;
@@ -142,7 +142,9 @@ impl Source {
                 let rows = match max_rows as usize {
                     0 => cap,
                     n if n > cap => {
-                        bail!("invalid --max-rows: {n} is more than the {cap} rows a query may return")
+                        bail!(
+                            "invalid --max-rows: {n} is more than the {cap} rows a query may return"
+                        )
                     }
                     n => n,
                 };

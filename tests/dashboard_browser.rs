@@ -222,7 +222,11 @@ fn the_dashboard_in_a_browser_shows_a_sweep_live() {
         "return document.querySelector('h1') !== null && document.querySelector('h1').textContent === 'Sweeps';",
     );
     let cookie_visible = browser.js("return document.cookie;");
-    assert_eq!(cookie_visible, json!(""), "the session cookie must be HttpOnly");
+    assert_eq!(
+        cookie_visible,
+        json!(""),
+        "the session cookie must be HttpOnly"
+    );
 
     let file = write(dir.path(), "browser.toml", &sweep_file());
     coord.cli(&["submit", &file]);
@@ -245,7 +249,10 @@ fn the_dashboard_in_a_browser_shows_a_sweep_live() {
     browser.js("window.__noReload = 'still here'; return true;");
     let progress = "return Number(document.querySelector('span.progress').dataset.value);";
     let first = browser.js(progress).as_f64().unwrap();
-    assert!(first < 100.0, "the sweep finished before the page could watch it");
+    assert!(
+        first < 100.0,
+        "the sweep finished before the page could watch it"
+    );
     browser.wait_for(
         Duration::from_secs(120),
         "a live update while jobs run",

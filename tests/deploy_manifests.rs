@@ -206,7 +206,9 @@ fn k8s_coordinator_ports_volume_probes_and_secret_match_the_program() {
     let http = port_of(flag(&args, "--http"));
     assert!(flag(&args, "--http").starts_with("0.0.0.0:"));
     assert!(
-        ports.iter().any(|p| u16_of(&p["containerPort"]) == http && p["name"] == "http"),
+        ports
+            .iter()
+            .any(|p| u16_of(&p["containerPort"]) == http && p["name"] == "http"),
         "{ports:?}"
     );
     let svc_http = svc["spec"]["ports"]

@@ -81,14 +81,21 @@ fn read_commands_answer_from_the_store_file_as_the_coordinator_does() {
         .iter()
         .map(|q| cli_ok(&[*q, &["--db", db_arg]].concat()))
         .collect();
-    assert!(from_file[1].contains("rd") && from_file[1].contains('8'), "{}", from_file[1]);
+    assert!(
+        from_file[1].contains("rd") && from_file[1].contains('8'),
+        "{}",
+        from_file[1]
+    );
     assert_eq!(from_file[4].lines().count(), 1 + 8, "{}", from_file[4]);
     assert!(snapshot(&db) == before, "a --db read changed the store");
 
     // Writes are refused by the coordinator's guard, with its message, and nothing changes.
     for (sql, says) in [
         ("DELETE FROM jobs", "refused: DELETE"),
-        ("WITH x AS (SELECT 1) UPDATE jobs SET state = 'queued'", "refused: UPDATE"),
+        (
+            "WITH x AS (SELECT 1) UPDATE jobs SET state = 'queued'",
+            "refused: UPDATE",
+        ),
         ("PRAGMA query_only = 0", "refused: PRAGMA"),
         ("SELECT 1; DROP TABLE jobs", "only one statement"),
     ] {
@@ -100,7 +107,10 @@ fn read_commands_answer_from_the_store_file_as_the_coordinator_does() {
         Duration::from_secs(30),
     );
     assert!(!ok && err.contains("--max-rows"), "{err}");
-    assert!(snapshot(&db) == before, "a refused statement changed the store");
+    assert!(
+        snapshot(&db) == before,
+        "a refused statement changed the store"
+    );
 
     // A missing file is an error naming --db, and is not created.
     let missing = dir.path().join("nope.db");
@@ -108,7 +118,10 @@ fn read_commands_answer_from_the_store_file_as_the_coordinator_does() {
         &["status", "--db", missing.to_str().unwrap()],
         Duration::from_secs(30),
     );
-    assert!(!ok && err.contains("invalid --db") && err.contains("no such store file"), "{err}");
+    assert!(
+        !ok && err.contains("invalid --db") && err.contains("no such store file"),
+        "{err}"
+    );
     assert!(!missing.exists());
     // A file that is not a store is refused as such.
     let other = write(dir.path(), "other.db", "");

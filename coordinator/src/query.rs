@@ -619,7 +619,8 @@ mod tests {
             .await
             .unwrap();
             let e = s
-                .read.query_unchecked("PRAGMA query_only = 0; DELETE FROM sweeps", 10, T, BYTES)
+                .read
+                .query_unchecked("PRAGMA query_only = 0; DELETE FROM sweeps", 10, T, BYTES)
                 .await
                 .unwrap_err();
             assert!(matches!(e, Error::Refused(_)), "{e:?}");

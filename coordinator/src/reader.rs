@@ -45,7 +45,10 @@ impl Reader {
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
         let reader = Reader::connect(base).await.map_err(|e| {
-            Error::invalid("db", format!("{}: cannot open the store: {e}", path.display()))
+            Error::invalid(
+                "db",
+                format!("{}: cannot open the store: {e}", path.display()),
+            )
         })?;
         reader.check_schema(path).await?;
         Ok(reader)
@@ -77,17 +80,16 @@ impl Reader {
     /// Refuses a file that is not a modsync store, or one whose schema this program would have
     /// to migrate first (only a coordinator writes, so only a coordinator migrates).
     async fn check_schema(&self, path: &Path) -> Result<()> {
-        let applied: Option<i64> = sqlx::query_scalar(
-            "SELECT MAX(version) FROM _sqlx_migrations WHERE success = 1",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| {
-            Error::invalid(
-                "db",
-                format!("{}: not a modsync store ({e})", path.display()),
-            )
-        })?;
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = 1")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| {
+                    Error::invalid(
+                        "db",
+                        format!("{}: not a modsync store ({e})", path.display()),
+                    )
+                })?;
         let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
         match applied {
             Some(v) if v >= latest => Ok(()),

@@ -11,11 +11,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::Form;
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::Form;
 use coordinator::auth::BearerAuth;
 use rand::Rng;
 use serde::Deserialize;
@@ -67,7 +67,10 @@ impl Auth {
         let mut sessions = self.sessions();
         sessions.retain(|_, opened| opened.elapsed() < SESSION_TTL);
         if sessions.len() >= MAX_SESSIONS
-            && let Some(oldest) = sessions.iter().min_by_key(|(_, t)| **t).map(|(k, _)| k.clone())
+            && let Some(oldest) = sessions
+                .iter()
+                .min_by_key(|(_, t)| **t)
+                .map(|(k, _)| k.clone())
         {
             sessions.remove(&oldest);
         }
@@ -86,7 +89,9 @@ impl Auth {
         if !self.enabled() {
             return true;
         }
-        if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+        if let Some(value) = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
             && let Some(token) = value.strip_prefix("Bearer ")
         {
             return self.bearer.matches(token);
@@ -203,7 +208,10 @@ mod tests {
 
     #[test]
     fn only_local_paths_are_redirect_targets() {
-        assert_eq!(local_path(Some("/sweeps/a?error=last")), "/sweeps/a?error=last");
+        assert_eq!(
+            local_path(Some("/sweeps/a?error=last")),
+            "/sweeps/a?error=last"
+        );
         for bad in ["//evil.example", "https://evil.example", "\\\\x", "/\\evil"] {
             assert_eq!(local_path(Some(bad)), "/", "{bad}");
         }
@@ -228,7 +236,10 @@ mod tests {
             HeaderValue::from_str(&format!("x=1; {COOKIE}={a}")).unwrap(),
         );
         assert!(auth.allows(&headers));
-        headers.insert(header::COOKIE, HeaderValue::from_static("modsync_session=forged"));
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("modsync_session=forged"),
+        );
         assert!(!auth.allows(&headers));
     }
 }

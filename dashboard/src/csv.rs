@@ -146,12 +146,11 @@ fn cell(row: &sqlx::sqlite::SqliteRow, i: usize) -> String {
 /// (pde, method), the only axes that change a config's shape.
 pub async fn results_file(reader: &Reader, sweep: &str) -> Result<Response> {
     reader.get_sweep(sweep).await?;
-    let shapes: Vec<String> = sqlx::query_scalar(
-        "SELECT config_json FROM jobs WHERE sweep_id = ? GROUP BY pde, method",
-    )
-    .bind(sweep)
-    .fetch_all(reader.pool())
-    .await?;
+    let shapes: Vec<String> =
+        sqlx::query_scalar("SELECT config_json FROM jobs WHERE sweep_id = ? GROUP BY pde, method")
+            .bind(sweep)
+            .fetch_all(reader.pool())
+            .await?;
     let config_columns: Vec<String> = shapes
         .iter()
         .flat_map(|c| config_fields(c).into_iter().map(|(k, _)| k))
@@ -176,7 +175,9 @@ pub async fn results_file(reader: &Reader, sweep: &str) -> Result<Response> {
         );
         let mut buf = header.join(",");
         buf.push('\n');
-        let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&sweep).fetch(&pool);
+        let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&sweep)
+            .fetch(&pool);
         let width = JOB_COLUMNS.len() + RESULT_COLUMNS.len();
         while let Some(row) = rows.next().await {
             let row = match row {
@@ -199,7 +200,12 @@ pub async fn results_file(reader: &Reader, sweep: &str) -> Result<Response> {
             }));
             buf.push_str(&fields.join(","));
             buf.push('\n');
-            if buf.len() >= CHUNK && tx.send(Ok(Bytes::from(std::mem::take(&mut buf)))).await.is_err() {
+            if buf.len() >= CHUNK
+                && tx
+                    .send(Ok(Bytes::from(std::mem::take(&mut buf))))
+                    .await
+                    .is_err()
+            {
                 return; // the client left
             }
         }
@@ -222,7 +228,9 @@ mod tests {
         assert_eq!(field("a,b"), "\"a,b\"");
         assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(field("plain"), "plain");
-        let f = config_fields(r#"{"width": 8, "method": {"name": "adam", "beta": [0.9, 0.99]}, "x": null}"#);
+        let f = config_fields(
+            r#"{"width": 8, "method": {"name": "adam", "beta": [0.9, 0.99]}, "x": null}"#,
+        );
         assert_eq!(
             f,
             [

@@ -387,7 +387,8 @@ pub async fn sweep(
         .collect::<Result<Vec<_>>>()?;
     let dots_truncated = dots.len() as i64 > MAX_SEED_DOTS;
     dots.truncate(MAX_SEED_DOTS as usize);
-    const JOB_COLUMNS: &str = "id, pde, method, width, seed, state, attempts, lease_owner, last_error";
+    const JOB_COLUMNS: &str =
+        "id, pde, method, width, seed, state, attempts, lease_owner, last_error";
     let failed = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {JOB_COLUMNS} FROM jobs WHERE sweep_id = ? AND state = 'failed' ORDER BY id LIMIT ?"
     )))

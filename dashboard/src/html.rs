@@ -169,7 +169,8 @@ fn rate_cells(s: &SweepRow) -> String {
     )
 }
 
-const STATE_HEADERS: &str = "<th>queued</th><th>running</th><th>done</th><th>failed</th><th>cancelled</th>";
+const STATE_HEADERS: &str =
+    "<th>queued</th><th>running</th><th>done</th><th>failed</th><th>cancelled</th>";
 
 /// Page 1: every sweep.
 pub fn sweeps(p: &SweepsPage) -> String {
@@ -230,7 +231,12 @@ pub fn sweep(p: &SweepPage) -> String {
         if k == p.error {
             let _ = write!(out, r#"<strong class="chosen">{}</strong> "#, k.label());
         } else {
-            let _ = write!(out, r#"<a href="/sweeps/{id}?error={}">{}</a> "#, k.as_str(), k.label());
+            let _ = write!(
+                out,
+                r#"<a href="/sweeps/{id}?error={}">{}</a> "#,
+                k.as_str(),
+                k.label()
+            );
         }
     }
     out.push_str("</p>");
@@ -285,12 +291,12 @@ fn scaling_chart(p: &SweepPage, pde: &str, methods: &[&str], stats: &[&CurveStat
                 name: m.to_string(),
                 color,
                 marker,
-                points: of.iter().map(|c| (c.width as f64, Some(c.median))).collect(),
-                markers: true,
-                band: of
+                points: of
                     .iter()
-                    .map(|c| (c.width as f64, c.min, c.max))
+                    .map(|c| (c.width as f64, Some(c.median)))
                     .collect(),
+                markers: true,
+                band: of.iter().map(|c| (c.width as f64, c.min, c.max)).collect(),
                 dots: p
                     .dots
                     .iter()
@@ -428,7 +434,11 @@ pub fn job(p: &JobPage) -> String {
         );
     }
     if let Some(e) = &p.last_error {
-        let _ = write!(out, r#"<h2>Last error</h2><pre class="error">{}</pre>"#, esc(e));
+        let _ = write!(
+            out,
+            r#"<h2>Last error</h2><pre class="error">{}</pre>"#,
+            esc(e)
+        );
     }
     out.push_str(r#"<h2>Curves</h2><div class="charts">"#);
     let s = &p.series;
@@ -464,7 +474,10 @@ pub fn job(p: &JobPage) -> String {
         "training losses",
         "loss",
         Scale::Log,
-        &[line(0, "L_r (residual)", &s.loss_r), line(1, "L_b (boundary)", &s.loss_b)],
+        &[
+            line(0, "L_r (residual)", &s.loss_r),
+            line(1, "L_b (boundary)", &s.loss_b),
+        ],
     ));
     out.push_str(&chart(
         "rel-l2",
@@ -499,7 +512,11 @@ pub fn job(p: &JobPage) -> String {
     }
     out.push_str("</div>");
     let config = serde_json::to_string_pretty(&p.config).unwrap_or_default();
-    let _ = write!(out, r#"<h2>Config</h2><pre class="config">{}</pre>"#, esc(&config));
+    let _ = write!(
+        out,
+        r#"<h2>Config</h2><pre class="config">{}</pre>"#,
+        esc(&config)
+    );
     out
 }
 
@@ -553,7 +570,10 @@ mod tests {
 
     #[test]
     fn escapes_and_formats() {
-        assert_eq!(esc(r#"<a href="x">'&'</a>"#), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+        assert_eq!(
+            esc(r#"<a href="x">'&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
         assert_eq!(url_part("a b/c"), "a%20b%2Fc");
         assert_eq!(utc(0), "1970-01-01 00:00:00");
         assert_eq!(utc(1_796_234_645_000), "2026-12-02 18:04:05");

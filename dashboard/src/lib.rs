@@ -79,9 +79,7 @@ impl DashboardConfig {
             (Some(t), _) if t.trim().is_empty() => {
                 Err("--token / MODSYNC_TOKEN is empty or only whitespace".into())
             }
-            (Some(_), true) => {
-                Err("--insecure-no-auth contradicts --token / MODSYNC_TOKEN".into())
-            }
+            (Some(_), true) => Err("--insecure-no-auth contradicts --token / MODSYNC_TOKEN".into()),
             (None, false) if !coordinator::config::is_loopback(addr.ip()) => Err(format!(
                 "the dashboard address {addr} is not loopback and no --token / MODSYNC_TOKEN \
                  is set: anyone who reaches it could read every sweep. Set a token, serve on \
@@ -126,10 +124,14 @@ impl Params {
     fn page(&self) -> Result<u32> {
         match &self.page {
             None => Ok(1),
-            Some(p) => p.parse::<u32>().ok().filter(|p| *p >= 1).ok_or_else(|| Error::Invalid {
-                field: "page".into(),
-                problem: format!("{p:?} is not a page number (1, 2, …)"),
-            }),
+            Some(p) => p
+                .parse::<u32>()
+                .ok()
+                .filter(|p| *p >= 1)
+                .ok_or_else(|| Error::Invalid {
+                    field: "page".into(),
+                    problem: format!("{p:?} is not a page number (1, 2, …)"),
+                }),
         }
     }
 

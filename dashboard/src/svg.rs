@@ -216,7 +216,11 @@ fn draw_series(out: &mut String, s: &Series, x: &Axis, y: &Axis) {
     let mut d = String::new();
     let mut pen_down = false;
     let mut drawn = Vec::new();
-    for (px, py) in s.points.iter().map(|(a, b)| (x.px(*a), b.and_then(|b| y.px(b)))) {
+    for (px, py) in s
+        .points
+        .iter()
+        .map(|(a, b)| (x.px(*a), b.and_then(|b| y.px(b))))
+    {
         match (px, py) {
             (Some(px), Some(py)) => {
                 let _ = write!(d, "{}{px:.1},{py:.1}", if pen_down { "L" } else { "M" });
@@ -353,8 +357,19 @@ mod tests {
         let svg = render(
             &chart(),
             &[
-                series("a", vec![(1.0, Some(0.5)), (2.0, None), (4.0, Some(0.1)), (8.0, Some(0.05))]),
-                series("b", vec![(1.0, Some(0.4)), (2.0, Some(-1.0)), (4.0, Some(0.2))]),
+                series(
+                    "a",
+                    vec![
+                        (1.0, Some(0.5)),
+                        (2.0, None),
+                        (4.0, Some(0.1)),
+                        (8.0, Some(0.05)),
+                    ],
+                ),
+                series(
+                    "b",
+                    vec![(1.0, Some(0.4)), (2.0, Some(-1.0)), (4.0, Some(0.2))],
+                ),
             ],
         );
         assert_eq!(svg.matches(r#"class="line""#).count(), 2, "{svg}");
@@ -367,7 +382,10 @@ mod tests {
         assert_eq!(paths[0].matches('M').count(), 2, "{}", paths[0]);
         assert_eq!(paths[1].matches('M').count(), 2, "{}", paths[1]);
         assert!(svg.contains("t &lt;1&gt;"), "the title is escaped");
-        assert!(svg.contains(">0.1<") && svg.contains(">0.2<"), "labelled log ticks: {svg}");
+        assert!(
+            svg.contains(">0.1<") && svg.contains(">0.2<"),
+            "labelled log ticks: {svg}"
+        );
     }
 
     #[test]

@@ -214,7 +214,9 @@ mod tests {
             .collect();
         assert_eq!(
             labels,
-            ["0.05", "0.1", "0.2", "0.5", "1", "20", "512", "2e-5", "1e6", "0.3"]
+            [
+                "0.05", "0.1", "0.2", "0.5", "1", "20", "512", "2e-5", "1e6", "0.3"
+            ]
         );
     }
 
@@ -232,7 +234,10 @@ mod tests {
 
     #[test]
     fn linear_ticks_are_round_and_inside() {
-        assert_eq!(linear_ticks(0.0, 1.0, 5), vec![0.0, 0.2, 0.4, 0.6, 0.8, 1.0]);
+        assert_eq!(
+            linear_ticks(0.0, 1.0, 5),
+            vec![0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+        );
         assert_eq!(linear_ticks(-0.93, 0.97, 4), vec![-0.5, 0.0, 0.5]);
         assert_eq!(linear_ticks(13.0, 1987.0, 4), vec![500.0, 1000.0, 1500.0]);
     }

@@ -28,7 +28,10 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
         .and_then(|it| it.collect::<Result<_, _>>())
         .map_err(|e| format!("--tls-cert {}: {e}", cert.display()))?;
     if certs.is_empty() {
-        return Err(format!("--tls-cert {}: no CERTIFICATE block", cert.display()));
+        return Err(format!(
+            "--tls-cert {}: no CERTIFICATE block",
+            cert.display()
+        ));
     }
     let key = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| format!("--tls-key {}: {e}", key.display()))?;
@@ -71,7 +74,9 @@ impl TlsListener {
                         Ok(Ok(tls)) => {
                             let _ = tx.send((tls, peer)).await;
                         }
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "dashboard: TLS handshake failed"),
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "dashboard: TLS handshake failed")
+                        }
                         Err(_) => tracing::debug!(%peer, "dashboard: TLS handshake timed out"),
                     }
                 });

@@ -54,8 +54,14 @@ async fn fixture(dir: &Path) -> PathBuf {
             let m = if method == "adam" { 1.0 } else { 0.5 };
             let best = m * 0.1 / (*width as f64) * (1.0 + 0.3 * *seed as f64);
             let worker = if seed % 2 == 0 { "w1" } else { "w2" };
-            sqlx::query("UPDATE jobs SET state = 'done', attempts = 1, lease_owner = ? WHERE id = ?")
-                .bind(worker).bind(id).execute(&pool).await.unwrap();
+            sqlx::query(
+                "UPDATE jobs SET state = 'done', attempts = 1, lease_owner = ? WHERE id = ?",
+            )
+            .bind(worker)
+            .bind(id)
+            .execute(&pool)
+            .await
+            .unwrap();
             sqlx::query(
                 "INSERT INTO results (job_id, rel_l2_best, rel_l2_min_loss, rel_l2_last, abs_err_best,
                      abs_err_max_best, best_iter, min_loss_iter, iters_done, wall_s, iters_per_s,
@@ -112,7 +118,9 @@ impl Served {
                 .await
             })
         });
-        let addr = rx.recv_timeout(Duration::from_secs(20)).expect("dashboard started");
+        let addr = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("dashboard started");
         Served {
             addr,
             stop: Some(stop),
@@ -202,7 +210,9 @@ fn first_job(db: &Path) -> i64 {
 #[test]
 fn requests_without_the_token_or_a_session_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let db = tokio::runtime::Runtime::new().unwrap().block_on(fixture(dir.path()));
+    let db = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(fixture(dir.path()));
     let job = first_job(&db);
     let s = Served::start(
         &db,
@@ -217,22 +227,33 @@ fn requests_without_the_token_or_a_session_are_refused() {
         // A browser asking for a page is sent to the login form; anything else gets 401.
         match status {
             303 => assert!(
-                location.as_deref().is_some_and(|l| l.starts_with("/login?next=")),
+                location
+                    .as_deref()
+                    .is_some_and(|l| l.starts_with("/login?next=")),
                 "{route}: {location:?}"
             ),
             401 => {}
             other => panic!("{route}: {other} without a token\n{body}"),
         }
-        assert!(!body.contains("fx,") && !body.contains("burgers"), "{route} leaked data");
+        assert!(
+            !body.contains("fx,") && !body.contains("burgers"),
+            "{route} leaked data"
+        );
         for wrong in ["Bearer nope", "Bearer ", "Basic ZGFzaGJvYXJk", TOKEN] {
             let (status, _, _) = get(&url, &[("authorization", wrong)]);
-            assert!(status == 401 || status == 303, "{route} with {wrong:?}: {status}");
+            assert!(
+                status == 401 || status == 303,
+                "{route} with {wrong:?}: {status}"
+            );
         }
         let (status, body, _) = get(&url, &[("authorization", BEARER)]);
         assert_eq!(status, 200, "{route} with the token: {body}");
         let forged = format!("{}=0000", "modsync_session");
         let (status, _, _) = get(&url, &[("cookie", &forged)]);
-        assert!(status == 401 || status == 303, "{route} with a forged session: {status}");
+        assert!(
+            status == 401 || status == 303,
+            "{route} with a forged session: {status}"
+        );
     }
 
     // The login form: a wrong token opens nothing, the right one a session whose cookie is
@@ -249,11 +270,20 @@ fn requests_without_the_token_or_a_session_are_refused() {
         .unwrap();
     assert_eq!(ok.status().as_u16(), 303);
     assert_eq!(ok.headers().get("location").unwrap(), "/workers");
-    let set_cookie = ok.headers().get("set-cookie").unwrap().to_str().unwrap().to_string();
+    let set_cookie = ok
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
     for part in ["HttpOnly", "SameSite=Strict", "Path=/"] {
         assert!(set_cookie.contains(part), "{set_cookie}");
     }
-    assert!(!set_cookie.contains(TOKEN), "the cookie holds the token: {set_cookie}");
+    assert!(
+        !set_cookie.contains(TOKEN),
+        "the cookie holds the token: {set_cookie}"
+    );
     let cookie = set_cookie.split(';').next().unwrap().to_string();
     let (status, body, _) = get(&s.url("/workers"), &[("cookie", &cookie)]);
     assert_eq!(status, 200);
@@ -278,9 +308,14 @@ fn requests_without_the_token_or_a_session_are_refused() {
 #[test]
 fn without_a_token_only_loopback_is_served() {
     let none = DashboardConfig::default();
-    assert!(none.check_exposure("127.0.0.1:8080".parse().unwrap()).is_ok());
+    assert!(
+        none.check_exposure("127.0.0.1:8080".parse().unwrap())
+            .is_ok()
+    );
     assert!(none.check_exposure("[::1]:8080".parse().unwrap()).is_ok());
-    let e = none.check_exposure("0.0.0.0:8080".parse().unwrap()).unwrap_err();
+    let e = none
+        .check_exposure("0.0.0.0:8080".parse().unwrap())
+        .unwrap_err();
     assert!(e.contains("--insecure-no-auth"), "{e}");
     let open = DashboardConfig {
         insecure_no_auth: true,
@@ -291,7 +326,11 @@ fn without_a_token_only_loopback_is_served() {
         token: Some("  ".into()),
         ..DashboardConfig::default()
     };
-    assert!(blank.check_exposure("127.0.0.1:1".parse().unwrap()).is_err());
+    assert!(
+        blank
+            .check_exposure("127.0.0.1:1".parse().unwrap())
+            .is_err()
+    );
 }
 
 /// Every byte of the store and its WAL.
@@ -325,7 +364,10 @@ fn nothing_can_write_through_the_dashboard() {
         }
     }
     drop(s);
-    assert!(snapshot(&db) == before, "serving the dashboard changed the store");
+    assert!(
+        snapshot(&db) == before,
+        "serving the dashboard changed the store"
+    );
     // The pool the dashboard reads through refuses writes inside SQLite.
     rt.block_on(async {
         let r = Reader::open(&db).await.unwrap();
@@ -363,30 +405,47 @@ fn numbers_on_the_pages_are_the_numbers_sql_gives() {
     let s = Served::start(&db, DashboardConfig::default());
     let reader = rt.block_on(Reader::open(&db)).unwrap();
     let sql_rows = |sql: &str| -> Vec<(String, String, i64, f64)> {
-        rt.block_on(sqlx::query_as(sqlx::AssertSqlSafe(sql.to_string())).fetch_all(reader.pool())).unwrap()
+        rt.block_on(sqlx::query_as(sqlx::AssertSqlSafe(sql.to_string())).fetch_all(reader.pool()))
+            .unwrap()
     };
     let sql_int = |sql: &str| -> i64 {
-        rt.block_on(sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(reader.pool())).unwrap()
+        rt.block_on(
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(reader.pool()),
+        )
+        .unwrap()
     };
 
     // The sweep page's method × width table: the medians of the `curves` view.
     let (_, page, _) = get(&s.url("/sweeps/fx"), &[]);
-    let view = sql_rows("SELECT pde, method, width, median FROM curves WHERE sweep_id = 'fx' ORDER BY pde, method, width");
+    let view = sql_rows(
+        "SELECT pde, method, width, median FROM curves WHERE sweep_id = 'fx' ORDER BY pde, method, width",
+    );
     assert_eq!(view.len(), 4, "{view:?}");
     for (pde, method, width, median) in &view {
         let section = page.split(&format!(r#"data-pde="{pde}""#)).nth(1).unwrap();
-        let row = section.split(&format!(r#"<tr data-method="{method}">"#)).nth(1).unwrap();
+        let row = section
+            .split(&format!(r#"<tr data-method="{method}">"#))
+            .nth(1)
+            .unwrap();
         let row = &row[..row.find("</tr>").unwrap()];
         let shown = values_after(row, &format!(r#"data-width="{width}""#));
         assert_eq!(shown, vec![median.to_string()], "{pde} {method} {width}");
     }
     // The best per width is the smaller median (dcgd's, by construction).
-    assert_eq!(page.matches(r#"num best""#).count(), 2, "one best per width");
+    assert_eq!(
+        page.matches(r#"num best""#).count(),
+        2,
+        "one best per width"
+    );
     // One line per method in the plot.
     let plot = page.split(r#"data-pde="burgers""#).nth(1).unwrap();
     let plot = &plot[..plot.find("</svg>").unwrap()];
     assert_eq!(plot.matches(r#"class="line""#).count(), 2);
-    assert_eq!(plot.matches(r#"class="dot""#).count(), 12, "one dot per seed");
+    assert_eq!(
+        plot.matches(r#"class="dot""#).count(),
+        12,
+        "one dot per seed"
+    );
 
     // The error at minimum loss: medians from the results table directly.
     let (_, page, _) = get(&s.url("/sweeps/fx?error=min_loss"), &[]);
@@ -404,7 +463,10 @@ fn numbers_on_the_pages_are_the_numbers_sql_gives() {
             )
             .unwrap();
         let section = page.split(r#"data-pde="burgers""#).nth(1).unwrap();
-        let row = section.split(&format!(r#"<tr data-method="{method}">"#)).nth(1).unwrap();
+        let row = section
+            .split(&format!(r#"<tr data-method="{method}">"#))
+            .nth(1)
+            .unwrap();
         let row = &row[..row.find("</tr>").unwrap()];
         assert_eq!(
             values_after(row, &format!(r#"data-width="{width}""#)),
@@ -419,7 +481,11 @@ fn numbers_on_the_pages_are_the_numbers_sql_gives() {
         let n = sql_int(&format!(
             "SELECT COUNT(*) FROM jobs WHERE sweep_id = 'fx' AND state = '{state}'"
         ));
-        assert_eq!(values_after(&list, &format!(r#"class="num {state}""#)), vec![n.to_string()], "{state}");
+        assert_eq!(
+            values_after(&list, &format!(r#"class="num {state}""#)),
+            vec![n.to_string()],
+            "{state}"
+        );
     }
     let done = sql_int("SELECT COUNT(*) FROM jobs WHERE state IN ('done', 'failed', 'cancelled')");
     let total = sql_int("SELECT COUNT(*) FROM jobs");
@@ -429,37 +495,68 @@ fn numbers_on_the_pages_are_the_numbers_sql_gives() {
     );
     // The failed job and its (escaped) error.
     let (_, page, _) = get(&s.url("/sweeps/fx"), &[]);
-    assert!(page.contains("diverged: &lt;NaN&gt; &amp; more"), "the error is shown escaped");
+    assert!(
+        page.contains("diverged: &lt;NaN&gt; &amp; more"),
+        "the error is shown escaped"
+    );
 
     // Workers: running jobs and jobs done.
     let (_, workers, _) = get(&s.url("/workers"), &[]);
     for w in ["w1", "w2"] {
-        let row = workers.split(&format!(r#"data-worker="{w}""#)).nth(1).unwrap();
+        let row = workers
+            .split(&format!(r#"data-worker="{w}""#))
+            .nth(1)
+            .unwrap();
         let row = &row[..row.find("</tr>").unwrap()];
-        let running = sql_int(&format!("SELECT COUNT(*) FROM jobs WHERE state = 'running' AND lease_owner = '{w}'"));
+        let running = sql_int(&format!(
+            "SELECT COUNT(*) FROM jobs WHERE state = 'running' AND lease_owner = '{w}'"
+        ));
         let done = sql_int(&format!("SELECT jobs_done FROM workers WHERE id = '{w}'"));
-        assert_eq!(values_after(row, "num running"), vec![running.to_string()], "{w}");
+        assert_eq!(
+            values_after(row, "num running"),
+            vec![running.to_string()],
+            "{w}"
+        );
         assert_eq!(values_after(row, "num done"), vec![done.to_string()], "{w}");
     }
 
     // A job page: its metric rows drawn as curves, its result.
     let (_, page, _) = get(&s.url(&format!("/jobs/{job}")), &[]);
-    let rows = sql_int(&format!("SELECT COUNT(*) FROM metrics WHERE job_id = {job}"));
+    let rows = sql_int(&format!(
+        "SELECT COUNT(*) FROM metrics WHERE job_id = {job}"
+    ));
     assert_eq!(rows, 3);
-    assert!(page.contains(&format!(r#"data-value="{rows}""#)), "metric row count");
+    assert!(
+        page.contains(&format!(r#"data-value="{rows}""#)),
+        "metric row count"
+    );
     let losses = page.split(r#"chart losses""#).nth(1).unwrap();
     let losses = &losses[..losses.find("</svg>").unwrap()];
     assert_eq!(losses.matches(r#"class="line""#).count(), 2, "L_r and L_b");
-    assert!(page.contains("gradient cosines") && page.contains("kept_frac.0"), "diagnostics");
+    assert!(
+        page.contains("gradient cosines") && page.contains("kept_frac.0"),
+        "diagnostics"
+    );
     let best: f64 = rt
-        .block_on(sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT rel_l2_best FROM results WHERE job_id = {job}"))).fetch_one(reader.pool()))
+        .block_on(
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT rel_l2_best FROM results WHERE job_id = {job}"
+            )))
+            .fetch_one(reader.pool()),
+        )
         .unwrap();
-    assert!(page.contains(&format!(r#"data-value="{best}""#)), "rel_l2_best {best}");
+    assert!(
+        page.contains(&format!(r#"data-value="{best}""#)),
+        "rel_l2_best {best}"
+    );
     // The JSON has the same series.
     let (_, json, _) = get(&s.url(&format!("/api/jobs/{job}")), &[]);
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["series"]["iter"], serde_json::json!([0, 10, 20]));
-    assert_eq!(v["series"]["extra"]["cos_rb"], serde_json::json!([0.25, 0.25, 0.25]));
+    assert_eq!(
+        v["series"]["extra"]["cos_rb"],
+        serde_json::json!([0.25, 0.25, 0.25])
+    );
 
     // The downloads: the curves view's rows, and one results row per job.
     let (status, curves, _) = get(&s.url("/sweeps/fx/curves.csv"), &[]);
@@ -469,14 +566,25 @@ fn numbers_on_the_pages_are_the_numbers_sql_gives() {
     assert_eq!(lines.len(), 1 + view.len());
     for ((pde, method, width, median), line) in view.iter().zip(&lines[1..]) {
         let f: Vec<&str> = line.split(',').collect();
-        assert_eq!((f[0], f[1], f[2], f[6]), (pde.as_str(), method.as_str(), &*width.to_string(), &*median.to_string()));
+        assert_eq!(
+            (f[0], f[1], f[2], f[6]),
+            (
+                pde.as_str(),
+                method.as_str(),
+                &*width.to_string(),
+                &*median.to_string()
+            )
+        );
     }
     let (status, results, _) = get(&s.url("/sweeps/fx/results.csv"), &[]);
     assert_eq!(status, 200);
     let lines: Vec<&str> = results.lines().collect();
     assert_eq!(lines.len() as i64, 1 + total);
     let header: Vec<&str> = lines[0].split(',').collect();
-    assert!(header.contains(&"config.width") && header.contains(&"config.iters"), "{header:?}");
+    assert!(
+        header.contains(&"config.width") && header.contains(&"config.iters"),
+        "{header:?}"
+    );
     let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
     let first: Vec<&str> = lines
         .iter()
@@ -490,7 +598,9 @@ fn numbers_on_the_pages_are_the_numbers_sql_gives() {
 #[test]
 fn https_with_the_coordinators_certificate() {
     let dir = tempfile::tempdir().unwrap();
-    let db = tokio::runtime::Runtime::new().unwrap().block_on(fixture(dir.path()));
+    let db = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(fixture(dir.path()));
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
     let cert_path = dir.path().join("cert.pem");
     let key_path = dir.path().join("key.pem");

@@ -179,9 +179,10 @@ pub fn run(args: CoordinatorArgs) -> Result<()> {
             shutdown_signal().await;
             signal.cancel();
         });
-        let served = coordinator::serve_with_listener(config, listener, stop.clone().cancelled_owned())
-            .await
-            .map_err(|e| anyhow::anyhow!("coordinator: {e}"));
+        let served =
+            coordinator::serve_with_listener(config, listener, stop.clone().cancelled_owned())
+                .await
+                .map_err(|e| anyhow::anyhow!("coordinator: {e}"));
         // The gRPC side ended (signal or error): the dashboard goes with it.
         stop.cancel();
         if let Some(web_server) = web_server {

@@ -409,7 +409,10 @@ mod tests {
             ),
             "{hint}"
         );
-        assert!(hint.contains("modsync status --db .modsync/quick/sweep.db quick"), "{hint}");
+        assert!(
+            hint.contains("modsync status --db .modsync/quick/sweep.db quick"),
+            "{hint}"
+        );
         assert_eq!(shell_word("my runs/it's.db"), "'my runs/it'\\''s.db'");
     }
 }
