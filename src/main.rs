@@ -5,6 +5,7 @@ mod client;
 mod cmd;
 mod output;
 mod plot;
+mod source;
 mod sweep_file;
 
 use std::process::ExitCode;
@@ -33,15 +34,17 @@ enum Command {
     Sweep(cmd::sweep::SweepArgs),
     /// Serve the sweep store (SQLite) over gRPC to workers and clients.
     Coordinator(cmd::coordinator::CoordinatorArgs),
+    /// Serve the read-only web dashboard over a store file.
+    Dashboard(cmd::dashboard::DashboardArgs),
     /// Lease jobs from a coordinator and train them until stopped.
     Worker(cmd::worker::WorkerArgs),
     /// Submit a sweep file; prints the sweep id.
     Submit(cmd::submit::SubmitArgs),
-    /// Job counts by state of one sweep, or of all.
+    /// Job counts by state of one sweep, or of all (from a coordinator or, with --db, a store file).
     Status(cmd::status::StatusArgs),
     /// Capacity-scaling curves of a sweep: table, CSV and SVG.
     Curves(cmd::curves::CurvesArgs),
-    /// Read-only SQL on the coordinator's store.
+    /// Read-only SQL on the coordinator's store (or, with --db, on a store file).
     Sql(cmd::sql::SqlArgs),
     /// Cancel a sweep's queued and running jobs.
     Cancel(cmd::cancel::CancelArgs),
@@ -58,7 +61,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // Servers log their lifecycle by default; other commands only what went wrong. RUST_LOG wins.
     let default_filter = match cli.command {
-        Command::Coordinator(_) | Command::Worker(_) => "info",
+        Command::Coordinator(_) | Command::Worker(_) | Command::Dashboard(_) => "info",
         Command::Sweep(_) => "warn",
         _ => "error",
     };
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
         Command::Methods(args) => cmd::methods::run(args),
         Command::Sweep(args) => cmd::sweep::run(args),
         Command::Coordinator(args) => cmd::coordinator::run(args),
+        Command::Dashboard(args) => cmd::dashboard::run(args),
         Command::Worker(args) => cmd::worker::run(args),
         Command::Submit(args) => cmd::submit::run(args),
         Command::Status(args) => cmd::status::run(args),

@@ -2,10 +2,20 @@
 //! (the mean over seeds) with error bars (mean ± std; where mean − std ≤ 0, which a log axis
 //! cannot show, the bar goes down to the smallest seed's value instead). SVG only, so no fonts
 //! or native libraries are needed.
+//!
+//! Readable at a glance: both axes are fitted to the data (a small margin, not the next power
+//! of ten), log ticks are labelled at 1-2-5 steps in plain decimals (0.05, 0.1, 0.2, …), the
+//! widths label the x axis, and each method has an Okabe–Ito colour and its own marker shape.
 
 use anyhow::{Result, anyhow};
+use dashboard::ticks::{self, Marker, Rgb, fit_log_axis, log_ticks, tick_label};
 use modsync_proto::CurvePoint;
 use plotters::prelude::*;
+
+/// The shared palette's colour in plotters' type.
+fn color(c: Rgb) -> RGBColor {
+    RGBColor(c.0, c.1, c.2)
+}
 
 /// An 800×560 SVG of `points` (one PDE), titled `title`.
 pub fn scaling_svg(title: &str, points: &[&CurvePoint]) -> Result<String> {
@@ -32,16 +42,6 @@ fn bar(p: &CurvePoint) -> (f64, f64) {
     (low, p.mean + std)
 }
 
-/// A log-axis range around `lo..hi` with some margin, never empty.
-fn log_range(lo: f64, hi: f64) -> std::ops::Range<f64> {
-    let (lo, hi) = if lo.is_finite() && hi.is_finite() && lo > 0.0 && hi >= lo {
-        (lo, hi)
-    } else {
-        (1e-3, 1.0)
-    };
-    lo / 1.5..hi * 1.5
-}
-
 fn draw(
     svg: &mut String,
     title: &str,
@@ -53,18 +53,27 @@ fn draw(
             methods.push(&p.method);
         }
     }
-    let xs = points.iter().map(|p| p.width as f64);
-    let x = log_range(
-        xs.clone().fold(f64::INFINITY, f64::min),
-        xs.fold(0.0, f64::max),
+    let mut widths: Vec<f64> = points.iter().map(|p| p.width as f64).collect();
+    widths.sort_by(f64::total_cmp);
+    widths.dedup();
+    let x = fit_log_axis(
+        widths.first().copied().unwrap_or(1.0),
+        widths.last().copied().unwrap_or(1.0),
     );
+    // The widths of a sweep are its natural ticks, unless there are too many to label.
+    let x_ticks = if (1..=12).contains(&widths.len()) {
+        widths.clone()
+    } else {
+        log_ticks(x.0, x.1, 10)
+    };
     let (ylo, yhi) = points
         .iter()
         .map(|p| bar(p))
         .fold((f64::INFINITY, 0.0f64), |(lo, hi), (l, h)| {
             (lo.min(l), hi.max(h))
         });
-    let y = log_range(ylo, yhi);
+    let y = fit_log_axis(ylo, yhi);
+    let y_ticks = log_ticks(y.0, y.1, 10);
 
     let root = SVGBackend::with_string(svg, (800, 560)).into_drawing_area();
     root.fill(&WHITE)?;
@@ -73,17 +82,22 @@ fn draw(
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(80)
-        .build_cartesian_2d(x.log_scale(), y.log_scale())?;
+        .build_cartesian_2d(
+            (x.0..x.1).log_scale().with_key_points(x_ticks),
+            (y.0..y.1).log_scale().with_key_points(y_ticks),
+        )?;
     chart
         .configure_mesh()
         .x_desc("width (hidden units per layer)")
-        .y_desc("relative L2 (mean over seeds)")
-        .y_labels(8)
-        .y_label_formatter(&|v| format!("{v:.1e}"))
-        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_desc("relative L2 (mean over seeds, bar: ± std)")
+        .label_style(("sans-serif", 15))
+        .bold_line_style(BLACK.mix(0.12))
+        .y_label_formatter(&|v| tick_label(*v))
+        .x_label_formatter(&|v| tick_label(*v))
         .draw()?;
     for (i, method) in methods.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
+        let (rgb, marker) = ticks::style(i);
+        let color = color(rgb);
         let mut line: Vec<&CurvePoint> = points
             .iter()
             .copied()
@@ -97,25 +111,46 @@ fn draw(
             ))?
             .label(*method)
             .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                EmptyElement::at((x + 10, y))
+                    + PathElement::new(vec![(-10, 0), (10, 0)], color.stroke_width(2))
+                    + marker_shape(marker, color)
             });
         chart.draw_series(line.iter().map(|p| {
             let (lo, hi) = bar(p);
             ErrorBar::new_vertical(p.width as f64, lo, p.mean, hi, color.stroke_width(1), 8)
         }))?;
-        chart.draw_series(
-            line.iter()
-                .map(|p| Circle::new((p.width as f64, p.mean), 3, color.filled())),
-        )?;
+        chart
+            .draw_series(line.iter().map(|p| {
+                EmptyElement::at((p.width as f64, p.mean)) + marker_shape(marker, color)
+            }))?;
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font(("sans-serif", 15))
+        .border_style(BLACK.mix(0.4))
         .background_style(WHITE.mix(0.85))
         .draw()?;
     root.present()?;
     Ok(())
+}
+
+/// A marker of `shape` centred on (0, 0) in pixels, to add to an `EmptyElement` at the point.
+fn marker_shape<DB: DrawingBackend>(
+    shape: Marker,
+    color: RGBColor,
+) -> DynElement<'static, DB, (i32, i32)> {
+    const R: i32 = 5;
+    let fill = color.filled();
+    match shape {
+        Marker::Circle => Circle::new((0, 0), R, fill).into_dyn(),
+        Marker::Square => Rectangle::new([(-R + 1, -R + 1), (R - 1, R - 1)], fill).into_dyn(),
+        Marker::Triangle => TriangleMarker::new((0, 0), R + 1, fill).into_dyn(),
+        Marker::Diamond => {
+            Polygon::new(vec![(0, -R - 1), (R, 0), (0, R + 1), (-R, 0)], fill).into_dyn()
+        }
+        Marker::Cross => Cross::new((0, 0), R, color.stroke_width(2)).into_dyn(),
+    }
 }
 
 #[cfg(test)]
@@ -148,6 +183,28 @@ mod tests {
         assert!(svg.contains("adam") && svg.contains("dcgd"));
         // mean − std < 0 → the bar stops at the min, still positive.
         assert_eq!(bar(&pts[1]), (0.2 * 0.9, 0.5));
+    }
+
+    /// The plot uses the shared colour-blind-safe palette, fitted axes and labelled ticks.
+    #[test]
+    fn plots_use_okabe_ito_colours_and_labelled_log_ticks() {
+        let pts = [point("adam", 10, 0.5, 0.1), point("dcgd", 10, 0.4, 0.0)];
+        let svg = scaling_svg("t", &[&pts[0], &pts[1]]).unwrap();
+        assert!(svg.contains("#0072B2") && svg.contains("#D55E00"), "{svg}");
+        // y data 0.4..0.6 (with the bars): ticks 0.4, 0.5, 0.6 and nothing past the data.
+        // (plotters writes a label as ">\nTEXT\n<".)
+        for label in ["0.4", "0.5", "0.6", "10"] {
+            assert!(
+                svg.contains(&format!(">\n{label}\n<")),
+                "tick {label} missing"
+            );
+        }
+        for past in ["0.3", "0.7", "1", "1.0e0", "20"] {
+            assert!(
+                !svg.contains(&format!(">\n{past}\n<")),
+                "the axis runs past the data to {past}"
+            );
+        }
     }
 
     #[test]

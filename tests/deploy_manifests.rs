@@ -202,6 +202,23 @@ fn k8s_coordinator_ports_volume_probes_and_secret_match_the_program() {
     let svc_port = &svc["spec"]["ports"][0];
     assert_eq!(u16_of(&svc_port["port"]), port);
     assert_eq!(u16_of(&svc_port["targetPort"]), port);
+    // The dashboard: --http on every interface, its container port, the Service's `http` port.
+    let http = port_of(flag(&args, "--http"));
+    assert!(flag(&args, "--http").starts_with("0.0.0.0:"));
+    assert!(
+        ports
+            .iter()
+            .any(|p| u16_of(&p["containerPort"]) == http && p["name"] == "http"),
+        "{ports:?}"
+    );
+    let svc_http = svc["spec"]["ports"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "http")
+        .expect("the Service has an http port");
+    assert_eq!(u16_of(&svc_http["port"]), http);
+    assert_eq!(u16_of(&svc_http["targetPort"]), http);
     for probe in ["startupProbe", "readinessProbe", "livenessProbe"] {
         assert_eq!(
             u16_of(&c[probe]["grpc"]["port"]),

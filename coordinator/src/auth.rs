@@ -49,6 +49,20 @@ impl BearerAuth {
         }
     }
 
+    /// Whether a token is required at all.
+    pub fn enabled(&self) -> bool {
+        self.expected.is_some()
+    }
+
+    /// Whether `presented` is the token, in constant time (the dashboard's login form and
+    /// `Authorization: Bearer` header use it). True for anything when no token is configured.
+    pub fn matches(&self, presented: &str) -> bool {
+        match &self.expected {
+            None => true,
+            Some(expected) => ct_eq(&digest(presented.as_bytes()), expected),
+        }
+    }
+
     /// Checks the request's metadata; `UNAUTHENTICATED` when the token is missing or wrong.
     pub fn check<T>(&self, req: &Request<T>) -> Result<(), Status> {
         let Some(expected) = &self.expected else {

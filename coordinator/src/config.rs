@@ -60,7 +60,7 @@ const EMPTY_TOKEN: &str = "--token / MODSYNC_TOKEN is empty or only whitespace: 
      secret (e.g. openssl rand -hex 32), or unset both to serve loopback without authentication";
 
 /// Whether `ip` only reaches this machine: 127.0.0.0/8, ::1, and ::ffff:127.x.y.z.
-fn is_loopback(ip: IpAddr) -> bool {
+pub fn is_loopback(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4.is_loopback(),
         IpAddr::V6(v6) => v6
@@ -183,7 +183,8 @@ impl ServeConfig {
         }
     }
 
-    pub(crate) fn query_timeout(&self) -> Duration {
+    /// Query's time limit as a `Duration` (`modsync sql --db` runs under the same one).
+    pub fn query_timeout(&self) -> Duration {
         Duration::from_millis(self.query_timeout_ms)
     }
 }

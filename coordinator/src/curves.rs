@@ -6,7 +6,8 @@
 use modsync_proto::CurvePoint;
 
 use crate::error::Result;
-use crate::store::{Store, to_u64};
+use crate::reader::Reader;
+use crate::store::to_u64;
 use crate::sweeps::sweep_summary;
 
 /// One row of the `curves` view.
@@ -37,11 +38,11 @@ impl From<CurveRow> for CurvePoint {
     }
 }
 
-impl Store {
+impl Reader {
     /// One point per (pde, method, width) that has at least one result, ordered by pde,
     /// method, width. NOT_FOUND for an unknown sweep; empty for a sweep with no results yet.
     pub async fn curves(&self, sweep_id: &str) -> Result<Vec<CurvePoint>> {
-        let mut conn = self.read.acquire().await?;
+        let mut conn = self.pool.acquire().await?;
         sweep_summary(&mut conn, sweep_id).await?;
         let rows: Vec<CurveRow> = sqlx::query_as(
             "SELECT pde, method, width, n, mean, std, median, min FROM curves

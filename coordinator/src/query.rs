@@ -28,7 +28,7 @@ use sqlx::{AssertSqlSafe, Column, Executor, Row as _, SqlSafeStr, Statement, Typ
 use tokio_stream::StreamExt;
 
 use crate::error::{Error, Result};
-use crate::store::Store;
+use crate::reader::Reader;
 
 /// SQLite VM instructions between two deadline checks: frequent enough to stop within
 /// microseconds, rare enough to cost nothing.
@@ -222,7 +222,7 @@ pub fn check(sql: &str) -> Result<()> {
     Ok(())
 }
 
-impl Store {
+impl Reader {
     /// Runs `sql` read-only: [`check`], then at most `max_rows` rows or `max_bytes` of them,
     /// interrupted after `timeout`.
     pub async fn query(
@@ -256,7 +256,7 @@ impl Store {
         // Outer bound, for time spent outside SQLite's VM (waiting for a connection).
         let outer = timeout + Duration::from_secs(1);
         let work = async {
-            let mut conn = self.read.acquire().await?;
+            let mut conn = self.pool.acquire().await?;
             let deadline = Instant::now() + timeout;
             let interrupted = Arc::new(AtomicBool::new(false));
             let flag = interrupted.clone();
@@ -603,7 +603,7 @@ mod tests {
                 "CREATE TABLE t (x)",
                 "CREATE TEMP TABLE t (x)",
             ] {
-                let e = s.query_unchecked(sql, 10, T, BYTES).await.unwrap_err();
+                let e = s.read.query_unchecked(sql, 10, T, BYTES).await.unwrap_err();
                 assert!(
                     matches!(e, Error::Refused(_) | Error::Invalid(_)),
                     "{sql}: {e:?}"
@@ -619,6 +619,7 @@ mod tests {
             .await
             .unwrap();
             let e = s
+                .read
                 .query_unchecked("PRAGMA query_only = 0; DELETE FROM sweeps", 10, T, BYTES)
                 .await
                 .unwrap_err();
@@ -644,7 +645,7 @@ mod tests {
                 format!("ATTACH DATABASE '{}' AS c", copy.display()),
             ] {
                 assert!(
-                    s.query_unchecked(&sql, 10, T, BYTES).await.is_err(),
+                    s.read.query_unchecked(&sql, 10, T, BYTES).await.is_err(),
                     "{sql}"
                 );
             }

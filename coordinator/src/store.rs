@@ -10,16 +10,16 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use modsync_proto::LeaseJobRequest;
+use modsync_proto::{CurvePoint, LeaseJobRequest, QueryResponse, SweepSummary};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Executor, SqliteConnection};
 use tokio::sync::mpsc;
 
 use crate::batch::{self, WriteOp};
 use crate::error::Result;
+use crate::reader::Reader;
 use crate::sqlite_ext;
 
 /// The schema, embedded at compile time from `migrations/` and applied by [`Store::open`].
@@ -29,8 +29,6 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 /// locked". Our own writes queue in the one-connection write pool, so this only matters when
 /// another process (a user's `sqlite3` shell) holds the lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-/// Read connections: Query, status and curves reads run side by side with the writer (WAL).
-const READ_CONNECTIONS: u32 = 4;
 
 /// A worker's row is rewritten at least this often by its leases (also when nothing is queued),
 /// so `workers.last_seen_ms` of an idle worker stays fresh to this resolution. Leases that get a
@@ -54,7 +52,7 @@ pub struct Store {
     /// Read-only connections (`SQLITE_OPEN_READONLY`, `PRAGMA query_only = 1`, no ATTACH) for
     /// everything that only reads, above all the user's SQL in Query. Read-only at the SQLite
     /// level is the real guarantee; the text check in `query.rs` only gives clearer messages.
-    pub(crate) read: SqlitePool,
+    pub(crate) read: Reader,
     /// worker id → (host, device, when its row was last written), so that a lease does not
     /// rewrite an unchanged `workers` row every time (one statement less per lease). Only
     /// bookkeeping: the lease itself never depends on it.
@@ -101,23 +99,7 @@ impl Store {
             .await?;
         MIGRATOR.run(&write).await?;
 
-        let read = SqlitePoolOptions::new()
-            .max_connections(READ_CONNECTIONS)
-            .min_connections(0)
-            .acquire_timeout(Duration::from_secs(30))
-            .after_connect(|conn, _| {
-                Box::pin(async move {
-                    sqlite_ext::register_sqrt(conn).await?;
-                    sqlite_ext::forbid_attach(conn).await
-                })
-            })
-            // A Query dropped half-way (client gone) leaves its interrupt handler on the
-            // connection; clear it, and re-assert query_only, before anyone reuses it.
-            .before_acquire(|conn, _| {
-                Box::pin(async move { reset_read(conn).await.map(|()| true) })
-            })
-            .connect_with(base.read_only(true).pragma("query_only", "1"))
-            .await?;
+        let read = Reader::connect(base).await?;
 
         let writer = batch::spawn_writer(write.clone())?;
         Ok(Store {
@@ -132,6 +114,38 @@ impl Store {
     pub async fn close(&self) {
         self.read.close().await;
         self.write.close().await;
+    }
+
+    /// The store's read-only side (what `modsync dashboard` and `--db` readers get from
+    /// [`Reader::open`] without a coordinator).
+    pub fn reader(&self) -> &Reader {
+        &self.read
+    }
+
+    /// [`Reader::query`] on this store's read connections.
+    pub async fn query(
+        &self,
+        sql: &str,
+        max_rows: usize,
+        timeout: Duration,
+        max_bytes: usize,
+    ) -> Result<QueryResponse> {
+        self.read.query(sql, max_rows, timeout, max_bytes).await
+    }
+
+    /// [`Reader::list_sweeps`].
+    pub async fn list_sweeps(&self) -> Result<Vec<SweepSummary>> {
+        self.read.list_sweeps().await
+    }
+
+    /// [`Reader::get_sweep`].
+    pub async fn get_sweep(&self, sweep_id: &str) -> Result<SweepSummary> {
+        self.read.get_sweep(sweep_id).await
+    }
+
+    /// [`Reader::curves`].
+    pub async fn curves(&self, sweep_id: &str) -> Result<Vec<CurvePoint>> {
+        self.read.curves(sweep_id).await
     }
 }
 
@@ -165,13 +179,6 @@ impl Store {
             (req.host.clone(), req.device.clone(), now),
         );
     }
-}
-
-/// Puts a read connection back into its pristine state.
-async fn reset_read(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
-    conn.lock_handle().await?.remove_progress_handler();
-    conn.execute("PRAGMA query_only = 1").await?;
-    Ok(())
 }
 
 /// Milliseconds since the Unix epoch: the unit of every `*_ms` column.

@@ -14,6 +14,7 @@ use serde_json::json;
 use sqlx::SqliteConnection;
 
 use crate::error::{Error, Result};
+use crate::reader::Reader;
 use crate::store::{Store, now_ms, to_i64, to_u64};
 use crate::sweep;
 
@@ -126,21 +127,6 @@ impl Store {
         })
     }
 
-    /// All sweeps, oldest first, with their job counts.
-    pub async fn list_sweeps(&self) -> Result<Vec<SweepSummary>> {
-        let sql = format!("{SUMMARY_SQL} GROUP BY s.id ORDER BY s.created_at_ms, s.id");
-        let rows: Vec<SummaryRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&self.read)
-            .await?;
-        Ok(rows.into_iter().map(summary).collect())
-    }
-
-    /// One sweep with its job counts; NOT_FOUND if there is no such sweep.
-    pub async fn get_sweep(&self, sweep_id: &str) -> Result<SweepSummary> {
-        let mut conn = self.read.acquire().await?;
-        sweep_summary(&mut conn, sweep_id).await
-    }
-
     /// Queued jobs → cancelled; running jobs are flagged so that their next heartbeat answers
     /// `cancel = true` (and their release/failure/expiry ends them as cancelled).
     pub async fn cancel_sweep(&self, sweep_id: &str) -> Result<SweepSummary> {
@@ -197,6 +183,47 @@ impl Store {
         tx.commit().await?;
         tracing::info!(sweep = %sweep_id, "failed jobs requeued");
         Ok(out)
+    }
+}
+
+impl Reader {
+    /// All sweeps, oldest first, with their job counts.
+    pub async fn list_sweeps(&self) -> Result<Vec<SweepSummary>> {
+        let sql = format!("{SUMMARY_SQL} GROUP BY s.id ORDER BY s.created_at_ms, s.id");
+        let rows: Vec<SummaryRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(summary).collect())
+    }
+
+    /// One page of sweeps, newest first, with their job counts (the counts of `list_sweeps`);
+    /// and how many sweeps there are in all.
+    pub async fn list_sweeps_page(
+        &self,
+        limit: u32,
+        offset: u32,
+    ) -> Result<(Vec<SweepSummary>, u64)> {
+        let sql = format!(
+            "{SUMMARY_SQL} WHERE s.id IN (SELECT id FROM sweeps \
+             ORDER BY created_at_ms DESC, id LIMIT ? OFFSET ?) \
+             GROUP BY s.id ORDER BY s.created_at_ms DESC, s.id"
+        );
+        let mut conn = self.pool.acquire().await?;
+        let rows: Vec<SummaryRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(i64::from(limit))
+            .bind(i64::from(offset))
+            .fetch_all(&mut *conn)
+            .await?;
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sweeps")
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok((rows.into_iter().map(summary).collect(), to_u64(total)))
+    }
+
+    /// One sweep with its job counts; NOT_FOUND if there is no such sweep.
+    pub async fn get_sweep(&self, sweep_id: &str) -> Result<SweepSummary> {
+        let mut conn = self.pool.acquire().await?;
+        sweep_summary(&mut conn, sweep_id).await
     }
 }
 

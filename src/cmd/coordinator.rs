@@ -1,11 +1,14 @@
-//! `modsync coordinator`: serve the sweep store over gRPC until SIGTERM/Ctrl-C, then drain.
+//! `modsync coordinator`: serve the sweep store over gRPC until SIGTERM/Ctrl-C, then drain;
+//! with `--http ADDR` also the web dashboard, on the same runtime, over the same store.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use coordinator::ServeConfig;
+use coordinator::{Reader, ServeConfig, Store};
+use dashboard::DashboardConfig;
+use tokio_util::sync::CancellationToken;
 
 use crate::client::{runtime, shutdown_signal};
 
@@ -56,6 +59,43 @@ pub struct CoordinatorArgs {
     /// Most metric rows per worker report (at least 1000).
     #[arg(long, default_value_t = ServeConfig::default().max_metric_rows, hide_short_help = true)]
     max_metric_rows: usize,
+    /// Also serve the read-only web dashboard on this address (e.g. 127.0.0.1:8080; port 0
+    /// picks one). It takes --token (a login form, or `Authorization: Bearer`), --tls-cert and
+    /// --tls-key, and like gRPC serves a non-loopback address only with a token or
+    /// --insecure-no-auth.
+    #[arg(long, value_name = "ADDR")]
+    http: Option<SocketAddr>,
+}
+
+/// The dashboard's share of the server flags, for `modsync dashboard` (the coordinator's own
+/// flags of the same names feed it there).
+#[derive(Args)]
+pub struct HttpAuthArgs {
+    /// Token to log in with (the coordinator's); without one only a loopback --listen is
+    /// served.
+    #[arg(long, env = "MODSYNC_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Serve a non-loopback --listen without a token: anyone who reaches it can read every
+    /// sweep.
+    #[arg(long)]
+    insecure_no_auth: bool,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+impl HttpAuthArgs {
+    pub fn config(&self) -> DashboardConfig {
+        DashboardConfig {
+            token: self.token.clone(),
+            insecure_no_auth: self.insecure_no_auth,
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
+        }
+    }
 }
 
 pub fn run(args: CoordinatorArgs) -> Result<()> {
@@ -83,15 +123,75 @@ pub fn run(args: CoordinatorArgs) -> Result<()> {
         Some(_) => "https",
         None => "http",
     };
+    let web = DashboardConfig {
+        token: config.token.clone(),
+        insecure_no_auth: config.insecure_no_auth,
+        tls_cert: config.tls_cert.clone(),
+        tls_key: config.tls_key.clone(),
+    };
+    if let Some(addr) = args.http {
+        web.check_exposure(addr)
+            .map_err(|e| anyhow::anyhow!("invalid --http: {e}"))?;
+        dashboard::check_tls(&web).map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
     runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("invalid --listen: cannot bind {}", config.listen))?;
         let addr = listener.local_addr()?;
+        let http = match args.http {
+            Some(a) => Some(
+                tokio::net::TcpListener::bind(a)
+                    .await
+                    .with_context(|| format!("invalid --http: cannot bind {a}"))?,
+            ),
+            None => None,
+        };
         // Scripts (and the tests) read the bound address from here when they asked for port 0.
         println!("modsync coordinator listening on {scheme}://{addr}");
-        coordinator::serve_with_listener(config, listener, shutdown_signal())
-            .await
-            .map_err(|e| anyhow::anyhow!("coordinator: {e}"))
+        let stop = CancellationToken::new();
+        let mut web_server = None;
+        if let Some(http) = http {
+            // Opening the store once first applies its migrations, so the read-only reader
+            // finds the schema it expects.
+            Store::open(&config.db)
+                .await
+                .map_err(|e| anyhow::anyhow!("coordinator: {e}"))?
+                .close()
+                .await;
+            let reader = Reader::open(&config.db)
+                .await
+                .map_err(|e| anyhow::anyhow!("coordinator: {e}"))?;
+            println!(
+                "modsync dashboard on {}://{}/",
+                web.scheme(),
+                http.local_addr()?
+            );
+            web_server = Some(tokio::spawn(dashboard::serve(
+                reader,
+                http,
+                web,
+                stop.clone().cancelled_owned(),
+            )));
+        }
+        let signal = stop.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            signal.cancel();
+        });
+        let served =
+            coordinator::serve_with_listener(config, listener, stop.clone().cancelled_owned())
+                .await
+                .map_err(|e| anyhow::anyhow!("coordinator: {e}"));
+        // The gRPC side ended (signal or error): the dashboard goes with it.
+        stop.cancel();
+        if let Some(web_server) = web_server {
+            match web_server.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "dashboard stopped with an error"),
+                Err(e) => tracing::warn!(error = %e, "dashboard task failed"),
+            }
+        }
+        served
     })
 }

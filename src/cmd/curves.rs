@@ -1,4 +1,4 @@
-//! `modsync curves SWEEP [--out DIR]`: the capacity-scaling curves (per pde, method and width:
+//! `modsync curves SWEEP [--out DIR] [--db FILE]`: the capacity-scaling curves (per pde, method and width:
 //! n, mean, std, median, min of the best relative L2 over seeds) as a table, and with `--out`
 //! as `DIR/<pde>.csv` and `DIR/<pde>.svg`.
 
@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::Args;
-use modsync_proto::{CurvePoint, GetCurvesRequest};
+use modsync_proto::CurvePoint;
 
-use crate::client::ClientArgs;
-use crate::cmd::sql::{csv_field, format_table};
-use crate::output::{csv_number, prepare_dir, write_atomic};
+use crate::cmd::sql::format_table;
+use crate::output::{prepare_dir, write_atomic};
 use crate::plot;
+use crate::source::SourceArgs;
 
 #[derive(Args)]
 pub struct CurvesArgs {
@@ -21,21 +21,14 @@ pub struct CurvesArgs {
     #[arg(long)]
     out: Option<PathBuf>,
     #[command(flatten)]
-    client: ClientArgs,
+    source: SourceArgs,
 }
 
 pub fn run(args: CurvesArgs) -> Result<()> {
     if let Some(dir) = &args.out {
         prepare_dir(dir, "--out")?;
     }
-    let (rt, mut client) = args.client.connect()?;
-    let points = rt
-        .block_on(client.get_curves(GetCurvesRequest {
-            sweep_id: args.sweep.clone(),
-        }))
-        .map_err(|s| args.client.error("curves", s))?
-        .into_inner()
-        .points;
+    let points = args.source.open()?.curves("curves", &args.sweep)?;
     report(&args.sweep, &points, args.out.as_deref())
 }
 
@@ -69,25 +62,10 @@ fn pdes(points: &[CurvePoint]) -> Vec<String> {
     seen
 }
 
-pub const CSV_HEADER: &str = "pde,method,width,n,mean,std,median,min";
-
-/// The curve points as CSV, every number in shortest round-trip form (exact).
+/// The curve points as CSV, every number in shortest round-trip form (exact): the dashboard's
+/// curves.csv, one PDE.
 pub fn to_csv(points: &[&CurvePoint]) -> String {
-    let mut out = format!("{CSV_HEADER}\n");
-    for p in points {
-        out.push_str(&format!(
-            "{},{},{},{},{},{},{},{}\n",
-            csv_field(&p.pde),
-            csv_field(&p.method),
-            p.width,
-            p.n,
-            csv_number(p.mean),
-            csv_number(p.std),
-            csv_number(p.median),
-            csv_number(p.min)
-        ));
-    }
-    out
+    dashboard::csv::curves(points)
 }
 
 /// The printed table: four significant digits.

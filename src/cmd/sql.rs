@@ -1,12 +1,13 @@
-//! `modsync sql "QUERY" [--csv]`: read-only SQL on the coordinator's store, as an aligned table
-//! or as CSV with a header row. The coordinator refuses anything that writes.
+//! `modsync sql "QUERY" [--csv] [--db FILE]`: read-only SQL on the coordinator's store (or on a
+//! store file, read-only), as an aligned table or as CSV with a header row. Anything that
+//! writes is refused, by the same guard either way (`coordinator::query`).
 
 use anyhow::{Result, bail};
 use clap::Args;
 use modsync_proto::value::Kind;
-use modsync_proto::{QueryRequest, QueryResponse, Value};
+use modsync_proto::{QueryResponse, Value};
 
-use crate::client::ClientArgs;
+use crate::source::SourceArgs;
 
 #[derive(Args)]
 pub struct SqlArgs {
@@ -20,21 +21,15 @@ pub struct SqlArgs {
     #[arg(long, default_value_t = 0)]
     max_rows: u32,
     #[command(flatten)]
-    client: ClientArgs,
+    source: SourceArgs,
 }
 
 pub fn run(args: SqlArgs) -> Result<()> {
     if args.query.trim().is_empty() {
         bail!("invalid QUERY: empty");
     }
-    let (rt, mut client) = args.client.connect()?;
-    let response = rt
-        .block_on(client.query(QueryRequest {
-            sql: args.query.clone(),
-            max_rows: args.max_rows,
-        }))
-        .map_err(|s| args.client.error("sql", s))?
-        .into_inner();
+    let mut source = args.source.open()?;
+    let response = source.query("sql", &args.query, args.max_rows)?;
     if args.csv {
         print!("{}", to_csv(&response));
     } else {
@@ -47,23 +42,22 @@ pub fn run(args: SqlArgs) -> Result<()> {
         print!("{}", format_table(&headers, &rows));
     }
     if response.truncated {
-        eprintln!("note: {}", cut_note(response.rows.len(), args.max_rows));
+        eprintln!(
+            "note: {}",
+            cut_note(response.rows.len(), args.max_rows, &source.row_cap_note())
+        );
     }
     Ok(())
 }
 
-/// Which limit cut a result of `rows` rows: the one asked for with --max-rows, or one of the
-/// coordinator's (it refuses a --max-rows above its row cap, so that cap only cuts when none
-/// was asked for).
-fn cut_note(rows: usize, asked: u32) -> String {
+/// Which limit cut a result of `rows` rows: the one asked for with --max-rows, or the
+/// source's own (`caps`; a --max-rows above its row cap is refused, so that cap only cuts when
+/// none was asked for).
+fn cut_note(rows: usize, asked: u32, caps: &str) -> String {
     if asked != 0 && rows == asked as usize {
         format!("the result was cut at {rows} rows (--max-rows {asked})")
     } else {
-        format!(
-            "the result was cut at {rows} rows by the coordinator's limit on rows per query \
-             (modsync coordinator --max-query-rows, default 10000) or on message size \
-             (--max-message-bytes)"
-        )
+        format!("the result was cut at {rows} rows by {caps}")
     }
 }
 
@@ -102,14 +96,7 @@ pub fn to_csv(response: &QueryResponse) -> String {
     out
 }
 
-/// Quotes a CSV field when it needs it.
-pub fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
+pub use dashboard::csv::field as csv_field;
 
 /// An aligned plain-text table: a header, a rule, then the rows. Numbers are right-aligned.
 pub fn format_table(headers: &[&str], rows: &[Vec<String>]) -> String {
@@ -158,11 +145,11 @@ mod tests {
     #[test]
     fn a_cut_result_names_the_limit_that_cut_it() {
         assert_eq!(
-            cut_note(5, 5),
+            cut_note(5, 5, "the caps"),
             "the result was cut at 5 rows (--max-rows 5)"
         );
         for (rows, asked) in [(10_000, 0), (7, 9)] {
-            let note = cut_note(rows, asked);
+            let note = cut_note(rows, asked, "the --max-query-rows cap");
             assert!(
                 note.contains(&format!("cut at {rows} rows")) && note.contains("--max-query-rows"),
                 "{note}"

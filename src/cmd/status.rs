@@ -1,36 +1,25 @@
-//! `modsync status [SWEEP]`: job counts by state, of one sweep or of every sweep.
+//! `modsync status [SWEEP] [--db FILE]`: job counts by state, of one sweep or of every sweep.
 
 use anyhow::Result;
 use clap::Args;
-use modsync_proto::{GetSweepRequest, ListSweepsRequest, SweepSummary};
+use modsync_proto::SweepSummary;
 
-use crate::client::ClientArgs;
 use crate::cmd::sql::format_table;
+use crate::source::SourceArgs;
 
 #[derive(Args)]
 pub struct StatusArgs {
     /// Sweep id (its name); all sweeps when left out.
     sweep: Option<String>,
     #[command(flatten)]
-    client: ClientArgs,
+    source: SourceArgs,
 }
 
 pub fn run(args: StatusArgs) -> Result<()> {
-    let (rt, mut client) = args.client.connect()?;
+    let mut source = args.source.open()?;
     let sweeps = match &args.sweep {
-        Some(id) => vec![
-            rt.block_on(client.get_sweep(GetSweepRequest {
-                sweep_id: id.clone(),
-            }))
-            .map_err(|s| args.client.error("status", s))?
-            .into_inner(),
-        ],
-        None => {
-            rt.block_on(client.list_sweeps(ListSweepsRequest {}))
-                .map_err(|s| args.client.error("status", s))?
-                .into_inner()
-                .sweeps
-        }
+        Some(id) => vec![source.get_sweep("status", id)?],
+        None => source.list_sweeps("status")?,
     };
     print!("{}", summary_table(&sweeps));
     Ok(())

@@ -8,7 +8,8 @@
 //! the same command again resubmits the sweep (idempotent: nothing is duplicated, results are
 //! kept) and continues from the checkpoints.
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -70,6 +71,10 @@ struct RunArgs {
     /// Heartbeat period of the in-process coordinator.
     #[arg(long, default_value_t = ServeConfig::default().heartbeat_ms, hide_short_help = true)]
     heartbeat_ms: u64,
+    /// Where the live dashboard is served while the sweep runs (loopback only: it has no
+    /// login); port 0 picks a free port. The URL is printed at the start.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    dashboard: SocketAddr,
 }
 
 pub fn run(args: SweepArgs) -> Result<()> {
@@ -124,6 +129,9 @@ fn run_sweep(args: RunArgs) -> Result<()> {
             .with_context(|| format!("invalid --db: cannot create {}", parent.display()))?;
     }
     prepare_dir(&out, "--out")?;
+    let web = dashboard::DashboardConfig::default();
+    web.check_exposure(args.dashboard)
+        .map_err(|e| anyhow!("invalid --dashboard: {e}"))?;
 
     runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -155,6 +163,24 @@ fn run_sweep(args: RunArgs) -> Result<()> {
             submitted.jobs_created,
             db.display()
         );
+        // The store exists and is migrated now: the dashboard can read it.
+        let web_listener = tokio::net::TcpListener::bind(args.dashboard)
+            .await
+            .with_context(|| format!("invalid --dashboard: cannot bind {}", args.dashboard))?;
+        eprintln!(
+            "dashboard: http://{}/ (while this runs; afterwards modsync dashboard --db {})",
+            web_listener.local_addr()?,
+            shell_word(&db.display().to_string())
+        );
+        let reader = coordinator::Reader::open(&db)
+            .await
+            .map_err(|e| anyhow!("dashboard: {e}"))?;
+        let web_server = tokio::spawn(dashboard::serve(
+            reader,
+            web_listener,
+            web,
+            coordinator_stop.clone().cancelled_owned(),
+        ));
         if args.retry_failed {
             let s = client
                 .retry_failed(RetryFailedRequest {
@@ -286,6 +312,11 @@ fn run_sweep(args: RunArgs) -> Result<()> {
                 }
             }
         }
+        if let Ok(Err(e)) = web_server.await {
+            tracing::warn!(error = %e, "the dashboard stopped with an error");
+        }
+        // The coordinator is gone now; the store file is what is left to read.
+        eprintln!("{}", query_hint(&db, &name));
         outcome
     })
 }
@@ -334,10 +365,54 @@ async fn failed_jobs(client: &mut Client, name: &str) -> String {
         .join("; ")
 }
 
+/// How to read the store this run leaves behind, without a coordinator.
+fn query_hint(db: &Path, sweep: &str) -> String {
+    let db = shell_word(&db.display().to_string());
+    format!(
+        "query with: modsync sql --db {db} \"SELECT * FROM curves\"\n\
+         \x20         modsync status --db {db} {sweep}\n\
+         \x20         modsync curves --db {db} {sweep}\n\
+         \x20         modsync dashboard --db {db}"
+    )
+}
+
+/// `s` quoted for a POSIX shell when it needs it.
+fn shell_word(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
 fn coordinator_failed(r: Result<coordinator::Result<()>, tokio::task::JoinError>) -> anyhow::Error {
     match r {
         Ok(Ok(())) => anyhow!("the in-process coordinator stopped unexpectedly"),
         Ok(Err(e)) => anyhow!("coordinator: {e}"),
         Err(e) => anyhow!("the in-process coordinator crashed: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_query_hint_names_the_store_quoted_for_a_shell() {
+        let hint = query_hint(Path::new(".modsync/quick/sweep.db"), "quick");
+        assert!(
+            hint.starts_with(
+                "query with: modsync sql --db .modsync/quick/sweep.db \"SELECT * FROM curves\"\n"
+            ),
+            "{hint}"
+        );
+        assert!(
+            hint.contains("modsync status --db .modsync/quick/sweep.db quick"),
+            "{hint}"
+        );
+        assert_eq!(shell_word("my runs/it's.db"), "'my runs/it'\\''s.db'");
     }
 }

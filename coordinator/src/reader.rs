@@ -1,0 +1,125 @@
+//! `Reader`: read-only access to a store, with or without a coordinator.
+//!
+//! The coordinator's [`Store`](crate::Store) reads through one (its Query, status and curves
+//! reads); `modsync sql|status|curves --db FILE` and the dashboard open one directly on a store
+//! file that no coordinator serves any more ([`Reader::open`]). Both are the same pool of
+//! connections opened `SQLITE_OPEN_READONLY` (SQLite's `mode=ro`), with `PRAGMA query_only = 1`
+//! and ATTACH forbidden, so the read operations (`query.rs`, `curves.rs`, `sweeps.rs`) and their
+//! guard are one piece of code whichever way the store was opened.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::{Executor, SqliteConnection};
+
+use crate::error::{Error, Result};
+use crate::sqlite_ext;
+use crate::store::MIGRATOR;
+
+/// Read connections: Query, status, curves and dashboard reads run side by side with the
+/// writer (WAL).
+const READ_CONNECTIONS: u32 = 4;
+/// How long a read waits for SQLite's locks (a checkpoint by the writer, a user's `sqlite3`).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A pool of read-only connections onto one store file. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Reader {
+    pub(crate) pool: SqlitePool,
+}
+
+impl Reader {
+    /// Opens the existing store at `path` read-only. Nothing is created or written: not the
+    /// file (a missing one is an error naming `db`), not the schema (a store whose migrations
+    /// are missing or older than this program's is refused, since the reads would fail on it).
+    pub async fn open(path: &Path) -> Result<Reader> {
+        if !path.is_file() {
+            return Err(Error::invalid(
+                "db",
+                format!("{}: no such store file", path.display()),
+            ));
+        }
+        let base = SqliteConnectOptions::new()
+            .filename(path)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let reader = Reader::connect(base).await.map_err(|e| {
+            Error::invalid(
+                "db",
+                format!("{}: cannot open the store: {e}", path.display()),
+            )
+        })?;
+        reader.check_schema(path).await?;
+        Ok(reader)
+    }
+
+    /// The read-only pool over `base` (the store's own connect options, so the same file and
+    /// busy timeout). Connections are opened lazily, on first use.
+    pub(crate) async fn connect(base: SqliteConnectOptions) -> Result<Reader, sqlx::Error> {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(READ_CONNECTIONS)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlite_ext::register_sqrt(conn).await?;
+                    sqlite_ext::forbid_attach(conn).await
+                })
+            })
+            // A Query dropped half-way (client gone) leaves its interrupt handler on the
+            // connection; clear it, and re-assert query_only, before anyone reuses it.
+            .before_acquire(|conn, _| {
+                Box::pin(async move { reset_read(conn).await.map(|()| true) })
+            })
+            .connect_with(base.read_only(true).pragma("query_only", "1"))
+            .await?;
+        Ok(Reader { pool })
+    }
+
+    /// Refuses a file that is not a modsync store, or one whose schema this program would have
+    /// to migrate first (only a coordinator writes, so only a coordinator migrates).
+    async fn check_schema(&self, path: &Path) -> Result<()> {
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = 1")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| {
+                    Error::invalid(
+                        "db",
+                        format!("{}: not a modsync store ({e})", path.display()),
+                    )
+                })?;
+        let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+        match applied {
+            Some(v) if v >= latest => Ok(()),
+            v => Err(Error::invalid(
+                "db",
+                format!(
+                    "{}: the store's schema is at version {}, this program reads version \
+                     {latest}; open it once with `modsync coordinator --db` to migrate it",
+                    path.display(),
+                    v.unwrap_or(0)
+                ),
+            )),
+        }
+    }
+
+    /// The read-only connections, for readers with their own SQL (the dashboard). Every
+    /// connection refuses writes inside SQLite, whatever is sent on it.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Closes the pool, waiting for checked-out connections to come back.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Puts a read connection back into its pristine state.
+async fn reset_read(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+    conn.lock_handle().await?.remove_progress_handler();
+    conn.execute("PRAGMA query_only = 1").await?;
+    Ok(())
+}

@@ -1,0 +1,646 @@
+//! The dashboard over HTTP(S) on a real store file: who gets in (token, session cookie, bearer
+//! header), that nothing can write through it, and that the numbers it shows are the numbers
+//! SQL gives over the same store.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use coordinator::{Reader, Store};
+use dashboard::DashboardConfig;
+use modsync_proto::SweepSpec;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+
+const TOKEN: &str = "dashboard-test-token-4f1c";
+
+/// A store with one sweep: 2 pdes × 2 methods × 2 widths × 3 seeds = 24 jobs. Every job of
+/// burgers is done with a result and metric rows; helmholtz2d has one running, one failed job
+/// and the rest queued.
+async fn fixture(dir: &Path) -> PathBuf {
+    let db = dir.join("store.db");
+    let store = Store::open(&db).await.unwrap();
+    store
+        .submit_sweep(&SweepSpec {
+            name: "fx".into(),
+            pdes: vec!["burgers".into(), "helmholtz2d".into()],
+            methods: vec!["adam".into(), "dcgd".into()],
+            widths: vec![8, 16],
+            seeds: vec![0, 1, 2],
+            base_config_json: r#"{"iters": 20, "eval_every": 10}"#.into(),
+            max_attempts: 3,
+            priority: 0,
+        })
+        .await
+        .unwrap();
+    store.close().await;
+    // Fill in what workers would have reported, straight into the file.
+    let pool = SqlitePool::connect_with(SqliteConnectOptions::new().filename(&db))
+        .await
+        .unwrap();
+    let now: i64 = 1_796_234_645_000;
+    for w in ["w1", "w2"] {
+        sqlx::query("INSERT INTO workers (id, host, device, first_seen_ms, last_seen_ms, jobs_done) VALUES (?, 'node-a', 'cpu', ?, ?, 0)")
+            .bind(w).bind(now).bind(now).execute(&pool).await.unwrap();
+    }
+    let jobs: Vec<(i64, String, String, i64, i64)> =
+        sqlx::query_as("SELECT id, pde, method, width, seed FROM jobs ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    for (id, pde, method, width, seed) in &jobs {
+        if pde == "burgers" {
+            // Distinct values per cell, so a mixed-up cell shows.
+            let m = if method == "adam" { 1.0 } else { 0.5 };
+            let best = m * 0.1 / (*width as f64) * (1.0 + 0.3 * *seed as f64);
+            let worker = if seed % 2 == 0 { "w1" } else { "w2" };
+            sqlx::query(
+                "UPDATE jobs SET state = 'done', attempts = 1, lease_owner = ? WHERE id = ?",
+            )
+            .bind(worker)
+            .bind(id)
+            .execute(&pool)
+            .await
+            .unwrap();
+            sqlx::query(
+                "INSERT INTO results (job_id, rel_l2_best, rel_l2_min_loss, rel_l2_last, abs_err_best,
+                     abs_err_max_best, best_iter, min_loss_iter, iters_done, wall_s, iters_per_s,
+                     num_params, diverged, skipped_steps, status, device, worker_id, result, finished_at_ms)
+                 VALUES (?, ?, ?, ?, 0.01, 0.02, 20, 20, 20, 1.5, 13.3, 100, 0, 0, 'finished', 'cpu', ?, '{}', ?)",
+            )
+            .bind(id).bind(best).bind(best * 1.1).bind(best * 1.2).bind(worker).bind(now - 60_000)
+            .execute(&pool).await.unwrap();
+            for iter in [0i64, 10, 20] {
+                sqlx::query(
+                    "INSERT INTO metrics (job_id, iter, lr, loss_r, loss_b, rel_l2, abs_err, abs_err_max,
+                         skipped_steps, elapsed_s, extra, token)
+                     VALUES (?, ?, 0.001, ?, ?, ?, 0.1, 0.2, 0, 1.0, ?, 1)",
+                )
+                .bind(id).bind(iter)
+                .bind(1.0 / (iter + 1) as f64).bind(0.5 / (iter + 1) as f64).bind(best * 2.0)
+                .bind(r#"{"cos_rb": 0.25, "kept_frac.0": 0.9}"#)
+                .execute(&pool).await.unwrap();
+            }
+        }
+    }
+    let first_helmholtz = jobs.iter().find(|j| j.1 == "helmholtz2d").unwrap().0;
+    sqlx::query("UPDATE jobs SET state = 'running', attempts = 1, lease_owner = 'w1', lease_expires_at_ms = ? WHERE id = ?")
+        .bind(now + 30_000).bind(first_helmholtz).execute(&pool).await.unwrap();
+    sqlx::query("UPDATE jobs SET state = 'failed', attempts = 3, last_error = 'diverged: <NaN> & more\nsecond line' WHERE id = ?")
+        .bind(first_helmholtz + 1).execute(&pool).await.unwrap();
+    pool.close().await;
+    db
+}
+
+/// A dashboard served from a thread of its own; stopped when dropped.
+struct Served {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), String>>>,
+    scheme: &'static str,
+}
+
+impl Served {
+    fn start(db: &Path, config: DashboardConfig) -> Served {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let db = db.to_path_buf();
+        let scheme = config.scheme();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async move {
+                let reader = Reader::open(&db).await.map_err(|e| e.to_string())?;
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send(listener.local_addr().unwrap()).unwrap();
+                dashboard::serve(reader, listener, config, async {
+                    let _ = stopped.await;
+                })
+                .await
+            })
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("dashboard started");
+        Served {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+            scheme,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        let host = if self.scheme == "https" {
+            format!("localhost:{}", self.addr.port())
+        } else {
+            self.addr.to_string()
+        };
+        format!("{}://{host}{path}", self.scheme)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(Duration::from_secs(20)))
+        .build()
+        .into()
+}
+
+/// (status, body, Set-Cookie / Location headers) of a GET with extra headers.
+fn get(url: &str, headers: &[(&str, &str)]) -> (u16, String, Option<String>) {
+    let mut req = agent().get(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let mut resp = req.call().unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let location = resp
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_string());
+    let status = resp.status().as_u16();
+    (status, resp.body_mut().read_to_string().unwrap(), location)
+}
+
+const BEARER: &str = "Bearer dashboard-test-token-4f1c";
+
+/// Every GET route of the fixture.
+fn routes(job: i64) -> Vec<String> {
+    vec![
+        "/".into(),
+        "/?page=1".into(),
+        "/sweeps/fx".into(),
+        "/sweeps/fx?error=min_loss".into(),
+        "/sweeps/fx?fragment=1".into(),
+        format!("/jobs/{job}"),
+        "/workers".into(),
+        "/api/sweeps".into(),
+        "/api/sweeps/fx".into(),
+        format!("/api/jobs/{job}"),
+        "/api/workers".into(),
+        "/sweeps/fx/curves.csv".into(),
+        "/sweeps/fx/results.csv".into(),
+        "/assets/live.js".into(),
+    ]
+}
+
+fn first_job(db: &Path) -> i64 {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let r = Reader::open(db).await.unwrap();
+        sqlx::query_scalar("SELECT MIN(id) FROM jobs WHERE pde = 'burgers'")
+            .fetch_one(r.pool())
+            .await
+            .unwrap()
+    })
+}
+
+#[test]
+fn requests_without_the_token_or_a_session_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(fixture(dir.path()));
+    let job = first_job(&db);
+    let s = Served::start(
+        &db,
+        DashboardConfig {
+            token: Some(TOKEN.into()),
+            ..DashboardConfig::default()
+        },
+    );
+    for route in routes(job) {
+        let url = s.url(&route);
+        let (status, body, location) = get(&url, &[]);
+        // A browser asking for a page is sent to the login form; anything else gets 401.
+        match status {
+            303 => assert!(
+                location
+                    .as_deref()
+                    .is_some_and(|l| l.starts_with("/login?next=")),
+                "{route}: {location:?}"
+            ),
+            401 => {}
+            other => panic!("{route}: {other} without a token\n{body}"),
+        }
+        assert!(
+            !body.contains("fx,") && !body.contains("burgers"),
+            "{route} leaked data"
+        );
+        for wrong in ["Bearer nope", "Bearer ", "Basic ZGFzaGJvYXJk", TOKEN] {
+            let (status, _, _) = get(&url, &[("authorization", wrong)]);
+            assert!(
+                status == 401 || status == 303,
+                "{route} with {wrong:?}: {status}"
+            );
+        }
+        let (status, body, _) = get(&url, &[("authorization", BEARER)]);
+        assert_eq!(status, 200, "{route} with the token: {body}");
+        let forged = format!("{}=0000", "modsync_session");
+        let (status, _, _) = get(&url, &[("cookie", &forged)]);
+        assert!(
+            status == 401 || status == 303,
+            "{route} with a forged session: {status}"
+        );
+    }
+
+    // The login form: a wrong token opens nothing, the right one a session whose cookie is
+    // HttpOnly, SameSite=Strict and is not the token.
+    let wrong = agent()
+        .post(s.url("/login"))
+        .send_form([("token", "nope"), ("next", "/workers")])
+        .unwrap();
+    assert_eq!(wrong.status().as_u16(), 401);
+    assert!(wrong.headers().get("set-cookie").is_none());
+    let ok = agent()
+        .post(s.url("/login"))
+        .send_form([("token", TOKEN), ("next", "/workers")])
+        .unwrap();
+    assert_eq!(ok.status().as_u16(), 303);
+    assert_eq!(ok.headers().get("location").unwrap(), "/workers");
+    let set_cookie = ok
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set_cookie.contains(part), "{set_cookie}");
+    }
+    assert!(
+        !set_cookie.contains(TOKEN),
+        "the cookie holds the token: {set_cookie}"
+    );
+    let cookie = set_cookie.split(';').next().unwrap().to_string();
+    let (status, body, _) = get(&s.url("/workers"), &[("cookie", &cookie)]);
+    assert_eq!(status, 200);
+    assert!(body.contains("w1"), "{body}");
+    // An off-site `next` is not followed.
+    let off = agent()
+        .post(s.url("/login"))
+        .send_form([("token", TOKEN), ("next", "//evil.example/")])
+        .unwrap();
+    assert_eq!(off.headers().get("location").unwrap(), "/");
+    // Logging out ends the session.
+    let out = agent()
+        .post(s.url("/logout"))
+        .header("cookie", &cookie)
+        .send_empty()
+        .unwrap();
+    assert_eq!(out.status().as_u16(), 303);
+    let (status, _, _) = get(&s.url("/api/workers"), &[("cookie", &cookie)]);
+    assert_eq!(status, 401, "a logged-out session still works");
+}
+
+#[test]
+fn without_a_token_only_loopback_is_served() {
+    let none = DashboardConfig::default();
+    assert!(
+        none.check_exposure("127.0.0.1:8080".parse().unwrap())
+            .is_ok()
+    );
+    assert!(none.check_exposure("[::1]:8080".parse().unwrap()).is_ok());
+    let e = none
+        .check_exposure("0.0.0.0:8080".parse().unwrap())
+        .unwrap_err();
+    assert!(e.contains("--insecure-no-auth"), "{e}");
+    let open = DashboardConfig {
+        insecure_no_auth: true,
+        ..DashboardConfig::default()
+    };
+    assert!(open.check_exposure("0.0.0.0:8080".parse().unwrap()).is_ok());
+    let blank = DashboardConfig {
+        token: Some("  ".into()),
+        ..DashboardConfig::default()
+    };
+    assert!(
+        blank
+            .check_exposure("127.0.0.1:1".parse().unwrap())
+            .is_err()
+    );
+}
+
+/// Every byte of the store and its WAL.
+fn snapshot(db: &Path) -> Vec<Vec<u8>> {
+    ["", "-wal"]
+        .iter()
+        .filter_map(|s| std::fs::read(format!("{}{s}", db.display())).ok())
+        .filter(|bytes| !bytes.is_empty())
+        .collect()
+}
+
+#[test]
+fn nothing_can_write_through_the_dashboard() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt.block_on(fixture(dir.path()));
+    let job = first_job(&db);
+    let before = snapshot(&db);
+    let s = Served::start(&db, DashboardConfig::default());
+    for route in routes(job) {
+        let url = s.url(&route);
+        assert_eq!(get(&url, &[]).0, 200, "{route}");
+        for method in ["POST", "PUT", "DELETE", "PATCH"] {
+            let req = ureq::http::Request::builder()
+                .method(method)
+                .uri(&url)
+                .body(())
+                .unwrap();
+            let status = agent().run(req).unwrap().status().as_u16();
+            assert!(status == 405 || status == 404, "{method} {route}: {status}");
+        }
+    }
+    drop(s);
+    assert!(
+        snapshot(&db) == before,
+        "serving the dashboard changed the store"
+    );
+    // The pool the dashboard reads through refuses writes inside SQLite.
+    rt.block_on(async {
+        let r = Reader::open(&db).await.unwrap();
+        for sql in [
+            "DELETE FROM jobs",
+            "UPDATE jobs SET state = 'queued'",
+            "INSERT INTO workers (id, host, device, first_seen_ms, last_seen_ms) VALUES ('x', '', '', 0, 0)",
+        ] {
+            let e = sqlx::query(sql).execute(r.pool()).await.unwrap_err();
+            assert!(e.to_string().contains("readonly") || e.to_string().contains("read-only") || e.to_string().contains("query_only"), "{sql}: {e}");
+        }
+    });
+    assert!(snapshot(&db) == before);
+}
+
+/// The `data-value`s of the cells in `html` whose opening tag contains `marker`.
+fn values_after(html: &str, marker: &str) -> Vec<String> {
+    html.match_indices(marker)
+        .filter_map(|(i, _)| {
+            let tag_end = html[i..].find('>')? + i;
+            let tag_start = html[..i].rfind('<')?;
+            let tag = &html[tag_start..tag_end];
+            let v = tag.split("data-value=\"").nth(1)?;
+            Some(v[..v.find('"')?].to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn numbers_on_the_pages_are_the_numbers_sql_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt.block_on(fixture(dir.path()));
+    let job = first_job(&db);
+    let s = Served::start(&db, DashboardConfig::default());
+    let reader = rt.block_on(Reader::open(&db)).unwrap();
+    let sql_rows = |sql: &str| -> Vec<(String, String, i64, f64)> {
+        rt.block_on(sqlx::query_as(sqlx::AssertSqlSafe(sql.to_string())).fetch_all(reader.pool()))
+            .unwrap()
+    };
+    let sql_int = |sql: &str| -> i64 {
+        rt.block_on(
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(reader.pool()),
+        )
+        .unwrap()
+    };
+
+    // The sweep page's method × width table: the medians of the `curves` view.
+    let (_, page, _) = get(&s.url("/sweeps/fx"), &[]);
+    let view = sql_rows(
+        "SELECT pde, method, width, median FROM curves WHERE sweep_id = 'fx' ORDER BY pde, method, width",
+    );
+    assert_eq!(view.len(), 4, "{view:?}");
+    for (pde, method, width, median) in &view {
+        let section = page.split(&format!(r#"data-pde="{pde}""#)).nth(1).unwrap();
+        let row = section
+            .split(&format!(r#"<tr data-method="{method}">"#))
+            .nth(1)
+            .unwrap();
+        let row = &row[..row.find("</tr>").unwrap()];
+        let shown = values_after(row, &format!(r#"data-width="{width}""#));
+        assert_eq!(shown, vec![median.to_string()], "{pde} {method} {width}");
+    }
+    // The best per width is the smaller median (dcgd's, by construction).
+    assert_eq!(
+        page.matches(r#"num best""#).count(),
+        2,
+        "one best per width"
+    );
+    // One line per method in the plot.
+    let plot = page.split(r#"data-pde="burgers""#).nth(1).unwrap();
+    let plot = &plot[..plot.find("</svg>").unwrap()];
+    assert_eq!(plot.matches(r#"class="line""#).count(), 2);
+    assert_eq!(
+        plot.matches(r#"class="dot""#).count(),
+        12,
+        "one dot per seed"
+    );
+
+    // The error at minimum loss: medians from the results table directly.
+    let (_, page, _) = get(&s.url("/sweeps/fx?error=min_loss"), &[]);
+    for (method, width) in [("adam", 8), ("dcgd", 16)] {
+        let median: f64 = rt
+            .block_on(
+                sqlx::query_scalar(
+                    "SELECT r.rel_l2_min_loss FROM results r JOIN jobs j ON j.id = r.job_id
+                     WHERE j.sweep_id = 'fx' AND j.pde = 'burgers' AND j.method = ? AND j.width = ?
+                     ORDER BY r.rel_l2_min_loss LIMIT 1 OFFSET 1",
+                )
+                .bind(method)
+                .bind(width)
+                .fetch_one(reader.pool()),
+            )
+            .unwrap();
+        let section = page.split(r#"data-pde="burgers""#).nth(1).unwrap();
+        let row = section
+            .split(&format!(r#"<tr data-method="{method}">"#))
+            .nth(1)
+            .unwrap();
+        let row = &row[..row.find("</tr>").unwrap()];
+        assert_eq!(
+            values_after(row, &format!(r#"data-width="{width}""#)),
+            vec![median.to_string()],
+            "{method} {width}"
+        );
+    }
+
+    // Counts by state, on the sweeps list and the sweep page.
+    let (_, list, _) = get(&s.url("/"), &[]);
+    for state in ["queued", "running", "done", "failed", "cancelled"] {
+        let n = sql_int(&format!(
+            "SELECT COUNT(*) FROM jobs WHERE sweep_id = 'fx' AND state = '{state}'"
+        ));
+        assert_eq!(
+            values_after(&list, &format!(r#"class="num {state}""#)),
+            vec![n.to_string()],
+            "{state}"
+        );
+    }
+    let done = sql_int("SELECT COUNT(*) FROM jobs WHERE state IN ('done', 'failed', 'cancelled')");
+    let total = sql_int("SELECT COUNT(*) FROM jobs");
+    assert_eq!(
+        values_after(&list, r#"class="progress""#),
+        vec![(100.0 * done as f64 / total as f64).to_string()]
+    );
+    // The failed job and its (escaped) error.
+    let (_, page, _) = get(&s.url("/sweeps/fx"), &[]);
+    assert!(
+        page.contains("diverged: &lt;NaN&gt; &amp; more"),
+        "the error is shown escaped"
+    );
+
+    // Workers: running jobs and jobs done.
+    let (_, workers, _) = get(&s.url("/workers"), &[]);
+    for w in ["w1", "w2"] {
+        let row = workers
+            .split(&format!(r#"data-worker="{w}""#))
+            .nth(1)
+            .unwrap();
+        let row = &row[..row.find("</tr>").unwrap()];
+        let running = sql_int(&format!(
+            "SELECT COUNT(*) FROM jobs WHERE state = 'running' AND lease_owner = '{w}'"
+        ));
+        let done = sql_int(&format!("SELECT jobs_done FROM workers WHERE id = '{w}'"));
+        assert_eq!(
+            values_after(row, "num running"),
+            vec![running.to_string()],
+            "{w}"
+        );
+        assert_eq!(values_after(row, "num done"), vec![done.to_string()], "{w}");
+    }
+
+    // A job page: its metric rows drawn as curves, its result.
+    let (_, page, _) = get(&s.url(&format!("/jobs/{job}")), &[]);
+    let rows = sql_int(&format!(
+        "SELECT COUNT(*) FROM metrics WHERE job_id = {job}"
+    ));
+    assert_eq!(rows, 3);
+    assert!(
+        page.contains(&format!(r#"data-value="{rows}""#)),
+        "metric row count"
+    );
+    let losses = page.split(r#"chart losses""#).nth(1).unwrap();
+    let losses = &losses[..losses.find("</svg>").unwrap()];
+    assert_eq!(losses.matches(r#"class="line""#).count(), 2, "L_r and L_b");
+    assert!(
+        page.contains("gradient cosines") && page.contains("kept_frac.0"),
+        "diagnostics"
+    );
+    let best: f64 = rt
+        .block_on(
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT rel_l2_best FROM results WHERE job_id = {job}"
+            )))
+            .fetch_one(reader.pool()),
+        )
+        .unwrap();
+    assert!(
+        page.contains(&format!(r#"data-value="{best}""#)),
+        "rel_l2_best {best}"
+    );
+    // The JSON has the same series.
+    let (_, json, _) = get(&s.url(&format!("/api/jobs/{job}")), &[]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["series"]["iter"], serde_json::json!([0, 10, 20]));
+    assert_eq!(
+        v["series"]["extra"]["cos_rb"],
+        serde_json::json!([0.25, 0.25, 0.25])
+    );
+
+    // The downloads: the curves view's rows, and one results row per job.
+    let (status, curves, _) = get(&s.url("/sweeps/fx/curves.csv"), &[]);
+    assert_eq!(status, 200);
+    let lines: Vec<&str> = curves.lines().collect();
+    assert_eq!(lines[0], "pde,method,width,n,mean,std,median,min");
+    assert_eq!(lines.len(), 1 + view.len());
+    for ((pde, method, width, median), line) in view.iter().zip(&lines[1..]) {
+        let f: Vec<&str> = line.split(',').collect();
+        assert_eq!(
+            (f[0], f[1], f[2], f[6]),
+            (
+                pde.as_str(),
+                method.as_str(),
+                &*width.to_string(),
+                &*median.to_string()
+            )
+        );
+    }
+    let (status, results, _) = get(&s.url("/sweeps/fx/results.csv"), &[]);
+    assert_eq!(status, 200);
+    let lines: Vec<&str> = results.lines().collect();
+    assert_eq!(lines.len() as i64, 1 + total);
+    let header: Vec<&str> = lines[0].split(',').collect();
+    assert!(
+        header.contains(&"config.width") && header.contains(&"config.iters"),
+        "{header:?}"
+    );
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let first: Vec<&str> = lines
+        .iter()
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .find(|f| f[col("job_id")] == job.to_string())
+        .unwrap();
+    assert_eq!(first[col("rel_l2_best")], best.to_string());
+    assert_eq!(first[col("config.iters")], "20");
+}
+
+#[test]
+fn https_with_the_coordinators_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(fixture(dir.path()));
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let cert_path = dir.path().join("cert.pem");
+    let key_path = dir.path().join("key.pem");
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let s = Served::start(
+        &db,
+        DashboardConfig {
+            token: Some(TOKEN.into()),
+            tls_cert: Some(cert_path),
+            tls_key: Some(key_path),
+            ..DashboardConfig::default()
+        },
+    );
+    let ca = ureq::tls::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap();
+    let tls = ureq::tls::TlsConfig::builder()
+        .root_certs(ureq::tls::RootCerts::Specific(Arc::new(vec![ca])))
+        .build();
+    let tls_agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .tls_config(tls)
+        .build()
+        .into();
+    let mut ok = tls_agent
+        .get(s.url("/api/sweeps"))
+        .header("authorization", BEARER)
+        .call()
+        .unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    assert!(ok.body_mut().read_to_string().unwrap().contains("\"fx\""));
+    let refused = tls_agent.get(s.url("/api/sweeps")).call().unwrap();
+    assert_eq!(refused.status().as_u16(), 401);
+    let login = tls_agent
+        .post(s.url("/login"))
+        .send_form([("token", TOKEN)])
+        .unwrap();
+    let cookie = login.headers().get("set-cookie").unwrap().to_str().unwrap();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    // Plain HTTP to the HTTPS port gets no page.
+    let plain = agent().get(format!("http://{}/", s.addr)).call();
+    assert!(plain.is_err() || plain.unwrap().status().as_u16() != 200);
+}
