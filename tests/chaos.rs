@@ -5,6 +5,9 @@
 //! once, the SQLite file passes `integrity_check`, and at least one job visibly resumed from a
 //! checkpoint (a later lease's metric rows start past iteration 0).
 //!
+//! Half of the workers train packs (`--pack 4`, continuous batching), half one job at a time
+//! (`--pack 1`), so a kill cuts short a whole pack as often as a single job.
+//!
 //! The kill schedule comes from a seeded RNG; the seed is printed, and `CHAOS_SEED=N` replays a
 //! schedule (the timing of the machine still varies).
 
@@ -37,17 +40,22 @@ const LEASES: &[&str] = &[
     "200",
 ];
 
-fn spawn_worker(coord: &Coordinator, name: &str) -> Proc {
+/// Spawns worker `w{n}`: packs of 4 for even n, one job at a time for odd n.
+fn spawn_worker(coord: &Coordinator, n: usize) -> Proc {
+    let name = format!("w{n}");
+    let pack = if n % 2 == 0 { "4" } else { "1" };
     let mut args = vec![
         "worker".to_string(),
         "--worker-id".to_string(),
-        name.to_string(),
+        name.clone(),
+        "--pack".to_string(),
+        pack.to_string(),
     ];
     args.extend(coord.client_args());
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     // One compute thread each: four workers already oversubscribe two cores.
     Proc::spawn(
-        name,
+        &name,
         &refs,
         &[("RUST_LOG", "info"), ("RAYON_NUM_THREADS", "1")],
         None,
@@ -81,12 +89,12 @@ fn sweep_survives_killed_workers_and_coordinator_restarts() {
     assert_eq!(coord.sql_int("SELECT COUNT(*) FROM jobs"), JOBS);
 
     let mut spawned = 0usize;
-    let mut next_name = || {
+    let mut next_worker = || {
         spawned += 1;
-        format!("w{spawned}")
+        spawned
     };
     let mut workers: Vec<Proc> = (0..WORKERS)
-        .map(|_| spawn_worker(&coord, &next_name()))
+        .map(|_| spawn_worker(&coord, next_worker()))
         .collect();
 
     // The coordinator dies after these many jobs are done (two distinct points mid-sweep).
@@ -146,13 +154,13 @@ fn sweep_survives_killed_workers_and_coordinator_restarts() {
             if let Some(i) = victim {
                 workers[i].kill9();
                 worker_kills += 1;
-                let name = next_name();
+                let n = next_worker();
                 eprintln!(
-                    "chaos: t={:.1}s SIGKILL worker {} → {name}",
+                    "chaos: t={:.1}s SIGKILL worker {} → w{n}",
                     start.elapsed().as_secs_f64(),
                     workers[i].name
                 );
-                workers[i] = spawn_worker(&coord, &name);
+                workers[i] = spawn_worker(&coord, n);
                 next_kill = Instant::now() + Duration::from_millis(rng.random_range(2_000..4_000));
             }
         }

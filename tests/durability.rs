@@ -113,6 +113,7 @@ fn acknowledged_completions_survive_a_coordinator_sigkill() {
                         worker_id: format!("w{round}"),
                         host: "h".into(),
                         device: "cpu".into(),
+                        ..Default::default()
                     })
                     .await
                     .unwrap()

@@ -144,6 +144,7 @@ impl Worker {
                 worker_id: self.id.clone(),
                 host: "load".into(),
                 device: "sim".into(),
+                ..Default::default()
             };
             let t = Instant::now();
             let r = self.client.lease_job(req).await;

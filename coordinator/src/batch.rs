@@ -71,7 +71,8 @@ pub(crate) enum OpKind {
 }
 
 pub(crate) enum Answer {
-    Leased(Option<Job>),
+    /// The jobs leased (none when nothing is queued), all of one pack key.
+    Leased(Vec<Job>),
     /// The cancel flag.
     Extended(bool),
     Completed,
@@ -182,12 +183,38 @@ fn query(sql: String) -> sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite:
 
 // ---- leases ----
 
-/// What the lease statement returns: id, sweep id, config JSON, token, attempts, checkpoint.
-type LeasedRow = (i64, String, String, i64, i64, Option<Vec<u8>>);
+/// What the lease statement returns.
+#[derive(sqlx::FromRow)]
+struct LeasedRow {
+    id: i64,
+    sweep_id: String,
+    config_json: String,
+    token: i64,
+    attempts: i64,
+    pack_key: String,
+    checkpoint: Option<Vec<u8>>,
+}
 
-/// Every LeaseJob of the batch: the queued jobs of highest priority, oldest first, go to the
-/// lease ops in arrival order (new fencing token, attempts + 1, lease expiry); ops left over
-/// when the queue runs dry get no job.
+/// A queued job as the lease picks it.
+#[derive(sqlx::FromRow)]
+struct QueuedJob {
+    id: i64,
+    pack_key: String,
+}
+
+/// How many jobs a lease asks for: `max_jobs`, where 0 means one.
+pub(crate) fn jobs_wanted(req: &LeaseJobRequest) -> usize {
+    (req.max_jobs as usize).max(1)
+}
+
+/// Every LeaseJob of the batch, in arrival order: each takes the queued jobs of highest
+/// priority, oldest first, that no earlier op of the batch took — one job, or with `max_jobs` > 1
+/// up to that many of one pack key (the request's `pack_key`, or else its first job's) — with a
+/// new fencing token, attempts + 1 and a lease expiry each. Ops left over when the queue runs
+/// dry get none.
+///
+/// Statements: one SELECT of the queue's head for every op of the batch, one SELECT per pack
+/// lease (by key, on index `jobs_pack_queue`), one UPDATE for all the leases.
 async fn leases(
     conn: &mut SqliteConnection,
     ops: &[&OpKind],
@@ -212,17 +239,63 @@ async fn leases(
     if leasing.is_empty() {
         return Ok(());
     }
-    let ids: Vec<i64> = sqlx::query_scalar(
-        "SELECT id FROM jobs WHERE state = 'queued' ORDER BY priority DESC, id LIMIT ?",
+    // Enough of the queue's head that every op finds its first job there even after the ops
+    // before it took as many jobs as they may.
+    let wanted: usize = leasing.iter().map(|(_, req, _)| jobs_wanted(req)).sum();
+    let head: Vec<QueuedJob> = sqlx::query_as(
+        "SELECT id, pack_key FROM jobs WHERE state = 'queued' ORDER BY priority DESC, id LIMIT ?",
     )
-    .bind(to_i64(leasing.len() as u64))
+    .bind(to_i64(wanted as u64))
     .fetch_all(&mut *conn)
     .await?;
-    let granted: Vec<_> = leasing.iter().zip(&ids).collect();
+    let mut taken: HashSet<i64> = HashSet::new();
+    let mut picks: Vec<Vec<i64>> = Vec::with_capacity(leasing.len());
+    for (_, req, _) in &leasing {
+        let want = jobs_wanted(req);
+        let mut pick = Vec::with_capacity(want);
+        let key = if req.pack_key.is_empty() {
+            match head.iter().find(|j| !taken.contains(&j.id)) {
+                Some(first) => {
+                    pick.push(first.id);
+                    taken.insert(first.id);
+                    Some(first.pack_key.clone())
+                }
+                None => None,
+            }
+        } else {
+            Some(req.pack_key.clone())
+        };
+        if let Some(key) = key
+            && pick.len() < want
+        {
+            let ids: Vec<i64> = sqlx::query_scalar(
+                "SELECT id FROM jobs WHERE state = 'queued' AND pack_key = ?
+                 ORDER BY priority DESC, id LIMIT ?",
+            )
+            .bind(&key)
+            .bind(to_i64((want - pick.len() + taken.len()) as u64))
+            .fetch_all(&mut *conn)
+            .await?;
+            for id in ids {
+                if pick.len() == want {
+                    break;
+                }
+                if taken.insert(id) {
+                    pick.push(id);
+                }
+            }
+        }
+        picks.push(pick);
+    }
     let mut leased: HashMap<i64, LeasedRow> = HashMap::new();
-    if !granted.is_empty() {
-        // One statement for every lease: the (job, owner, expiry) triples are joined in. The
-        // jobs were read inside this transaction, so they are still queued.
+    let granted: Vec<(i64, &LeaseJobRequest, LeaseTerms)> = leasing
+        .iter()
+        .zip(&picks)
+        .flat_map(|((_, req, terms), ids)| ids.iter().map(move |id| (*id, *req, *terms)))
+        .collect();
+    // One statement for every lease: the (job, owner, expiry) triples are joined in. The jobs
+    // were read inside this transaction, so they are still queued.
+    for chunk in granted.chunks(MAX_LEASES_PER_UPDATE) {
         let mut q = query(format!(
             "UPDATE jobs SET state = 'running', lease_owner = m.column2,
                  lease_expires_at_ms = m.column3, token = token + 1, attempts = attempts + 1,
@@ -230,42 +303,46 @@ async fn leases(
              FROM (VALUES {}) AS m
              WHERE jobs.id = m.column1 AND jobs.state = 'queued'
              RETURNING jobs.id, jobs.sweep_id, jobs.config_json, jobs.token, jobs.attempts,
-                 (SELECT bytes FROM checkpoints WHERE job_id = jobs.id)",
-            placeholders(granted.len(), 3)
+                 jobs.pack_key, (SELECT bytes FROM checkpoints WHERE job_id = jobs.id) AS checkpoint",
+            placeholders(chunk.len(), 3)
         ))
         .bind(now);
-        for ((_, req, terms), id) in &granted {
+        for (id, req, terms) in chunk {
             q = q
-                .bind(**id)
+                .bind(*id)
                 .bind(&req.worker_id)
                 .bind(now.saturating_add(to_i64(terms.lease_ms)));
         }
         for row in q.fetch_all(&mut *conn).await? {
             let row: LeasedRow = sqlx::FromRow::from_row(&row)?;
-            leased.insert(row.0, row);
+            leased.insert(row.id, row);
         }
     }
-    for (n, (i, _, terms)) in leasing.iter().enumerate() {
-        let job = ids
-            .get(n)
-            .and_then(|id| leased.remove(id))
-            .map(|row| job_of(row, *terms));
-        answers[*i] = Some(Ok(Answer::Leased(job)));
+    for ((i, _, terms), ids) in leasing.iter().zip(picks) {
+        let jobs = ids
+            .into_iter()
+            .filter_map(|id| leased.remove(&id))
+            .map(|row| job_of(row, *terms))
+            .collect();
+        answers[*i] = Some(Ok(Answer::Leased(jobs)));
     }
     Ok(())
 }
 
+/// Leases per UPDATE statement: 3 parameters each, well under SQLite's 32,766.
+const MAX_LEASES_PER_UPDATE: usize = 4_096;
+
 fn job_of(row: LeasedRow, terms: LeaseTerms) -> Job {
-    let (job_id, sweep_id, config_json, token, attempts, checkpoint) = row;
     Job {
-        job_id,
-        sweep_id,
-        config_json,
-        token,
-        attempt: u32::try_from(attempts).unwrap_or(u32::MAX),
-        checkpoint: checkpoint.unwrap_or_default(),
+        job_id: row.id,
+        sweep_id: row.sweep_id,
+        config_json: row.config_json,
+        token: row.token,
+        attempt: u32::try_from(row.attempts).unwrap_or(u32::MAX),
+        checkpoint: row.checkpoint.unwrap_or_default(),
         heartbeat_ms: terms.heartbeat_ms,
         lease_ms: terms.lease_ms,
+        pack_key: row.pack_key,
     }
 }
 
@@ -661,6 +738,7 @@ mod tests {
                 worker_id: worker.into(),
                 host: "h".into(),
                 device: "cpu".into(),
+                ..Default::default()
             },
             terms: TERMS,
             register: true,
@@ -766,7 +844,10 @@ mod tests {
 
     fn leased(a: &Result<Answer>) -> Option<(i64, i64)> {
         match a {
-            Ok(Answer::Leased(job)) => job.as_ref().map(|j| (j.job_id, j.token)),
+            Ok(Answer::Leased(jobs)) => {
+                assert!(jobs.len() <= 1, "a plain lease got {} jobs", jobs.len());
+                jobs.first().map(|j| (j.job_id, j.token))
+            }
             _ => panic!("not a lease answer: {}", error_text(a)),
         }
     }
@@ -797,15 +878,24 @@ mod tests {
             worker_id: worker.into(),
             host: "h".into(),
             device: "cpu".into(),
+            ..Default::default()
         }
     }
 
     async fn leased_job(store: &Store, worker: &str) -> Job {
         store
-            .lease_job(&lease_req(worker), TERMS)
+            .lease_jobs(&lease_req(worker), TERMS)
             .await
             .unwrap()
+            .into_iter()
+            .next()
             .expect("a queued job")
+    }
+
+    /// The only job of a plain lease.
+    fn first(jobs: Vec<Job>) -> Job {
+        assert_eq!(jobs.len(), 1, "a plain lease of a non-empty queue");
+        jobs.into_iter().next().unwrap()
     }
 
     /// Runs `sql` on the writer's own connection (its pool has exactly one, kept for the
@@ -851,16 +941,16 @@ mod tests {
         let store = store_with_jobs(&dir, 4).await;
         let req = lease_req;
         // Job a: leased by w1 (token 1), requeued, leased again by w2 (token 2).
-        let a = store.lease_job(&req("w1"), TERMS).await.unwrap().unwrap();
+        let a = first(store.lease_jobs(&req("w1"), TERMS).await.unwrap());
         sqlx::query("UPDATE jobs SET state = 'queued' WHERE id = ?")
             .bind(a.job_id)
             .execute(&store.write)
             .await
             .unwrap();
-        let a2 = store.lease_job(&req("w2"), TERMS).await.unwrap().unwrap();
+        let a2 = first(store.lease_jobs(&req("w2"), TERMS).await.unwrap());
         assert_eq!((a2.job_id, a2.token), (a.job_id, 2));
         // Job b: running with token 1, gets two reports of iteration 10 and one stale one.
-        let b = store.lease_job(&req("w3"), TERMS).await.unwrap().unwrap();
+        let b = first(store.lease_jobs(&req("w3"), TERMS).await.unwrap());
         let id = a.job_id;
         let answers = one_batch(
             &store,
@@ -1058,5 +1148,173 @@ mod tests {
             assert!(answer.is_ok(), "op {i}: {}", error_text(answer));
         }
         store.close().await;
+    }
+
+    fn pack_lease_op(worker: &str, max_jobs: u32, pack_key: &str) -> OpKind {
+        OpKind::Lease {
+            req: LeaseJobRequest {
+                max_jobs,
+                pack_key: pack_key.into(),
+                ..lease_req(worker)
+            },
+            terms: TERMS,
+            register: true,
+            now: now_ms(),
+        }
+    }
+
+    fn leased_ids(a: &Result<Answer>) -> Vec<i64> {
+        match a {
+            Ok(Answer::Leased(jobs)) => jobs.iter().map(|j| j.job_id).collect(),
+            _ => panic!("not a lease answer: {}", error_text(a)),
+        }
+    }
+
+    #[tokio::test]
+    async fn pack_leases_take_one_key_in_queue_order_and_never_share_a_job() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("p.db")).await.unwrap();
+        // Queue order: adam 8 s0, adam 8 s1, adam 16 s0, adam 16 s1, dcgd 8 s0, dcgd 8 s1,
+        // dcgd 16 s0, dcgd 16 s1 (ids 1..=8); pack key by width.
+        let spec = SweepSpec {
+            name: "p".into(),
+            pdes: vec!["burgers".into()],
+            methods: vec!["adam".into(), "dcgd".into()],
+            widths: vec![8, 16],
+            seeds: vec![0, 1],
+            base_config_json: r#"{"iters": 20, "eval_every": 10}"#.into(),
+            max_attempts: 3,
+            priority: 0,
+        };
+        store.submit_sweep(&spec).await.unwrap();
+        let key8 = trainer_core::pack_key(&TrainConfig {
+            width: 8,
+            iters: 20,
+            eval_every: 10,
+            ..TrainConfig::default()
+        })
+        .encode();
+        let answers = one_batch(
+            &store,
+            vec![
+                pack_lease_op("a", 4, ""),
+                lease_op("b"),
+                pack_lease_op("c", 4, &key8),
+                pack_lease_op("d", 3, ""),
+                pack_lease_op("e", 2, ""),
+            ],
+        )
+        .await;
+        // The first job, then the oldest of its key; a plain lease takes the next in the queue;
+        // a lease of a key with nothing left gets nothing; each job goes to one lease.
+        assert_eq!(leased_ids(&answers[0]), [1, 2, 5, 6]);
+        assert_eq!(leased_ids(&answers[1]), [3]);
+        assert_eq!(leased_ids(&answers[2]), Vec::<i64>::new());
+        assert_eq!(leased_ids(&answers[3]), [4, 7, 8]);
+        assert_eq!(leased_ids(&answers[4]), Vec::<i64>::new());
+        let Ok(Answer::Leased(jobs)) = &answers[0] else {
+            unreachable!()
+        };
+        assert!(jobs.iter().all(|j| j.pack_key == key8 && j.token == 1));
+        // Each job has a lease of its own, owned by the worker that asked.
+        let owners: Vec<(i64, String)> =
+            sqlx::query_as("SELECT id, lease_owner FROM jobs WHERE state = 'running' ORDER BY id")
+                .fetch_all(&store.write)
+                .await
+                .unwrap();
+        let owner_of = |id: i64| owners.iter().find(|(j, _)| *j == id).unwrap().1.clone();
+        assert_eq!(owners.len(), 8);
+        assert_eq!(
+            [1, 2, 3, 4, 5, 6, 7, 8].map(owner_of),
+            ["a", "a", "b", "d", "a", "a", "d", "d"].map(String::from)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_pack_lease_follows_priority_before_age_within_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("q.db")).await.unwrap();
+        for (name, priority) in [("low", 0), ("high", 5)] {
+            let spec = SweepSpec {
+                name: name.into(),
+                pdes: vec!["burgers".into()],
+                methods: vec!["adam".into()],
+                widths: vec![8],
+                seeds: vec![0, 1],
+                base_config_json: r#"{"iters": 20, "eval_every": 10}"#.into(),
+                max_attempts: 3,
+                priority,
+            };
+            store.submit_sweep(&spec).await.unwrap();
+        }
+        let answers = one_batch(&store, vec![pack_lease_op("a", 3, "")]).await;
+        // The high-priority sweep's two jobs (ids 3, 4), then the oldest low one.
+        assert_eq!(leased_ids(&answers[0]), [3, 4, 1]);
+    }
+
+    /// Migration 0003 fills `pack_key` in SQL for jobs stored before it; that must be exactly
+    /// trainer-core's `PackKey::encode`, or old jobs would never pack with new ones.
+    #[tokio::test]
+    async fn migration_pack_key_equals_trainer_core() {
+        let migration = include_str!("../../migrations/0003_pack_key.sql");
+        let update = migration
+            .split(';')
+            .find(|s| s.contains("UPDATE jobs SET pack_key"))
+            .expect("the migration's UPDATE");
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("m.db")).await.unwrap();
+        let mut expected = Vec::new();
+        for (n, (pde, precision)) in [
+            ("burgers", "f32"),
+            ("helmholtz2d", "f64"),
+            ("klein_gordon2d", "f32"),
+            ("helmholtz3d", "f64"),
+            ("klein_gordon3d", "f32"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let spec = SweepSpec {
+                name: format!("m{n}"),
+                pdes: vec![pde.into()],
+                methods: vec!["adam".into()],
+                widths: vec![7 + n as u64],
+                seeds: vec![0],
+                base_config_json: format!(
+                    r#"{{"iters": 20, "eval_every": 10, "depth": {}, "precision": "{precision}",
+                        "pde_options": {{"nc": {}}}}}"#,
+                    2 + n,
+                    3 + n
+                ),
+                max_attempts: 3,
+                priority: 0,
+            };
+            store.submit_sweep(&spec).await.unwrap();
+        }
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT config_json, pack_key FROM jobs ORDER BY id")
+                .fetch_all(&store.write)
+                .await
+                .unwrap();
+        for (json, key) in &rows {
+            let config: TrainConfig = serde_json::from_str(json).unwrap();
+            let rust = trainer_core::pack_key(&config).encode();
+            assert_eq!(key, &rust, "the key written at submit");
+            expected.push(rust);
+        }
+        assert_eq!(expected.len(), 5);
+        sqlx::query("UPDATE jobs SET pack_key = ''")
+            .execute(&store.write)
+            .await
+            .unwrap();
+        sqlx::query(AssertSqlSafe(update.to_string()))
+            .execute(&store.write)
+            .await
+            .unwrap();
+        let filled: Vec<String> = sqlx::query_scalar("SELECT pack_key FROM jobs ORDER BY id")
+            .fetch_all(&store.write)
+            .await
+            .unwrap();
+        assert_eq!(filled, expected);
     }
 }

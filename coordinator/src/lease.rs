@@ -32,8 +32,8 @@
 use std::collections::BTreeMap;
 
 use modsync_proto::{
-    CompleteJobRequest, FailJobRequest, HeartbeatRequest, Job, LeaseJobRequest, ReleaseJobRequest,
-    ReportProgressRequest,
+    CompleteJobRequest, FailJobRequest, HeartbeatRequest, Job, LeaseJobRequest, MAX_LEASE_JOBS,
+    ReleaseJobRequest, ReportProgressRequest,
 };
 use serde::Deserialize;
 use sqlx::SqliteConnection;
@@ -226,18 +226,27 @@ impl Store {
         answer.await.map_err(|_| gone())?
     }
 
-    /// Moves the highest-priority, oldest queued job to running for this worker: new fencing
-    /// token (+1), attempts + 1, lease expiry now + lease_ms. Returns it with its last
-    /// checkpoint, or `None` when nothing is queued. The lease itself is one UPDATE … RETURNING
-    /// statement on the one write connection, so two workers can never lease the same job.
+    /// Moves the highest-priority, oldest queued job to running for this worker — with
+    /// `max_jobs` > 1 up to that many queued jobs of one pack key (`pack_key`, or else the first
+    /// job's), in the same order — each with a new fencing token (+1), attempts + 1 and lease
+    /// expiry now + lease_ms. Returns them with their last checkpoints; none when nothing is
+    /// queued. The lease itself is one UPDATE … RETURNING statement on the one write
+    /// connection, so two workers can never lease the same job.
     ///
     /// The worker's row (host, device) is written when it is new or changed, or its last write
     /// is older than `store::WORKER_REFRESH_MS`; otherwise the lease is the only statement (the
     /// trigger of migration 0002 updates `last_seen_ms` of the new owner).
-    pub async fn lease_job(&self, req: &LeaseJobRequest, terms: LeaseTerms) -> Result<Option<Job>> {
+    pub async fn lease_jobs(&self, req: &LeaseJobRequest, terms: LeaseTerms) -> Result<Vec<Job>> {
         check_name("worker_id", &req.worker_id, true)?;
         check_name("host", &req.host, false)?;
         check_name("device", &req.device, false)?;
+        check_name("pack_key", &req.pack_key, false)?;
+        if req.max_jobs > MAX_LEASE_JOBS {
+            return Err(Error::invalid(
+                "max_jobs",
+                format!("must be at most {MAX_LEASE_JOBS}, got {}", req.max_jobs),
+            ));
+        }
         let now = now_ms();
         let register = self.worker_needs_write(req, now);
         let answer = self
@@ -251,14 +260,14 @@ impl Store {
         if register {
             self.worker_written(req, now);
         }
-        let Answer::Leased(job) = answer else {
+        let Answer::Leased(jobs) = answer else {
             unreachable!("a lease op answers Leased")
         };
-        if let Some(job) = &job {
+        for job in &jobs {
             tracing::info!(job = job.job_id, worker = %req.worker_id, token = job.token,
-                attempts = job.attempt, "job leased");
+                attempts = job.attempt, pack_key = %job.pack_key, "job leased");
         }
-        Ok(job)
+        Ok(jobs)
     }
 
     /// Extends the lease; returns whether the worker should stop (sweep cancelled). One

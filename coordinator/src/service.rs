@@ -210,11 +210,13 @@ impl Sweeps for SweepService {
 
     async fn lease_job(&self, req: Request<LeaseJobRequest>) -> Reply<LeaseJobResponse> {
         let req = req.into_inner();
-        ok(self
-            .store
-            .lease_job(&req, self.terms())
-            .await
-            .map(|job| LeaseJobResponse { job }))
+        ok(self.store.lease_jobs(&req, self.terms()).await.map(|jobs| {
+            let mut jobs = jobs.into_iter();
+            LeaseJobResponse {
+                job: jobs.next(),
+                more: jobs.collect(),
+            }
+        }))
     }
 
     async fn heartbeat(&self, req: Request<HeartbeatRequest>) -> Reply<HeartbeatResponse> {

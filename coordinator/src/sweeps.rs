@@ -95,8 +95,9 @@ impl Store {
         for (config, (json, hash)) in &jobs {
             let done = sqlx::query(
                 "INSERT INTO jobs (sweep_id, pde, method, width, seed, config_json, config_hash,
-                                   max_attempts, priority, created_at_ms, updated_at_ms)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                   pack_key, max_attempts, priority, created_at_ms,
+                                   updated_at_ms)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                  ON CONFLICT (sweep_id, config_hash) DO NOTHING",
             )
             .bind(&id)
@@ -106,6 +107,7 @@ impl Store {
             .bind(to_i64(config.seed))
             .bind(json)
             .bind(hash)
+            .bind(trainer_core::pack_key(config).encode())
             .bind(max_attempts)
             .bind(spec.priority)
             .bind(now)

@@ -9,3 +9,7 @@ pub mod v1 {
 }
 
 pub use v1::*;
+
+/// Most jobs one `LeaseJob` may ask for (`max_jobs`), so the most networks a worker slot packs
+/// together: far more than any device trains well in one step.
+pub const MAX_LEASE_JOBS: u32 = 1_024;

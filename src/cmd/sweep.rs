@@ -50,9 +50,13 @@ struct RunArgs {
     /// Local workers. Default: the number of CPU cores (with --device cpu), else 1.
     #[arg(long)]
     workers: Option<usize>,
-    /// Jobs each local worker trains at once (on a GPU, several small PINNs share it).
+    /// Packs each local worker trains at once.
     #[arg(long, default_value_t = 1)]
     slots: usize,
+    /// Jobs of one shape each slot trains together in one batched step (see `modsync worker
+    /// --pack`).
+    #[arg(long, default_value_t = worker::DEFAULT_PACK, value_name = "K")]
+    pack: usize,
     /// Where the local workers train: cpu, or cuda:N / cpu-tch in a build with --features tch.
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -107,6 +111,13 @@ fn run_sweep(args: RunArgs) -> Result<()> {
     }
     if args.slots == 0 {
         bail!("invalid --slots: must be at least 1");
+    }
+    if !(1..=worker::MAX_PACK).contains(&args.pack) {
+        bail!(
+            "invalid --pack: must be in 1..={}, got {}",
+            worker::MAX_PACK,
+            args.pack
+        );
     }
     let name = sweep.spec.name.clone();
     let home = PathBuf::from(".modsync").join(&name);
@@ -202,6 +213,7 @@ fn run_sweep(args: RunArgs) -> Result<()> {
                     // Loopback inside this process: plaintext.
                     tls_ca: None,
                     slots: args.slots,
+                    pack: args.pack,
                     device: args.device.clone(),
                     worker_id: format!("{host}-{}-local{i}", std::process::id()),
                     // The progress loop decides when the sweep is over.

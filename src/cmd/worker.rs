@@ -9,9 +9,14 @@ use crate::client::{ClientArgs, hostname, runtime, shutdown_signal};
 pub struct WorkerArgs {
     #[command(flatten)]
     client: ClientArgs,
-    /// Jobs trained at the same time.
+    /// Packs trained at the same time, each on a thread of its own.
     #[arg(long, default_value_t = 1)]
     slots: usize,
+    /// Jobs of one shape (PDE, width, depth, precision) each slot trains together in one
+    /// batched step; a finished job's place goes to the next compatible job at once. See the
+    /// README's "Packs" for how to pick it on a GPU.
+    #[arg(long, default_value_t = worker::DEFAULT_PACK, value_name = "K")]
+    pack: usize,
     /// cpu (Burn's pure-Rust CPU backend); cuda:N (LibTorch on CUDA device N) and cpu-tch
     /// (LibTorch on the CPU) need a modsync built with --features tch. Slots share the device.
     #[arg(long, default_value = "cpu")]
@@ -26,6 +31,13 @@ pub struct WorkerArgs {
 }
 
 pub fn run(args: WorkerArgs) -> Result<()> {
+    if !(1..=worker::MAX_PACK).contains(&args.pack) {
+        anyhow::bail!(
+            "invalid --pack: must be in 1..={}, got {}",
+            worker::MAX_PACK,
+            args.pack
+        );
+    }
     if args.exit_when_idle == Some(0) {
         anyhow::bail!("invalid --exit-when-idle: must be at least 1 second");
     }
@@ -35,6 +47,7 @@ pub fn run(args: WorkerArgs) -> Result<()> {
         token: args.client.token.clone(),
         tls_ca: args.client.tls_ca.clone(),
         slots: args.slots,
+        pack: args.pack,
         device: args.device,
         worker_id: args
             .worker_id

@@ -100,6 +100,7 @@ impl Rpc {
             worker_id: worker_id.into(),
             host: "test".into(),
             device: "cpu".into(),
+            ..Default::default()
         }))
         .expect("LeaseJob")
         .into_inner()

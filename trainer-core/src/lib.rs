@@ -26,7 +26,9 @@ pub use config::{Precision, TrainConfig};
 pub use device::parse_device;
 pub use error::{ConfigError, TrainError};
 pub use observer::{MetricsRow, NoopObserver, Observer};
-pub use trainer::{RunResult, RunStatus, Trainer};
+pub use trainer::{
+    Left, Member, Pack, PackError, PackKey, RunResult, RunStatus, Trainer, pack_key,
+};
 
 /// The default device: Burn's pure-Rust CPU backend (`--device cpu`). Other devices:
 /// [`parse_device`].

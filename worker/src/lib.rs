@@ -1,15 +1,18 @@
 //! The modsync worker: pulls jobs from the coordinator, trains them with trainer-core, and
 //! reports back.
 //!
-//! A worker runs `slots` independent loops. Each loop leases one job (`LeaseJob`), trains it on
-//! a thread of its own (training is CPU-heavy and blocking), and meanwhile, from the async side,
+//! A worker runs `slots` independent loops (`slot.rs`). Each keeps a pack of up to `pack` jobs
+//! of one pack key training on one thread of its own (`pack_host.rs`; training is CPU-heavy and
+//! blocking): it leases up to the free places in one `LeaseJob` call, and leases again whenever
+//! a job ends (continuous batching). Each leased job has an async task of its own (`job.rs`) that
 //! heartbeats every `heartbeat_ms` of the job, ships metric rows and every checkpoint with
 //! `ReportProgress`, and finally sends `CompleteJob` (finished or diverged) or `FailJob` (bad
-//! config, trainer error, panic). A job that comes with a checkpoint resumes from it: its
-//! iteration counter continues where the last attempt stopped.
+//! config, trainer error, panic) — with its own lease and fencing token, exactly as a job trained
+//! alone. A job that comes with a checkpoint resumes from it: its iteration counter continues
+//! where the last attempt stopped, whatever pack it trained in before.
 //!
-//! Stopping: when the shutdown future resolves (SIGTERM, Ctrl-C), every running slot asks its
-//! trainer to stop, sends the final checkpoint and releases the lease, so another worker picks
+//! Stopping: when the shutdown future resolves (SIGTERM, Ctrl-C), every running job asks its
+//! network to stop, sends the final checkpoint and releases the lease, so another worker picks
 //! the job up from there and no attempt is counted. A heartbeat answered with `cancel` (the sweep
 //! was cancelled) stops and releases the same way. A write refused with `FAILED_PRECONDITION`
 //! means this lease was taken over: the job is abandoned without another word to the
@@ -20,7 +23,9 @@
 //! accepts or definitively refuses it. Only a refused token ends the worker with an error.
 
 pub mod client;
+mod job;
 mod observer;
+mod pack_host;
 mod slot;
 
 use std::future::Future;
@@ -41,8 +46,10 @@ pub struct WorkerConfig {
     pub token: Option<String>,
     /// CA certificate (PEM) to trust for an `https://` coordinator; see `client::connect_with`.
     pub tls_ca: Option<std::path::PathBuf>,
-    /// Jobs trained at the same time by this process.
+    /// Packs trained at the same time by this process, each on a thread of its own.
     pub slots: usize,
+    /// Most jobs (networks) one slot trains together in one batched step; 1: one at a time.
+    pub pack: usize,
     /// Device name: `cpu` (Burn's pure-Rust CPU backend). `cuda:N` and `cpu-tch` need the `tch`
     /// feature.
     pub device: String,
@@ -63,12 +70,22 @@ impl std::fmt::Debug for WorkerConfig {
             .field("tls_ca", &self.tls_ca)
             .field("exit_when_idle", &self.exit_when_idle)
             .field("slots", &self.slots)
+            .field("pack", &self.pack)
             .field("device", &self.device)
             .field("worker_id", &self.worker_id)
             .field("host", &self.host)
             .finish()
     }
 }
+
+/// `--pack` when none is given. On the CPU backend a pack trains no more network-steps per core
+/// than one network does (the step is compute-bound: +0-6 % per thread, README "Benchmark:
+/// packs"), while it delays every result of the pack to the pack's end: one network per slot.
+/// GPU users raise it (README, "Packs").
+pub const DEFAULT_PACK: usize = 1;
+
+/// Most jobs one slot packs together: the coordinator's limit per lease.
+pub const MAX_PACK: usize = modsync_proto::MAX_LEASE_JOBS as usize;
 
 /// Checkpoint interval used when a job's config leaves `checkpoint_every` at 0: ten evaluations.
 /// A crash then loses at most that much training, and the checkpoint traffic stays small next to
@@ -89,6 +106,12 @@ pub fn parse_device(name: &str) -> Result<burn::tensor::Device> {
 pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> Result<()> {
     if config.slots == 0 {
         bail!("invalid --slots: must be at least 1");
+    }
+    if config.pack == 0 || config.pack > MAX_PACK {
+        bail!(
+            "invalid --pack: must be in 1..={MAX_PACK}, got {}",
+            config.pack
+        );
     }
     if config.worker_id.is_empty() {
         bail!("invalid --worker-id: must not be empty");
@@ -117,6 +140,7 @@ pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> Re
     tracing::info!(
         worker_id = %config.worker_id,
         slots = config.slots,
+        pack = config.pack,
         coordinator = %config.coordinator,
         "worker started"
     );
@@ -159,6 +183,7 @@ mod tests {
             token: Some("hunter2".into()),
             tls_ca: None,
             slots: 1,
+            pack: 1,
             device: "cpu".into(),
             worker_id: "w".into(),
             exit_when_idle: None,

@@ -1,33 +1,26 @@
-//! One worker slot: lease a job, train it, report, repeat — until shutdown.
+//! One worker slot: keep a pack of up to `--pack` jobs training, until shutdown.
 //!
-//! The training runs on a dedicated OS thread; this async side owns every RPC. That split keeps
-//! the trainer free of I/O and lets heartbeats go out on time however long a step takes.
+//! Continuous batching: the slot leases jobs of one pack key (up to the free places in one
+//! `LeaseJob` call), each leased job runs as a task of its own (`job.rs`) whose network joins
+//! the slot's training thread (`pack_host.rs`), and whenever a job ends — finished, failed,
+//! diverged, cancelled, lease lost — the slot leases a compatible job into its place. With
+//! `--pack 1` (the default) this is one job at a time, as before packs.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use burn::tensor::Device;
-use modsync_proto::{
-    CompleteJobRequest, FailJobRequest, HeartbeatRequest, Job, LeaseJobRequest, MetricRow,
-    ReleaseJobRequest, ReportProgressRequest,
-};
-use tokio::sync::mpsc;
+use modsync_proto::{Job, LeaseJobRequest};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tonic::{Code, Status};
-use trainer_core::{Checkpoint, RunResult, RunStatus, TrainConfig, Trainer};
 
 use crate::WorkerConfig;
 use crate::client::{Backoff, Client, describe, is_auth_error, is_transient};
-use crate::observer::{ChannelObserver, Control, Event};
+use crate::job::JobRun;
+use crate::pack_host::PackHost;
 
-/// How long a stopping worker keeps trying to hand back a job (final checkpoint, release)
-/// before it gives up and lets the lease expire instead.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
-/// Longest wait between two `LeaseJob` calls while the queue is empty.
+/// Longest wait between two `LeaseJob` calls while the queue (of the pack's key) is empty.
 const IDLE_POLL_MAX: Duration = Duration::from_secs(1);
 
 pub struct Slot {
@@ -35,56 +28,24 @@ pub struct Slot {
     pub client: Client,
     pub config: Arc<WorkerConfig>,
     pub device: Device,
-    /// Cancelled when the worker shuts down.
+    /// Cancelled when the worker shuts down (also by this slot, when it must stop with an error).
     pub shutdown: CancellationToken,
-}
-
-/// Why a running job is being stopped early.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum StopReason {
-    /// The worker is shutting down: checkpoint and release.
-    Shutdown,
-    /// The coordinator answered a heartbeat with `cancel`: release.
-    Cancelled,
-    /// A write was refused with FAILED_PRECONDITION: someone else owns the job now.
-    LeaseLost,
-    /// The coordinator refused our token: the whole worker stops with an error.
-    Unauthenticated,
-}
-
-/// Data produced by the trainer and not yet accepted by the coordinator.
-#[derive(Default)]
-struct Pending {
-    metrics: Vec<MetricRow>,
-    /// Only the newest checkpoint matters; an older unsent one is replaced.
-    checkpoint: Option<(Vec<u8>, u64)>,
-}
-
-impl Pending {
-    fn is_empty(&self) -> bool {
-        self.metrics.is_empty() && self.checkpoint.is_none()
-    }
-
-    /// The coordinator accepted a report of the first `rows` metric rows (and, when they were
-    /// all of them, the checkpoint): forget what it has.
-    fn sent(&mut self, rows: usize) {
-        if rows >= self.metrics.len() {
-            self.checkpoint = None;
-        }
-        self.metrics.drain(..rows.min(self.metrics.len()));
-    }
-}
-
-/// The identity every write after the lease carries.
-#[derive(Clone)]
-struct Lease {
-    job_id: i64,
-    token: i64,
-    lease_ms: u64,
 }
 
 impl Slot {
     pub async fn run(mut self) -> Result<()> {
+        let host = PackHost::spawn(self.device.clone(), self.index)?;
+        let run = JobRun {
+            slot: self.index,
+            client: self.client.clone(),
+            config: self.config.clone(),
+            shutdown: self.shutdown.clone(),
+            host,
+        };
+        let mut jobs: JoinSet<Result<()>> = JoinSet::new();
+        // The pack key of the jobs in `jobs` (one key per pack); None while it is empty.
+        let mut pack_key: Option<String> = None;
+        let mut first_error: Option<anyhow::Error> = None;
         let mut idle = Backoff::new(Duration::from_millis(100), IDLE_POLL_MAX);
         let mut errors = Backoff::default();
         let mut unreachable_since: Option<Instant> = None;
@@ -92,7 +53,13 @@ impl Slot {
         // should not hold its GPU for ever either.
         let mut busy_until = Instant::now();
         while !self.shutdown.is_cancelled() {
+            if jobs.is_empty() {
+                pack_key = None;
+            } else {
+                busy_until = Instant::now();
+            }
             if let Some(limit) = self.config.exit_when_idle
+                && jobs.is_empty()
                 && busy_until.elapsed() >= limit
             {
                 tracing::info!(
@@ -102,630 +69,113 @@ impl Slot {
                 );
                 return Ok(());
             }
-            let request = LeaseJobRequest {
-                worker_id: self.config.worker_id.clone(),
-                host: self.config.host.clone(),
-                device: self.config.device.clone(),
-            };
-            // Not raced against shutdown: a lease granted while we stop must be seen, so that it
-            // is released at once instead of lingering until it expires.
-            match self.client.lease_job(request).await {
-                Ok(response) => {
-                    if unreachable_since.take().is_some() {
-                        tracing::info!(slot = self.index, "coordinator reachable again");
-                    }
-                    errors.reset();
-                    match response.into_inner().job {
-                        Some(job) => {
+            let free = self.config.pack.saturating_sub(jobs.len());
+            // How long to wait for a job to end before leasing again; None: until one ends.
+            let mut wait = None;
+            if free > 0 {
+                match self.lease(free, pack_key.as_deref()).await {
+                    Ok(leased) => {
+                        if unreachable_since.take().is_some() {
+                            tracing::info!(slot = self.index, "coordinator reachable again");
+                        }
+                        errors.reset();
+                        if leased.len() < free {
+                            wait = Some(idle.next_delay());
+                        }
+                        if !leased.is_empty() {
                             idle.reset();
-                            self.run_job(job).await?;
-                            busy_until = Instant::now();
                         }
-                        None => self.sleep(idle.next_delay()).await,
+                        for job in leased {
+                            pack_key.get_or_insert_with(|| job.pack_key.clone());
+                            jobs.spawn(run.clone().run(job));
+                        }
                     }
-                }
-                Err(status) if is_auth_error(&status) => {
-                    bail!("the coordinator refused this worker: {}", describe(&status))
-                }
-                Err(status) if is_transient(&status) => {
-                    if unreachable_since.is_none() {
-                        tracing::warn!(
-                            slot = self.index,
-                            "coordinator unreachable, retrying with backoff: {}",
+                    Err(status) if is_auth_error(&status) => {
+                        first_error.get_or_insert(anyhow::anyhow!(
+                            "the coordinator refused this worker: {}",
                             describe(&status)
-                        );
-                        unreachable_since = Some(Instant::now());
+                        ));
+                        break;
                     }
-                    self.sleep(errors.next_delay()).await;
+                    Err(status) if is_transient(&status) => {
+                        if unreachable_since.is_none() {
+                            tracing::warn!(
+                                slot = self.index,
+                                "coordinator unreachable, retrying with backoff: {}",
+                                describe(&status)
+                            );
+                            unreachable_since = Some(Instant::now());
+                        }
+                        wait = Some(errors.next_delay());
+                    }
+                    Err(status) => {
+                        first_error.get_or_insert(anyhow::anyhow!(
+                            "LeaseJob failed: {}",
+                            describe(&status)
+                        ));
+                        break;
+                    }
                 }
-                Err(status) => bail!("LeaseJob failed: {}", describe(&status)),
             }
-        }
-        Ok(())
-    }
-
-    /// Sleeps `d`, or less if the worker shuts down meanwhile.
-    async fn sleep(&self, d: Duration) {
-        tokio::select! {
-            _ = tokio::time::sleep(d) => {}
-            _ = self.shutdown.cancelled() => {}
-        }
-    }
-
-    /// Trains one leased job to its end and reports the outcome. Errors only for a refused token.
-    async fn run_job(&mut self, job: Job) -> Result<()> {
-        let lease = Lease {
-            job_id: job.job_id,
-            token: job.token,
-            lease_ms: job.lease_ms,
-        };
-        let heartbeat = Duration::from_millis(job.heartbeat_ms.clamp(50, 60_000));
-        let start = match prepare(&job) {
-            Ok(start) => start,
-            Err(error) => {
-                tracing::warn!(job_id = job.job_id, "job cannot run: {error}");
-                return self.finish_failed(&lease, error).await;
-            }
-        };
-        let (config, resume_at) = match &start {
-            Start::Fresh(c) => ((**c).clone(), 0),
-            Start::Resume(ck) => (ck.config.clone(), ck.iter),
-        };
-        tracing::info!(
-            slot = self.index,
-            job_id = job.job_id,
-            attempt = job.attempt,
-            "training {} {} width {} depth {} seed {} ({} iterations{})",
-            config.pde,
-            config.method,
-            config.width,
-            config.depth,
-            config.seed,
-            config.iters,
-            if resume_at > 0 {
-                format!(", resuming at {resume_at}")
-            } else {
-                String::new()
-            }
-        );
-        if self.shutdown.is_cancelled() {
-            // Leased while stopping: hand it straight back.
-            self.release(&lease).await;
-            return Ok(());
-        }
-
-        let (events_tx, mut events) = mpsc::unbounded_channel();
-        let control = Arc::new(Control::default());
-        control.iter.store(resume_at, Ordering::Relaxed);
-        spawn_trainer(
-            start,
-            self.device.clone(),
-            events_tx,
-            control.clone(),
-            job.job_id,
-        );
-
-        let mut pending = Pending::default();
-        let mut stop: Option<StopReason> = None;
-        let mut ticks = tokio::time::interval(heartbeat);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticks.tick().await;
-        let outcome = loop {
+            // Wait for a job to end (a place to fill), the delay, or shutdown.
             tokio::select! {
-                event = events.recv() => match event {
-                    Some(Event::Metrics(row)) => pending.metrics.push(row),
-                    Some(Event::Checkpoint(bytes, iter)) => {
-                        pending.checkpoint = Some((bytes, iter));
-                        if stop.is_none() {
-                            self.report(&lease, &mut pending, &control, &mut stop).await;
-                        }
-                    }
-                    Some(Event::Done(outcome)) => break outcome,
-                    None => break Err("the training thread ended without a result".to_string()),
-                },
-                _ = ticks.tick() => {
-                    if !matches!(stop, Some(StopReason::LeaseLost | StopReason::Unauthenticated)) {
-                        self.report(&lease, &mut pending, &control, &mut stop).await;
+                Some(ended) = jobs.join_next(), if !jobs.is_empty() => {
+                    if let Err(e) = job_outcome(ended) {
+                        first_error.get_or_insert(e);
+                        break;
                     }
                 }
-                _ = self.shutdown.cancelled(), if stop.is_none() => {
-                    stop = Some(StopReason::Shutdown);
-                    control.stop.store(true, Ordering::Relaxed);
-                }
+                _ = sleep_or_forever(wait) => {}
+                _ = self.shutdown.cancelled() => {}
             }
-        };
-        // Everything the trainer sent before Done is already in `pending` (one channel, in order).
-        match (stop, outcome) {
-            (Some(StopReason::Unauthenticated), _) => {
-                bail!("the coordinator refused this worker's token")
+        }
+        if first_error.is_some() {
+            // Every slot stops; the jobs still running hand themselves back.
+            self.shutdown.cancel();
+        }
+        // Shutdown: each running job stops its network, sends the final checkpoint and releases.
+        while let Some(ended) = jobs.join_next().await {
+            if let Err(e) = job_outcome(ended) {
+                first_error.get_or_insert(e);
             }
-            (Some(StopReason::LeaseLost), _) => {
-                tracing::warn!(
-                    job_id = lease.job_id,
-                    "lease lost (the job was taken over or cancelled); abandoning it"
-                );
-                Ok(())
-            }
-            (_, Ok(result))
-                if matches!(result.status, RunStatus::Finished | RunStatus::Diverged) =>
-            {
-                self.finish_done(&lease, pending, result).await
-            }
-            (_, Ok(result)) => {
-                // Cancelled: by shutdown or by the coordinator. The final checkpoint is pending.
-                tracing::info!(
-                    job_id = lease.job_id,
-                    iter = result.iters_done,
-                    "stopped ({}); releasing the job",
-                    if stop == Some(StopReason::Cancelled) {
-                        "sweep cancelled"
-                    } else {
-                        "worker shutting down"
-                    }
-                );
-                if self.flush(&lease, &mut pending, true).await? {
-                    self.release(&lease).await;
-                }
-                Ok(())
-            }
-            (_, Err(error)) => {
-                tracing::warn!(job_id = lease.job_id, "job failed: {error}");
-                // Metrics up to the failure are still worth keeping.
-                if self.flush(&lease, &mut pending, true).await? {
-                    self.finish_failed(&lease, error).await?;
-                }
-                Ok(())
-            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
     }
 
-    /// One progress report (or a bare heartbeat when nothing is pending), from the reporting loop.
-    /// Transient failures keep the data pending for the next tick.
-    async fn report(
+    /// Leases up to `free` jobs, only of `pack_key` when the pack already has one. Not raced
+    /// against shutdown: a lease granted while we stop must be seen, so that it is released at
+    /// once (by its job task) instead of lingering until it expires.
+    async fn lease(
         &mut self,
-        lease: &Lease,
-        pending: &mut Pending,
-        control: &Control,
-        stop: &mut Option<StopReason>,
-    ) {
-        let iter = control.iter.load(Ordering::Relaxed);
-        let answer = if pending.is_empty() {
-            self.client
-                .heartbeat(HeartbeatRequest {
-                    job_id: lease.job_id,
-                    token: lease.token,
-                    worker_id: self.config.worker_id.clone(),
-                    iter,
-                })
-                .await
-        } else {
-            let (request, rows) = progress_request(lease, &self.config.worker_id, pending);
-            let checkpoint = carried_checkpoint(&request);
-            let answer = self.client.report_progress(request).await;
-            if answer.is_ok() {
-                pending.sent(rows);
-                log_stored(lease, checkpoint);
-            }
-            answer
-        };
-        match answer {
-            Ok(response) => {
-                if response.into_inner().cancel && stop.is_none() {
-                    tracing::info!(job_id = lease.job_id, "the coordinator cancelled this job");
-                    *stop = Some(StopReason::Cancelled);
-                    control.stop.store(true, Ordering::Relaxed);
-                }
-            }
-            Err(status) => {
-                if let Some(reason) = self.classify(lease, pending, &status) {
-                    *stop = Some(reason);
-                    control.stop.store(true, Ordering::Relaxed);
-                }
-            }
-        }
-    }
-
-    /// What a failed write means for the job: `Some` stops it. Unusable data is dropped.
-    fn classify(
-        &self,
-        lease: &Lease,
-        pending: &mut Pending,
-        status: &Status,
-    ) -> Option<StopReason> {
-        if is_auth_error(status) {
-            return Some(StopReason::Unauthenticated);
-        }
-        match status.code() {
-            Code::FailedPrecondition | Code::NotFound => Some(StopReason::LeaseLost),
-            _ if is_transient(status) => {
-                tracing::debug!(
-                    job_id = lease.job_id,
-                    "report failed, will retry: {}",
-                    describe(status)
-                );
-                None
-            }
-            _ => {
-                // The coordinator will never take this data. Most likely a checkpoint over its
-                // message cap (--max-message-bytes): drop the checkpoint and keep the metrics
-                // for the next report; otherwise drop everything rather than retry forever.
-                if let Some((bytes, iter)) = pending.checkpoint.take() {
-                    tracing::warn!(
-                        job_id = lease.job_id,
-                        "the coordinator refused the checkpoint of iteration {iter} ({} bytes), \
-                         continuing without it: {}",
-                        bytes.len(),
-                        describe(status)
-                    );
-                } else {
-                    tracing::warn!(
-                        job_id = lease.job_id,
-                        "the coordinator refused a progress report, dropping it: {}",
-                        describe(status)
-                    );
-                    *pending = Pending::default();
-                }
-                None
-            }
-        }
-    }
-
-    /// Sends what is pending, retrying transient failures (for `SHUTDOWN_GRACE` once shutdown
-    /// began). `Ok(false)`: the lease is gone, say nothing more about this job.
-    async fn flush(&mut self, lease: &Lease, pending: &mut Pending, retry: bool) -> Result<bool> {
-        if pending.is_empty() {
-            return Ok(true);
-        }
-        let mut outcome = self.send_progress(lease, pending, retry).await;
-        if let Err(status) = &outcome
-            && pending.checkpoint.is_some()
-            && !is_transient(status)
-            && !is_auth_error(status)
-            && status.code() != Code::FailedPrecondition
-        {
-            // A checkpoint too large for the coordinator: the metrics still count.
-            tracing::warn!(
-                job_id = lease.job_id,
-                "the coordinator refused a checkpoint, sending the metrics without it: {}",
-                describe(status)
-            );
-            pending.checkpoint = None;
-            outcome = self.send_progress(lease, pending, retry).await;
-        }
-        *pending = Pending::default();
-        self.settle(lease, outcome, "progress report")
-    }
-
-    /// Sends everything pending, in reports of at most [`MAX_REPORT_ROWS`] rows; what was
-    /// accepted leaves `pending`, so after an error it holds exactly what was not sent.
-    async fn send_progress(
-        &self,
-        lease: &Lease,
-        pending: &mut Pending,
-        retry: bool,
-    ) -> Result<(), Status> {
-        while !pending.is_empty() {
-            let (request, rows) = progress_request(lease, &self.config.worker_id, pending);
-            let checkpoint = carried_checkpoint(&request);
-            self.retry("ReportProgress", retry, |mut c| {
-                let r = request.clone();
-                async move { c.report_progress(r).await.map(|_| ()) }
-            })
-            .await?;
-            pending.sent(rows);
-            log_stored(lease, checkpoint);
-        }
-        Ok(())
-    }
-
-    /// Sends the result; keeps retrying while the coordinator is away (the lease may well still
-    /// be valid when it returns), until it accepts or refuses.
-    async fn finish_done(
-        &mut self,
-        lease: &Lease,
-        mut pending: Pending,
-        result: Box<RunResult>,
-    ) -> Result<()> {
-        if !self.flush(lease, &mut pending, true).await? {
-            return Ok(());
-        }
-        let request = CompleteJobRequest {
-            job_id: lease.job_id,
-            token: lease.token,
+        free: usize,
+        pack_key: Option<&str>,
+    ) -> Result<Vec<Job>, tonic::Status> {
+        let request = LeaseJobRequest {
             worker_id: self.config.worker_id.clone(),
-            result_json: serde_json::to_string(&result).expect("results serialise"),
+            host: self.config.host.clone(),
             device: self.config.device.clone(),
+            max_jobs: u32::try_from(free).unwrap_or(u32::MAX),
+            pack_key: pack_key.unwrap_or_default().to_string(),
         };
-        let outcome = self
-            .retry("CompleteJob", true, |mut c| {
-                let r = request.clone();
-                async move { c.complete_job(r).await.map(|_| ()) }
-            })
-            .await;
-        if self.settle(lease, outcome, "result")? {
-            tracing::info!(
-                job_id = lease.job_id,
-                "done: {:?}, rel_l2 best {:.3e}, {} iterations, {:.1} it/s",
-                result.status,
-                result.rel_l2_best,
-                result.iters_done,
-                result.iters_per_s
-            );
-        }
-        Ok(())
-    }
-
-    async fn finish_failed(&mut self, lease: &Lease, error: String) -> Result<()> {
-        let request = FailJobRequest {
-            job_id: lease.job_id,
-            token: lease.token,
-            worker_id: self.config.worker_id.clone(),
-            error,
-        };
-        let outcome = self
-            .retry("FailJob", true, |mut c| {
-                let r = request.clone();
-                async move { c.fail_job(r).await.map(|_| ()) }
-            })
-            .await;
-        self.settle(lease, outcome, "failure").map(|_| ())
-    }
-
-    /// Gives the job back without counting an attempt. Best effort: if it cannot be sent in the
-    /// grace period, the lease simply expires and the job is re-queued later.
-    async fn release(&mut self, lease: &Lease) {
-        let request = ReleaseJobRequest {
-            job_id: lease.job_id,
-            token: lease.token,
-            worker_id: self.config.worker_id.clone(),
-        };
-        let outcome = self
-            .retry("ReleaseJob", true, |mut c| {
-                let r = request.clone();
-                async move { c.release_job(r).await.map(|_| ()) }
-            })
-            .await;
-        match outcome {
-            Ok(()) => tracing::info!(job_id = lease.job_id, "released"),
-            Err(status) => tracing::warn!(
-                job_id = lease.job_id,
-                "could not release (the lease will expire in {} ms): {}",
-                lease.lease_ms,
-                describe(&status)
-            ),
-        }
-    }
-
-    /// `Ok(true)`: accepted. `Ok(false)`: the lease is gone or the data was refused (logged).
-    fn settle(&self, lease: &Lease, outcome: Result<(), Status>, what: &str) -> Result<bool> {
-        match outcome {
-            Ok(()) => Ok(true),
-            Err(status) if is_auth_error(&status) => {
-                bail!("the coordinator refused this worker: {}", describe(&status))
-            }
-            Err(status) if status.code() == Code::FailedPrecondition => {
-                tracing::warn!(
-                    job_id = lease.job_id,
-                    "lease lost, {what} not recorded (the job belongs to another worker now): {}",
-                    describe(&status)
-                );
-                Ok(false)
-            }
-            Err(status) => {
-                tracing::warn!(
-                    job_id = lease.job_id,
-                    "{what} not recorded: {}",
-                    describe(&status)
-                );
-                Ok(false)
-            }
-        }
-    }
-
-    /// Calls `op` until it succeeds or fails for good. Transient failures are retried with
-    /// backoff: indefinitely while the worker runs (when `patient`), for `SHUTDOWN_GRACE` once it
-    /// is shutting down.
-    async fn retry<F, Fut>(&self, what: &str, patient: bool, op: F) -> Result<(), Status>
-    where
-        F: Fn(Client) -> Fut,
-        Fut: Future<Output = Result<(), Status>>,
-    {
-        let mut backoff = Backoff::default();
-        let mut stopping_since: Option<Instant> = None;
-        let mut warned = false;
-        loop {
-            match op(self.client.clone()).await {
-                Ok(()) => return Ok(()),
-                Err(status) if is_transient(&status) && patient => {
-                    if self.shutdown.is_cancelled() {
-                        let since = *stopping_since.get_or_insert_with(Instant::now);
-                        if since.elapsed() >= SHUTDOWN_GRACE {
-                            return Err(status);
-                        }
-                    }
-                    if !warned {
-                        tracing::warn!("{what} failed, retrying: {}", describe(&status));
-                        warned = true;
-                    }
-                    // Not cut short by shutdown: the grace period above bounds it instead.
-                    tokio::time::sleep(backoff.next_delay()).await;
-                }
-                Err(status) => return Err(status),
-            }
-        }
+        let answer = self.client.lease_job(request).await?.into_inner();
+        Ok(answer.job.into_iter().chain(answer.more).collect())
     }
 }
 
-/// How a job starts: from scratch, or from its last checkpoint.
-enum Start {
-    Fresh(Box<TrainConfig>),
-    Resume(Box<Checkpoint>),
-}
-
-/// Reads the job's config and checkpoint. A checkpoint that cannot be used (corrupt, or taken
-/// with another config) is ignored with a warning: starting over is slower but still correct.
-fn prepare(job: &Job) -> Result<Start, String> {
-    let mut config: TrainConfig =
-        serde_json::from_str(&job.config_json).map_err(|e| format!("invalid config_json: {e}"))?;
-    config.validate().map_err(|e| e.to_string())?;
-    if config.checkpoint_every == 0 {
-        config.checkpoint_every = crate::default_checkpoint_every(&config);
-    }
-    if job.checkpoint.is_empty() {
-        return Ok(Start::Fresh(Box::new(config)));
-    }
-    match Checkpoint::from_bytes(&job.checkpoint) {
-        Ok(mut checkpoint) => {
-            let mut theirs = checkpoint.config.clone();
-            theirs.checkpoint_every = config.checkpoint_every;
-            if theirs != config {
-                tracing::warn!(
-                    job_id = job.job_id,
-                    "the checkpoint was taken with another config; starting from iteration 0"
-                );
-                return Ok(Start::Fresh(Box::new(config)));
-            }
-            checkpoint.config = config;
-            Ok(Start::Resume(Box::new(checkpoint)))
-        }
-        Err(e) => {
-            tracing::warn!(
-                job_id = job.job_id,
-                "unusable checkpoint ({e}); starting from iteration 0"
-            );
-            Ok(Start::Fresh(Box::new(config)))
-        }
+/// A job task's end: its error (a refused token) or its panic, which stop the worker.
+fn job_outcome(ended: Result<Result<()>, tokio::task::JoinError>) -> Result<()> {
+    match ended {
+        Ok(outcome) => outcome,
+        Err(e) => bail!("a job task crashed: {e}"),
     }
 }
 
-/// Most metric rows in one report. The coordinator refuses more than its `--max-metric-rows`
-/// (at least this many) per report; a backlog (rows piled up while the coordinator was away)
-/// goes out in several reports.
-const MAX_REPORT_ROWS: usize = 1_000;
-
-/// The next report of `pending`: its first [`MAX_REPORT_ROWS`] rows, and the checkpoint only
-/// with the last of them (a checkpoint is never stored ahead of the rows before it), and how
-/// many rows it carries.
-fn progress_request(
-    lease: &Lease,
-    worker_id: &str,
-    pending: &Pending,
-) -> (ReportProgressRequest, usize) {
-    let rows = pending.metrics.len().min(MAX_REPORT_ROWS);
-    let (checkpoint, checkpoint_iter) = if rows == pending.metrics.len() {
-        pending.checkpoint.clone().unwrap_or_default()
-    } else {
-        Default::default()
-    };
-    let request = ReportProgressRequest {
-        job_id: lease.job_id,
-        token: lease.token,
-        worker_id: worker_id.to_string(),
-        metrics: pending.metrics[..rows].to_vec(),
-        checkpoint,
-        checkpoint_iter,
-    };
-    (request, rows)
-}
-
-/// The iteration of the checkpoint a report carries, if it carries one.
-fn carried_checkpoint(request: &ReportProgressRequest) -> Option<u64> {
-    (!request.checkpoint.is_empty()).then_some(request.checkpoint_iter)
-}
-
-/// Debug log of an accepted checkpoint: what a crash now loses is the training since then.
-/// (The numbers are in the message so that they survive the log's colouring of fields.)
-fn log_stored(lease: &Lease, checkpoint: Option<u64>) {
-    if let Some(iter) = checkpoint {
-        tracing::debug!(
-            "checkpoint of job {} at iteration {iter} stored (token {})",
-            lease.job_id,
-            lease.token
-        );
-    }
-}
-
-/// Runs the trainer on its own thread; whatever happens (error, panic) ends in one `Done` event.
-fn spawn_trainer(
-    start: Start,
-    device: Device,
-    events: mpsc::UnboundedSender<Event>,
-    control: Arc<Control>,
-    job_id: i64,
-) {
-    let done = events.clone();
-    let body = move || {
-        let outcome = catch_unwind(AssertUnwindSafe(move || {
-            let mut trainer = match start {
-                Start::Fresh(config) => Trainer::new(*config, &device),
-                Start::Resume(checkpoint) => Trainer::resume(&checkpoint, &device),
-            }
-            .map_err(|e| e.to_string())?;
-            let mut observer = ChannelObserver { events, control };
-            Ok(Box::new(trainer.run(&mut observer)))
-        }));
-        let outcome = match outcome {
-            Ok(result) => result,
-            Err(panic) => Err(format!("the trainer panicked: {}", panic_message(&*panic))),
-        };
-        let _ = done.send(Event::Done(outcome));
-    };
-    if let Err(e) = std::thread::Builder::new()
-        .name(format!("train-job-{job_id}"))
-        .spawn(body)
-    {
-        // The closure (and its sender) is dropped: the slot sees a closed channel and fails
-        // the job with its generic message. Say why here.
-        tracing::error!(job_id, "cannot start a training thread: {e}");
-    }
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        s.to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "(no message)".to_string()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_backlog_goes_out_in_reports_of_bounded_size_checkpoint_last() {
-        let lease = Lease {
-            job_id: 1,
-            token: 2,
-            lease_ms: 1000,
-        };
-        let mut pending = Pending {
-            metrics: (0..2_500)
-                .map(|i| MetricRow {
-                    iter: i,
-                    row_json: String::new(),
-                })
-                .collect(),
-            checkpoint: Some((vec![1, 2, 3], 2_499)),
-        };
-        let mut reports = Vec::new();
-        while !pending.is_empty() {
-            let (r, rows) = progress_request(&lease, "w", &pending);
-            assert_eq!(rows, r.metrics.len());
-            reports.push((r.metrics.len(), r.checkpoint.len(), r.metrics[0].iter));
-            pending.sent(rows);
-        }
-        assert_eq!(reports, [(1_000, 0, 0), (1_000, 0, 1_000), (500, 3, 2_000)]);
-        // A checkpoint alone goes out alone.
-        let mut pending = Pending {
-            metrics: Vec::new(),
-            checkpoint: Some((vec![9], 7)),
-        };
-        let (r, rows) = progress_request(&lease, "w", &pending);
-        assert_eq!((rows, r.checkpoint_iter, r.checkpoint.len()), (0, 7, 1));
-        pending.sent(rows);
-        assert!(pending.is_empty());
+async fn sleep_or_forever(wait: Option<Duration>) {
+    match wait {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
     }
 }

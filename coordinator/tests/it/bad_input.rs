@@ -351,6 +351,7 @@ async fn out_of_range_sweeps_and_empty_or_huge_strings_are_invalid_argument() {
                 worker_id: worker_id.into(),
                 host: host.into(),
                 device: "cpu".into(),
+                ..Default::default()
             }),
         )
         .await;

@@ -157,6 +157,7 @@ pub async fn lease(c: &mut Client, worker: &str) -> Option<Job> {
         worker_id: worker.into(),
         host: "testhost".into(),
         device: "cpu".into(),
+        ..Default::default()
     })
     .await
     .unwrap()

@@ -495,6 +495,7 @@ async fn lease_input_is_validated() {
                 worker_id: worker_id.into(),
                 host: host.into(),
                 device: "cpu".into(),
+                ..Default::default()
             })
             .await
             .unwrap_err();
@@ -502,4 +503,115 @@ async fn lease_input_is_validated() {
     }
     // Nothing queued: an empty answer, not an error.
     assert!(lease(&mut c, "w").await.is_none());
+}
+
+/// A pack lease (`max_jobs` > 1) of worker `worker`: every job it got.
+async fn lease_pack(c: &mut Client, worker: &str, max_jobs: u32, pack_key: &str) -> Vec<Job> {
+    let answer = c
+        .lease_job(LeaseJobRequest {
+            worker_id: worker.into(),
+            host: "testhost".into(),
+            device: "cpu".into(),
+            max_jobs,
+            pack_key: pack_key.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    answer.job.into_iter().chain(answer.more).collect()
+}
+
+#[tokio::test]
+async fn a_stale_token_of_a_pack_job_is_refused_exactly_as_for_a_single_job() {
+    let server = Server::start(|c| c.reap_every_ms = 20).await;
+    let mut c = server.client().await;
+    // 12 jobs, 4 pack keys (2 pdes × 2 widths) of 3 seeds each.
+    submit(&mut c, spec("pk")).await;
+
+    let a = lease_pack(&mut c, "worker-a", 4, "").await;
+    // The oldest job and the rest of its key: one key, 3 jobs, each with a lease of its own.
+    assert_eq!(a.len(), 3, "{a:?}");
+    assert!(
+        a.iter()
+            .all(|j| j.pack_key == a[0].pack_key && j.token == 1)
+    );
+    assert_eq!(a[0].pack_key, "burgers:w8:d5:f32:nc16");
+    let ids: HashSet<i64> = a.iter().map(|j| j.job_id).collect();
+    assert_eq!(ids.len(), 3);
+
+    // One job of the pack goes silent; the reaper re-queues it and worker B leases it.
+    expire_lease(&server.db, a[1].job_id).await;
+    wait_for_state(&c, a[1].job_id, "queued", Duration::from_secs(20)).await;
+    let b = lease_pack(&mut c, "worker-b", 2, &a[0].pack_key).await;
+    assert_eq!(b.len(), 1, "only the re-queued job has that key");
+    assert_eq!((b[0].job_id, b[0].token), (a[1].job_id, a[1].token + 1));
+
+    // A's stale token for that job: every write refused, nothing written.
+    let before = snapshot(&mut c).await;
+    assert_every_write_refused(&mut c, &a[1], "worker-a").await;
+    // (Every refused write left the store as it was, except the workers' bookkeeping, which
+    // refused writes never touch either.)
+    assert_eq!(snapshot(&mut c).await, before);
+
+    // The fence is per job, not per pack: A's other two leases still hold.
+    for job in [&a[0], &a[2]] {
+        let answer = c
+            .heartbeat(HeartbeatRequest {
+                job_id: job.job_id,
+                token: job.token,
+                worker_id: "worker-a".into(),
+                iter: 1,
+            })
+            .await;
+        assert!(answer.is_ok(), "job {}: {answer:?}", job.job_id);
+        complete(&mut c, job, "worker-a", 0.25).await;
+    }
+    complete(&mut c, &b[0], "worker-b", 0.5).await;
+    let done = sql(
+        &mut c,
+        "SELECT r.job_id, r.worker_id FROM results r ORDER BY r.job_id",
+    )
+    .await;
+    let mut expected: Vec<(i64, &str)> = vec![
+        (a[0].job_id, "worker-a"),
+        (a[1].job_id, "worker-b"),
+        (a[2].job_id, "worker-a"),
+    ];
+    expected.sort();
+    let got: Vec<(i64, String)> = done
+        .iter()
+        .map(|r| (sql_int_of(&r[0]), text(&r[1]).to_string()))
+        .collect();
+    assert_eq!(
+        got,
+        expected
+            .iter()
+            .map(|(i, w)| (*i, w.to_string()))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn a_pack_lease_asking_for_too_many_jobs_is_refused_naming_the_field() {
+    let server = Server::start(|_| {}).await;
+    let mut c = server.client().await;
+    submit(&mut c, spec("big")).await;
+    let err = c
+        .lease_job(LeaseJobRequest {
+            worker_id: "w".into(),
+            max_jobs: MAX_LEASE_JOBS + 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("max_jobs"), "{}", err.message());
+    assert_eq!(summary(&mut c, "big").await.running, 0, "nothing leased");
+}
+
+fn sql_int_of(k: &Kind) -> i64 {
+    match k {
+        Kind::Integer(i) => *i,
+        other => panic!("not an integer: {other:?}"),
+    }
 }

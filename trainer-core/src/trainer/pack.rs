@@ -48,6 +48,23 @@ impl std::fmt::Display for PackKey {
     }
 }
 
+impl PackKey {
+    /// The key as one string, e.g. `burgers:w50:d5:f32:nc16`: what the coordinator stores per job
+    /// (`jobs.pack_key`) to lease compatible jobs together. Migration 0003 computes the same
+    /// string in SQL from `jobs.config_json` for jobs stored before it; a coordinator test keeps
+    /// the two in step, so change both or neither.
+    pub fn encode(&self) -> String {
+        let precision = match self.precision {
+            Precision::F32 => "f32",
+            Precision::F64 => "f64",
+        };
+        format!(
+            "{}:w{}:d{}:{precision}:nc{}",
+            self.pde, self.width, self.depth, self.nc
+        )
+    }
+}
+
 /// The pack key of a run: networks with equal keys can share a pack.
 pub fn pack_key(config: &TrainConfig) -> PackKey {
     PackKey {
