@@ -331,6 +331,22 @@ pde_options = { nc = 4 }
         assert_eq!(s.spec.widths, [8, 16]);
     }
 
+    /// The sweep files users are pointed at must stay valid as the format and TrainConfig move.
+    #[test]
+    fn every_example_sweep_file_is_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let sweep = load(&path).unwrap_or_else(|e| panic!("{e:#}"));
+                assert!(!sweep.configs.is_empty(), "{}", path.display());
+                checked += 1;
+            }
+        }
+        assert!(checked >= 2, "examples/*.toml found: {checked}");
+    }
+
     #[test]
     fn errors_name_the_field() {
         let e = err(&GOOD.replace("pdes =", "pdess ="));

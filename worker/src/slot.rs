@@ -120,6 +120,8 @@ impl Slot {
             // Wait for a job to end (a place to fill), the delay, or shutdown.
             tokio::select! {
                 Some(ended) = jobs.join_next(), if !jobs.is_empty() => {
+                    // Idle time starts when the last job ends, not when it was last seen.
+                    busy_until = Instant::now();
                     if let Err(e) = job_outcome(ended) {
                         first_error.get_or_insert(e);
                         break;
