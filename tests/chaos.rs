@@ -29,16 +29,7 @@ const WORKERS: usize = 4;
 /// Hang guard for the whole sweep (it takes about a minute on 2 cores).
 const SWEEP_LIMIT: Duration = Duration::from_secs(420);
 
-/// Leases long enough that a loaded 2-core machine does not lose them by accident, short
-/// enough that a killed worker's job is back in the queue within seconds.
-const LEASES: &[&str] = &[
-    "--lease-ms",
-    "3000",
-    "--heartbeat-ms",
-    "250",
-    "--reap-every-ms",
-    "200",
-];
+const LEASES: &[&str] = common::KILL_TEST_LEASES;
 
 /// Spawns worker `w{n}`: packs of 4 for even n, one job at a time for odd n.
 fn spawn_worker(coord: &Coordinator, n: usize) -> Proc {

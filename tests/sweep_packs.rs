@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::rpc::Rpc;
-use common::{Coordinator, Proc, poll_until, serial, write};
+use common::{Coordinator, KILL_TEST_LEASES, Proc, poll_until, serial, write};
 
 const ITERS: i64 = 1_000;
 /// 2 methods × 2 widths (the pack keys) × 3 seeds.
@@ -81,20 +81,7 @@ fn pack_worker(coord: &Coordinator, name: &str, pack: &str) -> Proc {
 fn a_packed_sweep_survives_a_killed_worker_with_the_results_of_one_job_at_a_time() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    // 3 s leases renewed every 250 ms: the killed worker's jobs are back in the queue within
-    // seconds; a loaded machine would have to starve the survivor for 12 heartbeats in a row.
-    let coord = Coordinator::start(
-        &dir.path().join("packs.db"),
-        None,
-        &[
-            "--lease-ms",
-            "3000",
-            "--heartbeat-ms",
-            "250",
-            "--reap-every-ms",
-            "200",
-        ],
-    );
+    let coord = Coordinator::start(&dir.path().join("packs.db"), None, KILL_TEST_LEASES);
     let rpc = Rpc::new(&coord);
 
     // ---- packed, with a SIGKILL ----

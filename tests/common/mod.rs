@@ -175,6 +175,18 @@ pub const FAST_LEASES: &[&str] = &[
     "200",
 ];
 
+/// Leases long enough that a loaded 2-core machine does not lose them by accident (12 missed
+/// heartbeats in a row), short enough that a killed worker's job is back in the queue within
+/// seconds.
+pub const KILL_TEST_LEASES: &[&str] = &[
+    "--lease-ms",
+    "3000",
+    "--heartbeat-ms",
+    "250",
+    "--reap-every-ms",
+    "200",
+];
+
 impl Coordinator {
     /// Starts a coordinator on a free port (port 0; the bound address is read from stdout).
     pub fn start(db: &Path, token: Option<&str>, extra: &[&str]) -> Coordinator {
