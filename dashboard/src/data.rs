@@ -394,12 +394,12 @@ pub async fn sweeps(reader: &Reader, page: u32, now_ms: i64) -> Result<SweepsPag
     })
 }
 
-/// The statistics of each (pde, method, width) of sweep `?1` over its results' `col`, with its
-/// seeds as dots: the `curves` view's SQL (migrations/0004_dashboard_read_paths.sql) for any of
-/// the three errors, with the max for the band and the dots added, so that for `rel_l2_best`
-/// the numbers are the view's to the last bit (`dashboard/tests/http.rs` checks it). Dots are
-/// `job seed value` triples joined by commas, values printed with 17 significant digits (the
-/// bundled SQLite prints them exactly), at most `?2` per cell.
+/// The statistics of each (method, width) of PDE `?3` of sweep `?1` over its results' `col`,
+/// with its seeds as dots: the `curves` view's SQL (migrations/0004_dashboard_read_paths.sql)
+/// for any of the three errors, with the max for the band and the dots added, so that for
+/// `rel_l2_best` the numbers are the view's to the last bit (`dashboard/tests/http.rs` checks
+/// it). Dots are `job seed value` triples joined by commas, values printed with 17 significant
+/// digits (the bundled SQLite prints them exactly), at most `?2` per cell.
 fn stats_sql(col: &str) -> String {
     format!(
         "SELECT pde, method, width, n, mean,
@@ -421,7 +421,7 @@ fn stats_sql(col: &str) -> String {
                         MIN(res.{col}) OVER p AS min,
                         MAX(res.{col}) OVER p AS max
                  FROM results res JOIN jobs j ON j.id = res.job_id
-                 WHERE j.sweep_id = ?1
+                 WHERE j.sweep_id = ?1 AND j.pde = ?3
                  WINDOW p AS (PARTITION BY j.pde, j.method, j.width)
              )
              WINDOW w AS (PARTITION BY pde, method, width)
@@ -455,6 +455,41 @@ fn unpack_dots(stat: &CurveStat, packed: &str, out: &mut Vec<SeedDot>) -> Result
     Ok(())
 }
 
+/// One PDE's cells (see [`stats_sql`]) with their dots, on a connection of its own.
+async fn pde_stats(
+    reader: Reader,
+    col: &'static str,
+    sweep: String,
+    pde: String,
+) -> Result<Vec<(CurveStat, Vec<SeedDot>)>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(stats_sql(col)))
+        .bind(&sweep)
+        .bind(MAX_CELL_DOTS)
+        .bind(&pde)
+        .fetch_all(reader.pool())
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let stat = CurveStat {
+            pde: r.try_get(0)?,
+            method: r.try_get(1)?,
+            width: r.try_get(2)?,
+            n: r.try_get(3)?,
+            mean: r.try_get(4)?,
+            std: r.try_get(5)?,
+            median: r.try_get(6)?,
+            min: r.try_get(7)?,
+            max: r.try_get(8)?,
+        };
+        let packed: Option<String> = r.try_get(9)?;
+        let mut dots = Vec::new();
+        unpack_dots(&stat, packed.as_deref().unwrap_or(""), &mut dots)?;
+        dots.sort_by_key(|d| (d.seed, d.job_id));
+        out.push((stat, dots));
+    }
+    Ok(out)
+}
+
 /// A sweep: its curve statistics for `error`, the seeds' dots, failed jobs, a page of jobs.
 pub async fn sweep(
     reader: &Reader,
@@ -477,33 +512,11 @@ pub async fn sweep(
         .pop()
         .ok_or_else(|| Error::NotFound(format!("no sweep {id:?}")))?;
     let total = sweep.total;
-    let mut stats = Vec::new();
-    let mut dots = Vec::new();
-    let mut dots_truncated = false;
-    for r in sqlx::query(sqlx::AssertSqlSafe(stats_sql(error.column())))
-        .bind(id)
-        .bind(MAX_CELL_DOTS)
-        .fetch_all(&mut *conn)
-        .await?
-    {
-        let stat = CurveStat {
-            pde: r.try_get(0)?,
-            method: r.try_get(1)?,
-            width: r.try_get(2)?,
-            n: r.try_get(3)?,
-            mean: r.try_get(4)?,
-            std: r.try_get(5)?,
-            median: r.try_get(6)?,
-            min: r.try_get(7)?,
-            max: r.try_get(8)?,
-        };
-        let packed: Option<String> = r.try_get(9)?;
-        let first = dots.len();
-        unpack_dots(&stat, packed.as_deref().unwrap_or(""), &mut dots)?;
-        dots[first..].sort_by_key(|d| (d.seed, d.job_id));
-        dots_truncated |= stat.n > MAX_CELL_DOTS;
-        stats.push(stat);
-    }
+    let pdes: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT pde FROM jobs WHERE sweep_id = ? ORDER BY pde")
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await?;
     const JOB_COLUMNS: &str =
         "id, pde, method, width, seed, state, attempts, lease_owner, last_error";
     let failed = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -533,6 +546,28 @@ pub async fn sweep(
     .iter()
     .map(job_row)
     .collect::<Result<Vec<_>>>()?;
+    // The statistics take most of the time: one statement per PDE, side by side on the pool's
+    // connections (none held here while they run, so concurrent pages cannot starve each other).
+    drop(conn);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, pde) in pdes.into_iter().enumerate() {
+        let task = pde_stats(reader.clone(), error.column(), id.to_string(), pde);
+        tasks.spawn(async move { (i, task.await) });
+    }
+    let mut per_pde = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        let (i, cells) = done.map_err(|e| Error::Store(format!("statistics task: {e}")))?;
+        per_pde.push((i, cells?));
+    }
+    per_pde.sort_by_key(|(i, _)| *i);
+    let mut stats = Vec::new();
+    let mut dots = Vec::new();
+    let mut dots_truncated = false;
+    for (stat, cell_dots) in per_pde.into_iter().flat_map(|(_, cells)| cells) {
+        dots_truncated |= stat.n > MAX_CELL_DOTS;
+        dots.extend(cell_dots);
+        stats.push(stat);
+    }
     Ok(SweepPage {
         sweep,
         error,
