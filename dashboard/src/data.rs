@@ -5,10 +5,10 @@
 //! Fast at scale (`bench/dashboard-scale.sh`: 100,000 jobs, 5,000,000 metric rows): every
 //! statement reads an index range of one sweep, one job or the last hour, never a whole table.
 //! Counts by state come from the covering index `jobs_sweep (sweep_id, state)`; the rates from
-//! `results_finished` (migration 0004); a sweep's statistics and seed dots from one pass over
-//! the covering index `jobs_cells (sweep_id, pde, method, width, seed)` in one statement,
-//! returning one row per (pde, method, width) with its dots packed in a string rather than a
-//! row per seed; lists sort the narrow index entries and read only the rows of the page.
+//! `results_finished` (migration 0004); a sweep's statistics and seed dots from the covering
+//! index `jobs_cells (sweep_id, pde, method, width, seed)`, one statement per PDE (run side by
+//! side), each returning one row per (method, width) with its dots packed in a string rather
+//! than a row per seed; lists sort the narrow index entries and read only the rows of the page.
 
 use std::collections::BTreeMap;
 
