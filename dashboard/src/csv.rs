@@ -142,8 +142,10 @@ fn cell(row: &sqlx::sqlite::SqliteRow, i: usize) -> String {
 }
 
 /// `/sweeps/{id}/results.csv`: one row per job (with or without a result), its config
-/// flattened into `config.*` columns. The config columns are the union over one job of each
-/// (pde, method), the only axes that change a config's shape.
+/// flattened into `config.*` columns, in grid order (pde, method, width, seed): the order of the
+/// index `jobs_cells`, so rows leave as they are read, with no sort of the whole sweep first.
+/// The config columns are the union over one job of each (pde, method), the only axes that
+/// change a config's shape.
 pub async fn results_file(reader: &Reader, sweep: &str) -> Result<Response> {
     reader.get_sweep(sweep).await?;
     let shapes: Vec<String> =
@@ -170,7 +172,7 @@ pub async fn results_file(reader: &Reader, sweep: &str) -> Result<Response> {
             "SELECT j.id, j.pde, j.method, j.width, j.seed, j.state, j.attempts, j.lease_owner, {},
                     j.config_json
              FROM jobs j LEFT JOIN results r ON r.job_id = j.id
-             WHERE j.sweep_id = ? ORDER BY j.id",
+             WHERE j.sweep_id = ? ORDER BY j.pde, j.method, j.width, j.seed, j.id",
             RESULT_COLUMNS.map(|c| format!("r.{c}")).join(", ")
         );
         let mut buf = header.join(",");

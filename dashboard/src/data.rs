@@ -1,7 +1,14 @@
 //! What the pages show, read from the store: one function per page, each a few SQL statements
 //! on the read-only pool that aggregate in SQLite (counts, medians, rates) and return at most a
-//! page of rows, using the store's indexes (`jobs_sweep`, `jobs_lease`, the primary keys of
-//! `results` and `metrics`). The same structs are the pages' JSON (`/api/...`).
+//! page of rows. The same structs are the pages' JSON (`/api/...`).
+//!
+//! Fast at scale (`bench/dashboard-scale.sh`: 100,000 jobs, 5,000,000 metric rows): every
+//! statement reads an index range of one sweep, one job or the last hour, never a whole table.
+//! Counts by state come from the covering index `jobs_sweep (sweep_id, state)`; the rates from
+//! `results_finished` (migration 0004); a sweep's statistics and seed dots from the covering
+//! index `jobs_cells (sweep_id, pde, method, width, seed)`, one statement per PDE (run side by
+//! side), each returning one row per (method, width) with its dots packed in a string rather
+//! than a row per seed; lists sort the narrow index entries and read only the rows of the page.
 
 use std::collections::BTreeMap;
 
@@ -15,8 +22,9 @@ use crate::error::{Error, Result};
 pub const PAGE: u32 = 50;
 /// Most metric rows drawn per job (longer runs are thinned evenly, the last row always kept).
 pub const MAX_POINTS: i64 = 2_000;
-/// Most per-seed dots on a sweep page.
-const MAX_SEED_DOTS: i64 = 20_000;
+/// Most per-seed dots per (pde, method, width) on a sweep page; a cell with more seeds draws
+/// every k-th by error (ranks 1, 1 + k, …; the min–max band still spans all of them).
+pub const MAX_CELL_DOTS: i64 = 25;
 /// Failed jobs listed with their errors on a sweep page.
 const MAX_FAILED: i64 = 50;
 /// Characters of an error shown in a list (the job page shows all of it).
@@ -142,7 +150,7 @@ pub struct SweepPage {
     pub error: ErrorKind,
     pub stats: Vec<CurveStat>,
     pub dots: Vec<SeedDot>,
-    /// Whether `dots` was cut at its limit.
+    /// Whether some cell had more than `MAX_CELL_DOTS` seeds, so not all of them are dots.
     pub dots_truncated: bool,
     pub failed: Vec<JobRow>,
     pub jobs: Vec<JobRow>,
@@ -250,23 +258,92 @@ fn job_row(r: &sqlx::sqlite::SqliteRow) -> Result<JobRow> {
     })
 }
 
-/// Results per hour and the time left for the sweeps `rows`, from one statement.
+/// `?, ?, …` for `n` values.
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// The sweeps `heads` (id, name, created_at_ms) with their counts by state, in the same
+/// order: one `GROUP BY sweep_id, state` over the covering index `jobs_sweep`. The same counts
+/// as the coordinator's `SweepSummary` (its `SUM(state = …)` form takes several times longer
+/// at 20,000 jobs a sweep).
+async fn summaries(
+    conn: &mut sqlx::SqliteConnection,
+    heads: Vec<(String, String, i64)>,
+) -> Result<Vec<modsync_proto::SweepSummary>> {
+    if heads.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT sweep_id, state, COUNT(*) FROM jobs WHERE sweep_id IN ({})
+         GROUP BY sweep_id, state",
+        placeholders(heads.len())
+    );
+    let mut q = sqlx::query_as::<_, (String, String, i64)>(sqlx::AssertSqlSafe(sql));
+    for (id, _, _) in &heads {
+        q = q.bind(id);
+    }
+    let counts = q.fetch_all(&mut *conn).await?;
+    Ok(heads
+        .into_iter()
+        .map(|(id, name, created_at_ms)| {
+            let mut s = modsync_proto::SweepSummary {
+                sweep_id: id,
+                name,
+                created_at_ms,
+                ..Default::default()
+            };
+            for (_, state, n) in counts.iter().filter(|c| c.0 == s.sweep_id) {
+                let n = u(*n);
+                match state.as_str() {
+                    "queued" => s.queued += n,
+                    "running" => s.running += n,
+                    "done" => s.done += n,
+                    "failed" => s.failed += n,
+                    "cancelled" => s.cancelled += n,
+                    _ => {}
+                }
+                s.total += n;
+            }
+            s
+        })
+        .collect())
+}
+
+/// Results stored per hour (done jobs finished within the last hour, or since the sweep was
+/// created if later) and the time left, for `summaries`. One statement for all of them, reading
+/// only the last hour's results (`results_finished`), not every result of every sweep.
 async fn with_rates(
-    reader: &Reader,
+    conn: &mut sqlx::SqliteConnection,
     summaries: Vec<modsync_proto::SweepSummary>,
     now_ms: i64,
 ) -> Result<Vec<SweepRow>> {
+    let mut finished: Vec<(String, i64)> = Vec::new();
+    if !summaries.is_empty() {
+        // CROSS JOIN: results first, by the time index (SQLite would otherwise start from the
+        // sweep's done jobs and look up each one's result).
+        let sql = format!(
+            "SELECT j.sweep_id, COUNT(*)
+             FROM results r CROSS JOIN jobs j ON j.id = r.job_id
+             JOIN sweeps s ON s.id = j.sweep_id
+             WHERE r.finished_at_ms >= ? AND r.finished_at_ms >= s.created_at_ms
+               AND j.state = 'done' AND j.sweep_id IN ({})
+             GROUP BY j.sweep_id",
+            placeholders(summaries.len())
+        );
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(now_ms - RATE_WINDOW_MS);
+        for s in &summaries {
+            q = q.bind(&s.sweep_id);
+        }
+        finished = q.fetch_all(&mut *conn).await?;
+    }
     let mut out = Vec::with_capacity(summaries.len());
     for s in summaries {
         let since = (now_ms - RATE_WINDOW_MS).max(s.created_at_ms);
-        let finished: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM jobs j JOIN results r ON r.job_id = j.id
-             WHERE j.sweep_id = ? AND j.state = 'done' AND r.finished_at_ms >= ?",
-        )
-        .bind(&s.sweep_id)
-        .bind(since)
-        .fetch_one(reader.pool())
-        .await?;
+        let finished = finished
+            .iter()
+            .find(|f| f.0 == s.sweep_id)
+            .map_or(0, |f| f.1);
         let hours = ((now_ms - since).max(60_000)) as f64 / 3_600_000.0;
         let jobs_per_hour = finished as f64 / hours;
         let left = (s.queued + s.running) as f64;
@@ -297,12 +374,120 @@ async fn with_rates(
 /// Page `page` (from 1) of the sweeps, newest first.
 pub async fn sweeps(reader: &Reader, page: u32, now_ms: i64) -> Result<SweepsPage> {
     let page = page.max(1);
-    let (summaries, total) = reader.list_sweeps_page(PAGE, offset(page)).await?;
+    let mut conn = reader.pool().acquire().await?;
+    let heads: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT id, name, created_at_ms FROM sweeps ORDER BY created_at_ms DESC, id
+         LIMIT ? OFFSET ?",
+    )
+    .bind(i64::from(PAGE))
+    .bind(i64::from(offset(page)))
+    .fetch_all(&mut *conn)
+    .await?;
+    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sweeps")
+        .fetch_one(&mut *conn)
+        .await?;
+    let summaries = summaries(&mut conn, heads).await?;
     Ok(SweepsPage {
-        sweeps: with_rates(reader, summaries, now_ms).await?,
+        sweeps: with_rates(&mut conn, summaries, now_ms).await?,
         page,
-        pages: pages(total),
+        pages: pages(u(total)),
     })
+}
+
+/// The statistics of each (method, width) of PDE `?3` of sweep `?1` over its results' `col`,
+/// with its seeds as dots: the `curves` view's SQL (migrations/0004_dashboard_read_paths.sql)
+/// for any of the three errors, with the max for the band and the dots added, so that for
+/// `rel_l2_best` the numbers are the view's to the last bit (`dashboard/tests/http.rs` checks
+/// it). Dots are `job seed value` triples joined by commas, values printed with 17 significant
+/// digits (the bundled SQLite prints them exactly), at most `?2` per cell.
+fn stats_sql(col: &str) -> String {
+    format!(
+        "SELECT pde, method, width, n, mean,
+                CASE WHEN n > 1 THEN sqrt(ss / (n - 1)) ELSE 0.0 END AS std,
+                median, min, max, dots
+         FROM (
+             SELECT pde, method, width, n, mean, min, max, rn,
+                    SUM((v - mean) * (v - mean)) OVER w AS ss,
+                    AVG(CASE WHEN rn IN ((n + 1) / 2, (n + 2) / 2) THEN v END) OVER w AS median,
+                    group_concat(CASE WHEN n <= ?2 OR (rn - 1) % ((n + ?2 - 1) / ?2) = 0
+                                      THEN id || ' ' || seed || ' ' || printf('%!.17g', v) END,
+                                 ',') OVER w AS dots
+             FROM (
+                 SELECT j.pde, j.method, j.width, j.id, j.seed, res.{col} AS v,
+                        ROW_NUMBER() OVER (PARTITION BY j.pde, j.method, j.width
+                                           ORDER BY res.{col}) AS rn,
+                        COUNT(*) OVER p AS n,
+                        AVG(res.{col}) OVER p AS mean,
+                        MIN(res.{col}) OVER p AS min,
+                        MAX(res.{col}) OVER p AS max
+                 FROM results res JOIN jobs j ON j.id = res.job_id
+                 WHERE j.sweep_id = ?1 AND j.pde = ?3
+                 WINDOW p AS (PARTITION BY j.pde, j.method, j.width)
+             )
+             WINDOW w AS (PARTITION BY pde, method, width)
+         )
+         WHERE rn = 1
+         ORDER BY pde, method, width"
+    )
+}
+
+/// The dots of one cell from their packed form (see [`stats_sql`]).
+fn unpack_dots(stat: &CurveStat, packed: &str, out: &mut Vec<SeedDot>) -> Result<()> {
+    for dot in packed.split(',').filter(|d| !d.is_empty()) {
+        let mut f = dot.split(' ');
+        let mut next = || {
+            f.next()
+                .ok_or_else(|| Error::Store(format!("malformed seed dot {dot:?}")))
+        };
+        let bad = |e: &dyn std::fmt::Display| Error::Store(format!("seed dot {dot:?}: {e}"));
+        let job_id = next()?.parse::<i64>().map_err(|e| bad(&e))?;
+        let seed = next()?.parse::<i64>().map_err(|e| bad(&e))?;
+        let value = next()?.parse::<f64>().map_err(|e| bad(&e))?;
+        out.push(SeedDot {
+            job_id,
+            pde: stat.pde.clone(),
+            method: stat.method.clone(),
+            width: stat.width,
+            seed,
+            value,
+        });
+    }
+    Ok(())
+}
+
+/// One PDE's cells (see [`stats_sql`]) with their dots, on a connection of its own.
+async fn pde_stats(
+    reader: Reader,
+    col: &'static str,
+    sweep: String,
+    pde: String,
+) -> Result<Vec<(CurveStat, Vec<SeedDot>)>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(stats_sql(col)))
+        .bind(&sweep)
+        .bind(MAX_CELL_DOTS)
+        .bind(&pde)
+        .fetch_all(reader.pool())
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let stat = CurveStat {
+            pde: r.try_get(0)?,
+            method: r.try_get(1)?,
+            width: r.try_get(2)?,
+            n: r.try_get(3)?,
+            mean: r.try_get(4)?,
+            std: r.try_get(5)?,
+            median: r.try_get(6)?,
+            min: r.try_get(7)?,
+            max: r.try_get(8)?,
+        };
+        let packed: Option<String> = r.try_get(9)?;
+        let mut dots = Vec::new();
+        unpack_dots(&stat, packed.as_deref().unwrap_or(""), &mut dots)?;
+        dots.sort_by_key(|d| (d.seed, d.job_id));
+        out.push((stat, dots));
+    }
+    Ok(out)
 }
 
 /// A sweep: its curve statistics for `error`, the seeds' dots, failed jobs, a page of jobs.
@@ -314,79 +499,24 @@ pub async fn sweep(
     now_ms: i64,
 ) -> Result<SweepPage> {
     let page = page.max(1);
-    let summary = reader.get_sweep(id).await?;
-    let total = summary.total;
-    let sweep = with_rates(reader, vec![summary], now_ms)
+    let mut conn = reader.pool().acquire().await?;
+    let head: Option<(String, String, i64)> =
+        sqlx::query_as("SELECT id, name, created_at_ms FROM sweeps WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let head = head.ok_or_else(|| Error::NotFound(format!("no sweep {id:?}")))?;
+    let summaries = summaries(&mut conn, vec![head]).await?;
+    let sweep = with_rates(&mut conn, summaries, now_ms)
         .await?
         .pop()
         .ok_or_else(|| Error::NotFound(format!("no sweep {id:?}")))?;
-    let col = error.column();
-    let stats_sql = format!(
-        "WITH r AS (
-             SELECT j.pde, j.method, j.width, res.{col} AS v
-             FROM jobs j JOIN results res ON res.job_id = j.id WHERE j.sweep_id = ?1
-         ),
-         g AS (
-             SELECT pde, method, width, COUNT(*) AS n, AVG(v) AS mean, MIN(v) AS mn, MAX(v) AS mx
-             FROM r GROUP BY pde, method, width
-         ),
-         k AS (
-             SELECT pde, method, width, v,
-                    ROW_NUMBER() OVER (PARTITION BY pde, method, width ORDER BY v) AS rn
-             FROM r
-         )
-         SELECT g.pde, g.method, g.width, g.n, g.mean, g.mn, g.mx,
-                CASE WHEN g.n > 1 THEN sqrt(SUM((k.v - g.mean) * (k.v - g.mean)) / (g.n - 1))
-                     ELSE 0.0 END AS std,
-                AVG(CASE WHEN k.rn IN ((g.n + 1) / 2, (g.n + 2) / 2) THEN k.v END) AS median
-         FROM g JOIN k ON k.pde = g.pde AND k.method = g.method AND k.width = g.width
-         GROUP BY g.pde, g.method, g.width
-         ORDER BY g.pde, g.method, g.width"
-    );
-    let mut conn = reader.pool().acquire().await?;
-    let stats = sqlx::query(sqlx::AssertSqlSafe(stats_sql))
-        .bind(id)
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(CurveStat {
-                pde: r.try_get(0)?,
-                method: r.try_get(1)?,
-                width: r.try_get(2)?,
-                n: r.try_get(3)?,
-                mean: r.try_get(4)?,
-                min: r.try_get(5)?,
-                max: r.try_get(6)?,
-                std: r.try_get(7)?,
-                median: r.try_get(8)?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let dots_sql = format!(
-        "SELECT j.id, j.pde, j.method, j.width, j.seed, res.{col}
-         FROM jobs j JOIN results res ON res.job_id = j.id WHERE j.sweep_id = ?
-         ORDER BY j.pde, j.method, j.width, j.seed LIMIT ?"
-    );
-    let mut dots = sqlx::query(sqlx::AssertSqlSafe(dots_sql))
-        .bind(id)
-        .bind(MAX_SEED_DOTS + 1)
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(SeedDot {
-                job_id: r.try_get(0)?,
-                pde: r.try_get(1)?,
-                method: r.try_get(2)?,
-                width: r.try_get(3)?,
-                seed: r.try_get(4)?,
-                value: r.try_get(5)?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let dots_truncated = dots.len() as i64 > MAX_SEED_DOTS;
-    dots.truncate(MAX_SEED_DOTS as usize);
+    let total = sweep.total;
+    let pdes: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT pde FROM jobs WHERE sweep_id = ? ORDER BY pde")
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await?;
     const JOB_COLUMNS: &str =
         "id, pde, method, width, seed, state, attempts, lease_owner, last_error";
     let failed = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -399,10 +529,14 @@ pub async fn sweep(
     .iter()
     .map(job_row)
     .collect::<Result<Vec<_>>>()?;
-    // Running jobs first: they are the ones to watch.
+    // Running jobs first: they are the ones to watch. The page is chosen on the narrow
+    // entries of `jobs_sweep (sweep_id, state, id)`; only its rows are read.
     let jobs = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {JOB_COLUMNS} FROM jobs WHERE sweep_id = ?
-         ORDER BY state <> 'running', id LIMIT ? OFFSET ?"
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE id IN (
+             SELECT id FROM jobs WHERE sweep_id = ?
+             ORDER BY state <> 'running', id LIMIT ? OFFSET ?
+         )
+         ORDER BY state <> 'running', id"
     )))
     .bind(id)
     .bind(i64::from(PAGE))
@@ -412,6 +546,28 @@ pub async fn sweep(
     .iter()
     .map(job_row)
     .collect::<Result<Vec<_>>>()?;
+    // The statistics take most of the time: one statement per PDE, side by side on the pool's
+    // connections (none held here while they run, so concurrent pages cannot starve each other).
+    drop(conn);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, pde) in pdes.into_iter().enumerate() {
+        let task = pde_stats(reader.clone(), error.column(), id.to_string(), pde);
+        tasks.spawn(async move { (i, task.await) });
+    }
+    let mut per_pde = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        let (i, cells) = done.map_err(|e| Error::Store(format!("statistics task: {e}")))?;
+        per_pde.push((i, cells?));
+    }
+    per_pde.sort_by_key(|(i, _)| *i);
+    let mut stats = Vec::new();
+    let mut dots = Vec::new();
+    let mut dots_truncated = false;
+    for (stat, cell_dots) in per_pde.into_iter().flat_map(|(_, cells)| cells) {
+        dots_truncated |= stat.n > MAX_CELL_DOTS;
+        dots.extend(cell_dots);
+        stats.push(stat);
+    }
     Ok(SweepPage {
         sweep,
         error,

@@ -256,7 +256,11 @@ pub fn sweep(p: &SweepPage) -> String {
         );
     }
     if p.dots_truncated {
-        out.push_str(r#"<p class="note">Only the first 20,000 seeds are drawn as dots.</p>"#);
+        let _ = write!(
+            out,
+            r#"<p class="note">Cells with more than {max} seeds draw every k-th seed by error as a dot (at most {max}); the band and the statistics cover all of them.</p>"#,
+            max = crate::data::MAX_CELL_DOTS
+        );
     }
     if !p.failed.is_empty() {
         out.push_str(r#"<h2>Failed jobs</h2>"#);
@@ -327,7 +331,8 @@ fn scaling_chart(p: &SweepPage, pde: &str, methods: &[&str], stats: &[&CurveStat
     )
 }
 
-/// Methods × widths: the median (and n) per cell, the best median of each width marked.
+/// Methods × widths: the median (and n) per cell, the best median of each width marked; the
+/// cell's mean, std, min and max in its tooltip and, exact, in its `data-*` attributes.
 fn method_width_table(methods: &[&str], stats: &[&CurveStat]) -> String {
     let mut widths: Vec<i64> = stats.iter().map(|c| c.width).collect();
     widths.sort_unstable();
@@ -355,10 +360,18 @@ fn method_width_table(methods: &[&str], stats: &[&CurveStat]) -> String {
                     let is_best = Some(c.median) == *b;
                     let _ = write!(
                         out,
-                        r#"<td class="num{}" data-width="{w}" data-value="{v}" data-n="{n}">{star}{s} <small>n={n}</small></td>"#,
+                        r#"<td class="num{}" data-width="{w}" data-value="{v}" data-n="{n}" data-mean="{mean}" data-std="{std}" data-min="{min}" data-max="{max}" title="n={n}: mean {mean4} ± {std4} (sample std), min {min4}, max {max4}">{star}{s} <small>n={n}</small></td>"#,
                         if is_best { " best" } else { "" },
                         v = c.median,
                         n = c.n,
+                        mean = c.mean,
+                        std = c.std,
+                        min = c.min,
+                        max = c.max,
+                        mean4 = sig4(c.mean),
+                        std4 = sig4(c.std),
+                        min4 = sig4(c.min),
+                        max4 = sig4(c.max),
                         star = if is_best { "★ " } else { "" },
                         s = sig4(c.median),
                     );

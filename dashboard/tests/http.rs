@@ -644,3 +644,310 @@ fn https_with_the_coordinators_certificate() {
     let plain = agent().get(format!("http://{}/", s.addr)).call();
     assert!(plain.is_err() || plain.unwrap().status().as_u16() != 200);
 }
+
+/// A store with a sweep whose (method, width) cells have 1, 2 or 5 finished seeds (n = 1 with
+/// std 0, an even and an odd median), one failed job without a result, the rest queued; the
+/// three errors of a result distinct and in no seed order. A second sweep with far larger
+/// errors must not leak into the first one's statistics.
+async fn skewed_fixture(dir: &Path) -> PathBuf {
+    let db = dir.join("skew.db");
+    let store = Store::open(&db).await.unwrap();
+    for (name, seeds) in [("skew", 5), ("other", 2)] {
+        store
+            .submit_sweep(&SweepSpec {
+                name: name.into(),
+                pdes: vec!["burgers".into()],
+                methods: vec!["adam".into(), "dcgd".into()],
+                widths: vec![8, 16, 32],
+                seeds: (0..seeds).collect(),
+                base_config_json: r#"{"iters": 20, "eval_every": 10}"#.into(),
+                max_attempts: 3,
+                priority: 0,
+            })
+            .await
+            .unwrap();
+    }
+    store.close().await;
+    let pool = SqlitePool::connect_with(SqliteConnectOptions::new().filename(&db))
+        .await
+        .unwrap();
+    let finished = |sweep: &str, method: &str, width: i64| match (sweep, method, width) {
+        ("other", _, _) => 2,
+        ("skew", "adam", 8) | ("skew", "dcgd", 16) => 1,
+        ("skew", "adam", 16) | ("skew", "dcgd", 32) => 2,
+        _ => 5,
+    };
+    let jobs: Vec<(i64, String, String, i64, i64)> =
+        sqlx::query_as("SELECT id, sweep_id, method, width, seed FROM jobs ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let mut k = 0.0f64;
+    for (id, sweep, method, width, seed) in &jobs {
+        let done = finished(sweep, method, *width);
+        if *seed < done {
+            k += 1.0;
+            let scale = if sweep == "other" { 1e3 } else { 1.0 };
+            let best = scale * 0.01 * (1.0 + (k * 7.3).sin().abs()) / *width as f64;
+            let min_loss = best * (1.2 + (k * 3.1).cos());
+            let last = best * (1.5 + (k * 1.7).sin());
+            sqlx::query(
+                "UPDATE jobs SET state = 'done', attempts = 1, lease_owner = 'w1' WHERE id = ?",
+            )
+            .bind(id)
+            .execute(&pool)
+            .await
+            .unwrap();
+            sqlx::query(
+                "INSERT INTO results (job_id, rel_l2_best, rel_l2_min_loss, rel_l2_last, abs_err_best,
+                     abs_err_max_best, best_iter, min_loss_iter, iters_done, wall_s, iters_per_s,
+                     num_params, diverged, skipped_steps, status, device, worker_id, result, finished_at_ms)
+                 VALUES (?, ?, ?, ?, 0.01, 0.02, 20, 20, 20, 1.5, 13.3, 100, 0, 0, 'finished', 'cpu', 'w1', '{}', ?)",
+            )
+            .bind(id).bind(best).bind(min_loss).bind(last).bind(1_796_234_645_000i64 + id)
+            .execute(&pool).await.unwrap();
+        } else if sweep == "skew" && method == "adam" && *width == 16 && *seed == done {
+            sqlx::query(
+                "UPDATE jobs SET state = 'failed', attempts = 3, lease_owner = 'w1',
+                     last_error = 'diverged at iteration 7' WHERE id = ?",
+            )
+            .bind(id)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+    }
+    pool.close().await;
+    db
+}
+
+/// One (pde, method, width) cell's statistics.
+#[derive(Debug)]
+struct CellStats {
+    method: String,
+    width: i64,
+    n: i64,
+    mean: f64,
+    std: f64,
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+/// The statistics of sweep `sweep`'s burgers cells over `col`, each by its own plain SQL (no
+/// window functions, nothing shared with the dashboard or the view): COUNT, AVG, MIN, MAX per
+/// cell; the median as the AVG of the middle one or two values (LIMIT/OFFSET over the sorted
+/// values); the sample std from the sum of squared deviations from that mean (0 for n = 1).
+async fn reference_stats(reader: &Reader, sweep: &str, col: &str) -> Vec<CellStats> {
+    let values = format!(
+        "SELECT r.{col} AS v FROM jobs j JOIN results r ON r.job_id = j.id
+         WHERE j.sweep_id = ?1 AND j.pde = 'burgers' AND j.method = ?2 AND j.width = ?3"
+    );
+    let cells: Vec<(String, i64, i64, f64, f64, f64)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT j.method, j.width, COUNT(*), AVG(r.{col}), MIN(r.{col}), MAX(r.{col})
+         FROM jobs j JOIN results r ON r.job_id = j.id
+         WHERE j.sweep_id = ? AND j.pde = 'burgers'
+         GROUP BY j.method, j.width ORDER BY j.method, j.width"
+        )))
+        .bind(sweep)
+        .fetch_all(reader.pool())
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for (method, width, n, mean, min, max) in cells {
+        let median: f64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT AVG(v) FROM ({values} ORDER BY v LIMIT ?4 OFFSET ?5)"
+        )))
+        .bind(sweep)
+        .bind(&method)
+        .bind(width)
+        .bind(2 - n % 2)
+        .bind((n - 1) / 2)
+        .fetch_one(reader.pool())
+        .await
+        .unwrap();
+        let std: f64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT CASE WHEN COUNT(*) > 1 THEN sqrt(SUM((v - ?4) * (v - ?4)) / (COUNT(*) - 1))
+                    ELSE 0.0 END FROM ({values})"
+        )))
+        .bind(sweep)
+        .bind(&method)
+        .bind(width)
+        .bind(mean)
+        .fetch_one(reader.pool())
+        .await
+        .unwrap();
+        out.push(CellStats {
+            method,
+            width,
+            n,
+            mean,
+            std,
+            median,
+            min,
+            max,
+        });
+    }
+    out
+}
+
+/// The value of attribute `name` in an HTML tag.
+fn attr(tag: &str, name: &str) -> Option<String> {
+    let key = format!(r#" {name}=""#);
+    let start = tag.find(&key)? + key.len();
+    let len = tag[start..].find('"')?;
+    Some(tag[start..start + len].to_string())
+}
+
+/// The opening tag of the method × width table's cell of (pde, method, width).
+fn grid_cell<'a>(page: &'a str, pde: &str, method: &str, width: i64) -> &'a str {
+    let section = page
+        .split(&format!(r#"data-pde="{pde}""#))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no section {pde}"));
+    let row = section
+        .split(&format!(r#"<tr data-method="{method}">"#))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no row {method}"));
+    let row = &row[..row.find("</tr>").unwrap()];
+    let at = row
+        .find(&format!(r#"data-width="{width}""#))
+        .unwrap_or_else(|| panic!("no cell {method} {width}"));
+    let start = row[..at].rfind('<').unwrap();
+    &row[start..at + row[at..].find('>').unwrap()]
+}
+
+/// Equal up to the order of a floating-point sum (mean, std): 1e-12 relative.
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-12 * a.abs().max(b.abs())
+}
+
+#[test]
+fn statistics_over_uneven_seeds_are_the_numbers_sql_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt.block_on(skewed_fixture(dir.path()));
+    let s = Served::start(&db, DashboardConfig::default());
+    let reader = rt.block_on(Reader::open(&db)).unwrap();
+    let number = |s: &str| -> f64 { s.parse().unwrap_or_else(|_| panic!("not a number: {s:?}")) };
+
+    for (error, col) in [
+        ("best", "rel_l2_best"),
+        ("min_loss", "rel_l2_min_loss"),
+        ("last", "rel_l2_last"),
+    ] {
+        let reference = rt.block_on(reference_stats(&reader, "skew", col));
+        let ns: Vec<i64> = reference.iter().map(|c| c.n).collect();
+        assert_eq!(ns, [1, 2, 5, 5, 1, 2], "the fixture's seeds per cell");
+        let (status, page, _) = get(&s.url(&format!("/sweeps/skew?error={error}")), &[]);
+        assert_eq!(status, 200);
+        for c in &reference {
+            let tag = grid_cell(&page, "burgers", &c.method, c.width);
+            let what = format!("{error} {} {}: {tag}", c.method, c.width);
+            let get = |name: &str| attr(tag, name).unwrap_or_else(|| panic!("{name} in {what}"));
+            // Order-free: exactly SQL's.
+            assert_eq!(get("data-n"), c.n.to_string(), "n, {what}");
+            assert_eq!(number(&get("data-value")), c.median, "median, {what}");
+            assert_eq!(number(&get("data-min")), c.min, "min, {what}");
+            assert_eq!(number(&get("data-max")), c.max, "max, {what}");
+            // Sums: SQL's up to the order SQLite adds them in.
+            assert!(
+                close(number(&get("data-mean")), c.mean),
+                "mean, {what}: {}",
+                c.mean
+            );
+            assert!(
+                close(number(&get("data-std")), c.std),
+                "std, {what}: {}",
+                c.std
+            );
+            if c.n == 1 {
+                assert_eq!(number(&get("data-std")), 0.0, "std of one seed, {what}");
+            }
+        }
+        // Every finished seed is a dot; the failed job is not.
+        let plot = page.split(r#"data-pde="burgers""#).nth(1).unwrap();
+        let plot = &plot[..plot.find("</svg>").unwrap()];
+        assert_eq!(
+            plot.matches(r#"class="dot""#).count() as i64,
+            ns.iter().sum::<i64>(),
+            "{error}: one dot per finished seed"
+        );
+        // The JSON has the same numbers.
+        let (_, json, _) = get(&s.url(&format!("/api/sweeps/skew?error={error}")), &[]);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let stats = v["stats"].as_array().unwrap();
+        assert_eq!(stats.len(), reference.len());
+        for (j, c) in stats.iter().zip(&reference) {
+            assert_eq!(
+                (j["method"].as_str().unwrap(), j["width"].as_i64().unwrap()),
+                (c.method.as_str(), c.width)
+            );
+            assert_eq!(j["n"].as_i64(), Some(c.n));
+            assert_eq!(j["median"].as_f64(), Some(c.median), "{error} {c:?}");
+            assert_eq!(j["min"].as_f64(), Some(c.min));
+            assert!(close(j["mean"].as_f64().unwrap(), c.mean));
+            assert!(close(j["std"].as_f64().unwrap(), c.std));
+        }
+    }
+    let (_, page, _) = get(&s.url("/sweeps/skew"), &[]);
+    assert!(
+        page.contains("diverged at iteration 7"),
+        "the failed job is listed"
+    );
+
+    // curves.csv: the `curves` view's rows, and the same numbers as the reference.
+    let reference = rt.block_on(reference_stats(&reader, "skew", "rel_l2_best"));
+    let view: Vec<(String, i64, i64, f64, f64, f64, f64)> = rt
+        .block_on(
+            sqlx::query_as(
+                "SELECT method, width, n, mean, std, median, min FROM curves
+                 WHERE sweep_id = 'skew' ORDER BY pde, method, width",
+            )
+            .fetch_all(reader.pool()),
+        )
+        .unwrap();
+    let (status, csv, _) = get(&s.url("/sweeps/skew/curves.csv"), &[]);
+    assert_eq!(status, 200);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "pde,method,width,n,mean,std,median,min");
+    assert_eq!(lines.len(), 1 + reference.len(), "{csv}");
+    for ((line, c), v) in lines[1..].iter().zip(&reference).zip(&view) {
+        let f: Vec<&str> = line.split(',').collect();
+        let what = format!("curves.csv {line}");
+        assert_eq!(
+            (f[0], f[1], number(f[2]) as i64),
+            ("burgers", c.method.as_str(), c.width),
+            "{what}"
+        );
+        assert_eq!(f[3], c.n.to_string(), "n, {what}");
+        assert_eq!(number(f[6]), c.median, "median, {what}");
+        assert_eq!(number(f[7]), c.min, "min, {what}");
+        assert!(close(number(f[4]), c.mean), "mean, {what}: {}", c.mean);
+        assert!(close(number(f[5]), c.std), "std, {what}: {}", c.std);
+        // The view's numbers to the last bit, and the page's too (the same statement).
+        assert_eq!(
+            (
+                number(f[3]) as i64,
+                number(f[4]),
+                number(f[5]),
+                number(f[6]),
+                number(f[7])
+            ),
+            (v.2, v.3, v.4, v.5, v.6),
+            "{what} against the view"
+        );
+        let tag = grid_cell(&page, "burgers", &c.method, c.width);
+        assert_eq!(
+            attr(tag, "data-mean").map(|m| number(&m)),
+            Some(v.3),
+            "page mean = view's"
+        );
+        assert_eq!(
+            attr(tag, "data-std").map(|m| number(&m)),
+            Some(v.4),
+            "page std = view's"
+        );
+    }
+}

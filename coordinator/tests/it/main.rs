@@ -8,6 +8,7 @@ mod curves;
 mod fencing;
 mod lease;
 mod limits;
+mod migrations;
 mod query;
 mod query_guard;
 mod restart;

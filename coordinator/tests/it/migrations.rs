@@ -1,0 +1,164 @@
+//! Migrations applied to a store that already holds data: a file that an older build left at
+//! version 3 (sweeps, jobs, results in it), opened by this build.
+
+use coordinator::{MIGRATOR, Store};
+use sqlx::AssertSqlSafe;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+
+/// The `curves` view of version 1 as a plain SELECT (the body of its CREATE VIEW).
+fn curves_v1() -> String {
+    let init = include_str!("../../../migrations/0001_init.sql");
+    let body = init
+        .split("CREATE VIEW curves AS")
+        .nth(1)
+        .expect("0001 defines the curves view");
+    body.trim().trim_end_matches(';').to_string()
+}
+
+type CurveRow = (String, String, String, i64, i64, f64, f64, f64, f64);
+
+#[tokio::test]
+async fn version_4_applies_to_a_store_with_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("old.db");
+    let pool = SqlitePool::connect_with(
+        SqliteConnectOptions::new()
+            .filename(&db)
+            .create_if_missing(true),
+    )
+    .await
+    .unwrap();
+    MIGRATOR.run_to(3, &pool).await.unwrap();
+
+    // Two sweeps; per (pde, method, width) 0, 1, 2 or 5 finished seeds, one failed job.
+    for s in ["a", "b"] {
+        sqlx::query(
+            "INSERT INTO sweeps (id, name, spec, max_attempts, created_at_ms, updated_at_ms)
+             VALUES (?, ?, '{}', 3, 0, 0)",
+        )
+        .bind(s)
+        .bind(s)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let mut k = 0.0f64;
+    let mut jobs = 0;
+    for s in ["a", "b"] {
+        for pde in ["burgers", "helmholtz2d"] {
+            for (m, method) in ["adam", "dcgd"].into_iter().enumerate() {
+                for (w, width) in [8i64, 16].into_iter().enumerate() {
+                    let finished = [0, 1, 2, 5][(m * 2 + w + usize::from(s == "b")) % 4];
+                    for seed in 0..5i64 {
+                        let state = if seed < finished { "done" } else { "queued" };
+                        let id: i64 = sqlx::query_scalar(
+                            "INSERT INTO jobs (sweep_id, pde, method, width, seed, config_json,
+                                 config_hash, state, max_attempts, created_at_ms, updated_at_ms)
+                             VALUES (?, ?, ?, ?, ?, '{}', ?, ?, 3, 0, 0) RETURNING id",
+                        )
+                        .bind(s)
+                        .bind(pde)
+                        .bind(method)
+                        .bind(width)
+                        .bind(seed)
+                        .bind(format!("{s}{pde}{method}{width}{seed}"))
+                        .bind(state)
+                        .fetch_one(&pool)
+                        .await
+                        .unwrap();
+                        jobs += 1;
+                        if state == "done" {
+                            k += 1.0;
+                            let v = 0.01 * (1.0 + (k * 7.3).sin().abs()) / width as f64;
+                            sqlx::query(
+                                "INSERT INTO results (job_id, rel_l2_best, rel_l2_min_loss,
+                                     rel_l2_last, abs_err_best, abs_err_max_best, best_iter,
+                                     min_loss_iter, iters_done, wall_s, iters_per_s, num_params,
+                                     diverged, skipped_steps, status, device, worker_id, result,
+                                     finished_at_ms)
+                                 VALUES (?, ?, ?, ?, 0, 0, 0, 0, 10, 1, 10, 100, 0, 0,
+                                         'finished', 'cpu', 'w', '{}', ?)",
+                            )
+                            .bind(id)
+                            .bind(v)
+                            .bind(v * 1.1)
+                            .bind(v * 1.2)
+                            .bind(1_000 + id)
+                            .execute(&pool)
+                            .await
+                            .unwrap();
+                        }
+                    }
+                }
+            }
+        }
+    }
+    sqlx::query(
+        "UPDATE jobs SET state = 'failed', last_error = 'boom'
+         WHERE id = (SELECT MIN(id) FROM jobs WHERE state = 'queued')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    // This build opens it: migration 4 runs over the data.
+    let store = Store::open(&db).await.unwrap();
+    let pool = store.reader().pool();
+    let versions: Vec<(i64, bool)> =
+        sqlx::query_as("SELECT version, success FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap();
+    assert_eq!(versions.last(), Some(&(latest, true)), "{versions:?}");
+    assert!(latest >= 4);
+    let (count, results): (i64, i64) =
+        sqlx::query_as("SELECT (SELECT COUNT(*) FROM jobs), (SELECT COUNT(*) FROM results)")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(count, jobs);
+    assert!(results > 10, "{results}");
+    let indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND name IN
+             ('jobs_cells', 'results_finished') ORDER BY name",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(indexes, ["jobs_cells", "results_finished"]);
+
+    // The new view gives version 1's numbers, over the rows that were there before.
+    let old: Vec<CurveRow> = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT sweep_id, pde, method, width, n, mean, std, median, min FROM ({})
+         ORDER BY sweep_id, pde, method, width",
+        curves_v1()
+    )))
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let new: Vec<CurveRow> = sqlx::query_as(
+        "SELECT sweep_id, pde, method, width, n, mean, std, median, min FROM curves
+         ORDER BY sweep_id, pde, method, width",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(new, old);
+    // 2 sweeps × 2 pdes × 2 methods × 2 widths, less the cells with no finished seed.
+    assert_eq!(new.len(), 12, "{new:?}");
+    assert!(new.iter().any(|r| r.4 == 2) && new.iter().any(|r| r.4 == 5));
+    // …and reads one sweep through the index, not every result of every sweep.
+    let plan: Vec<(i64, i64, i64, String)> =
+        sqlx::query_as("EXPLAIN QUERY PLAN SELECT * FROM curves WHERE sweep_id = 'a'")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    let plan: Vec<String> = plan.into_iter().map(|r| r.3).collect();
+    assert!(
+        plan.iter().any(|d| d.contains("jobs_cells (sweep_id=?)")),
+        "{plan:?}"
+    );
+    store.close().await;
+}
