@@ -6,8 +6,22 @@
 //! [`Trainer`] runs it and reports through an [`Observer`]. This crate knows nothing of gRPC or
 //! SQL; the worker drives it. `SPEC.md` in the shared folder is the numerical contract.
 
+/// The `name` of every entry of a registry table (`&[Entry]`), as a const array.
+macro_rules! registry_names {
+    ($table:expr) => {{
+        let mut names = [""; $table.len()];
+        let mut i = 0;
+        while i < names.len() {
+            names[i] = $table[i].name;
+            i += 1;
+        }
+        names
+    }};
+}
+
 pub mod adam;
 pub mod backprop;
+pub mod catalogue;
 pub mod checkpoint;
 pub mod config;
 pub mod device;
@@ -17,6 +31,7 @@ pub mod methods;
 pub mod mlp;
 pub mod modsync;
 pub mod observer;
+pub mod options;
 pub mod pde;
 pub mod tensors;
 pub mod trainer;

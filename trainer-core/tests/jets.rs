@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use trainer_core::config::Precision;
 use trainer_core::jet::{JetSpec, tanh};
 use trainer_core::mlp::{Architecture, Layers};
-use trainer_core::pde::{self, Pde, PdeParams};
+use trainer_core::pde::{self, Pde, PdeOptions};
 use trainer_core::tensors::{Ctx, to_host};
 
 fn ctx() -> Ctx {
@@ -56,7 +56,14 @@ fn shifted(points: &[f64], dim: usize, axis: usize, h: f64) -> Vec<f64> {
 
 fn check_jets(name: &str) {
     let ctx = ctx();
-    let pde = pde::by_name(name, PdeParams { nc: 4 }).unwrap();
+    let pde = pde::by_name(
+        name,
+        &PdeOptions {
+            nc: 4,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let dim = pde.dim();
     let (arch, theta, points) = setup(pde.as_ref(), 7);
     let layers = Layers::from_flat(&ctx.vector(&theta), &arch);
@@ -178,7 +185,14 @@ fn residual_loss(
 fn residual_loss_gradient_matches_directional_finite_difference() {
     let ctx = ctx();
     for name in pde::NAMES {
-        let pde = pde::by_name(name, PdeParams { nc: 3 }).unwrap();
+        let pde = pde::by_name(
+            name,
+            &PdeOptions {
+                nc: 3,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let (arch, theta, _) = setup(pde.as_ref(), 11);
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let batch = pde.sample_residual(&mut rng);

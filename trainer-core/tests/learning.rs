@@ -48,17 +48,11 @@ fn fixed_batch_losses(config: &TrainConfig, theta: &[f64]) -> (f64, f64) {
     use rand::SeedableRng;
     use trainer_core::jet::JetSpec;
     use trainer_core::mlp::{Architecture, Layers};
-    use trainer_core::pde::{self, PdeParams, Quantity};
+    use trainer_core::pde::{self, Quantity};
     use trainer_core::tensors::{Ctx, to_host};
 
     let ctx = Ctx::new(trainer_core::default_device(), trainer_core::Precision::F64);
-    let pde = pde::by_name(
-        &config.pde,
-        PdeParams {
-            nc: config.pde_options.nc,
-        },
-    )
-    .unwrap();
+    let pde = pde::by_name(&config.pde, &config.pde_options).unwrap();
     let dim = pde.dim();
     let layers = Layers::from_flat(
         &ctx.vector(theta),

@@ -4,7 +4,7 @@
 
 use burn::tensor::Device;
 use trainer_core::adam::{Adam, AdamParams};
-use trainer_core::methods::options::DcgdVariant;
+use trainer_core::methods::DcgdVariant;
 use trainer_core::methods::stats::probe;
 use trainer_core::methods::{
     self, MethodOptions, PairStats, StepOutcome, Stepper, TaskGrads, Tasks, Update, cagrad,

@@ -5,13 +5,22 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use trainer_core::config::Precision;
 use trainer_core::jet::{Jet, Second};
-use trainer_core::pde::{self, Pde, PdeParams, Quantity};
+use trainer_core::pde::{self, Pde, PdeOptions, Quantity};
 use trainer_core::tensors::{Ctx, to_host};
 
 fn all() -> Vec<Box<dyn Pde>> {
     pde::NAMES
         .iter()
-        .map(|n| pde::by_name(n, PdeParams { nc: 6 }).unwrap())
+        .map(|n| {
+            pde::by_name(
+                n,
+                &PdeOptions {
+                    nc: 6,
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+        })
         .collect()
 }
 
@@ -161,7 +170,14 @@ fn samplers_follow_the_spec() {
         ("klein_gordon3d", 216, vec![36, 4 * 36]),
     ];
     for (name, n_res, per_cond) in expect {
-        let pde = pde::by_name(name, PdeParams { nc: 6 }).unwrap();
+        let pde = pde::by_name(
+            name,
+            &PdeOptions {
+                nc: 6,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let dim = pde.dim();
         let mut rng = ChaCha8Rng::seed_from_u64(5);
         let batch = pde.sample_residual(&mut rng);
@@ -190,7 +206,14 @@ fn samplers_follow_the_spec() {
 
 #[test]
 fn burgers_collocation_is_a_latin_hypercube_below_t_099() {
-    let pde = pde::by_name("burgers", PdeParams { nc: 6 }).unwrap();
+    let pde = pde::by_name(
+        "burgers",
+        &PdeOptions {
+            nc: 6,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let batch = pde.sample_residual(&mut ChaCha8Rng::seed_from_u64(9));
     let n = batch.forcing.len();
     for (axis, (lo, hi)) in [(-1.0, 1.0), (0.0, 0.99)].into_iter().enumerate() {
@@ -216,7 +239,14 @@ fn test_grids_and_input_normalisation() {
         ("klein_gordon3d", 1_000_000),
     ];
     for (name, n) in sizes {
-        let pde = pde::by_name(name, PdeParams { nc: 16 }).unwrap();
+        let pde = pde::by_name(
+            name,
+            &PdeOptions {
+                nc: 16,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(pde.test_grid(None).len(), n, "{name} default grid");
         assert_eq!(
             pde.test_grid(Some(5)).len(),
@@ -235,9 +265,15 @@ fn test_grids_and_input_normalisation() {
         }
     }
     // Burgers' grid: 256 x by t = 0, 0.01, …, 0.99, t fastest.
-    let grid = pde::by_name("burgers", PdeParams { nc: 16 })
-        .unwrap()
-        .test_grid(None);
+    let grid = pde::by_name(
+        "burgers",
+        &PdeOptions {
+            nc: 16,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .test_grid(None);
     assert_eq!(grid.shape, vec![256, 100]);
     assert_eq!(&grid.points[0..4], &[-1.0, 0.0, -1.0, 0.01]);
     assert!((grid.points[2 * 99 + 1] - 0.99).abs() < 1e-15);
@@ -297,7 +333,14 @@ fn condition_points_lie_on_their_faces() {
         ),
     ];
     for (name, faces_per_condition) in expect {
-        let pde = pde::by_name(name, PdeParams { nc: 6 }).unwrap();
+        let pde = pde::by_name(
+            name,
+            &PdeOptions {
+                nc: 6,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let dim = pde.dim();
         let domain = pde.domain();
         let conditions = pde.sample_conditions(&mut ChaCha8Rng::seed_from_u64(3));

@@ -23,7 +23,7 @@ use crate::mlp::{Architecture, Layers};
 use crate::modsync::diagnostics::spread;
 use crate::modsync::{MaskedStep, ModSync};
 use crate::observer::{MetricsRow, Observer};
-use crate::pde::{self, Condition, Grid, Pde, PdeParams, Quantity, ResidualBatch};
+use crate::pde::{self, Condition, Grid, Pde, Quantity, ResidualBatch};
 use crate::tensors::{Ctx, to_host};
 
 mod pack;
@@ -202,13 +202,8 @@ impl Trainer {
     pub fn new(config: TrainConfig, device: &Device) -> Result<Self, TrainError> {
         config.validate()?;
         let ctx = Ctx::new(device.clone(), config.precision);
-        let pde = pde::by_name(
-            &config.pde,
-            PdeParams {
-                nc: config.pde_options.nc,
-            },
-        )
-        .ok_or_else(|| ConfigError::new("pde", format!("unknown PDE {:?}", config.pde)))?;
+        let pde = pde::by_name(&config.pde, &config.pde_options)
+            .ok_or_else(|| ConfigError::new("pde", format!("unknown PDE {:?}", config.pde)))?;
         let arch = Architecture::new(pde.dim(), config.width, config.depth);
         let init = arch.xavier_normal(&mut seeded_rng(config.seed, INIT_STREAM));
         let (wrapped, base) = methods::split_modsync(&config.method);

@@ -13,7 +13,7 @@ use std::f64::consts::PI;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use trainer_core::pde::{self, Condition, PdeParams, Quantity, ResidualBatch};
+use trainer_core::pde::{self, Condition, PdeOptions, Quantity, ResidualBatch};
 
 /// A benchmark as SPEC §2 defines it: coordinate order, domain, input normalisation.
 #[derive(Clone, Copy, Debug)]
@@ -289,7 +289,14 @@ pub fn trainer_batches(
     nc: usize,
     n: usize,
 ) -> Vec<(ResidualBatch, Vec<Condition>)> {
-    let pde = pde::by_name(name, PdeParams { nc }).expect("known PDE");
+    let pde = pde::by_name(
+        name,
+        &PdeOptions {
+            nc,
+            ..Default::default()
+        },
+    )
+    .expect("known PDE");
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(1);
     (0..n)
