@@ -1,8 +1,10 @@
 //! `TrainConfig`: the complete, serialisable description of one training run.
 //!
-//! A run is a pure function of its config (on the CPU backend): the worker stores the JSON of
-//! this struct in the coordinator, hashes it for idempotent submission, and hands it back to
-//! trainer-core unchanged. Every default here is the one `SPEC.md` names.
+//! A run is a pure function of its config (on the CPU backend): the coordinator expands a sweep
+//! into these, stores each as JSON and hashes it (canonically) for idempotent submission; a
+//! worker hands the stored JSON back to trainer-core unchanged. Every default here is the one
+//! `SPEC.md` names. The option groups live with what they configure (`methods`, `modsync`,
+//! `pde`) and are re-exported here.
 
 use serde::{Deserialize, Serialize};
 
@@ -12,17 +14,7 @@ use crate::pde;
 pub use crate::methods::MethodOptions;
 pub use crate::modsync::{DiagnosticsOptions, ModSyncOptions};
 pub use crate::pde::{MAX_NC, MAX_TEST_GRID, PdeOptions};
-
-/// Floating-point precision of every tensor in the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Precision {
-    /// Single precision: the speed default, like reference PINN code.
-    #[default]
-    F32,
-    /// Double precision: for derivative checks and reproducibility studies.
-    F64,
-}
+pub use crate::tensors::Precision;
 
 /// Everything that determines one training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
