@@ -1,5 +1,6 @@
-//! Host ↔ device transfers. All host-side numbers are `f64`; the run's [`Precision`] decides
-//! what the device holds, so the same host data gives the same f32 values on every backend.
+//! Where a run's tensors live and how they get there: its device and [`Precision`] ([`Ctx`]),
+//! and host ↔ device transfers. All host-side numbers are `f64`; the precision decides what
+//! the device holds, so the same host data gives the same f32 values on every backend.
 
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};

@@ -1,8 +1,9 @@
 //! Gradient methods (SPEC §3): how the two task gradients g_r (residual) and g_b (boundary)
 //! become one parameter update.
 //!
-//! Each method is one file: its rule, its state, its options struct and its [`MethodEntry`].
-//! The registry below lists the entries ([`METHODS`]) and declares [`MethodOptions`] from them;
+//! Each method lives in one file with its rule, its state, its options struct and its
+//! [`MethodEntry`] (a family shares a file: `weights.rs`, `projection.rs`). The registry below
+//! lists the entries ([`METHODS`]) and declares [`MethodOptions`] from them;
 //! names, validation, construction, `modsync methods` and the CLI's `--X.y` flags all come
 //! from it. A method is chosen by name in `TrainConfig::method` (`modsync+X` wraps any of
 //! them, see [`crate::modsync`]). A step goes:
