@@ -7,34 +7,18 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{FAST_LEASES, Proc, run_cli, run_cli_env, serial, tiny_sweep, wait_until, write};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, KeyUsagePurpose};
+use common::{
+    FAST_LEASES, Proc, certs, run_cli, run_cli_env, serial, tiny_sweep, wait_until, write,
+};
 
 const TOKEN: &str = "tls-e2e-token";
 
-/// A CA and a server certificate it signed for 127.0.0.1 and localhost, as PEM files in `dir`:
-/// (ca.pem, server.pem, server.key).
+/// [`certs::make_certs`] as the path strings the command line takes: (ca.pem, server.pem,
+/// server.key).
 fn make_certs(dir: &Path, name: &str) -> (String, String, String) {
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, format!("{name} test CA"));
-    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-        .unwrap()
-        .signed_by(&leaf_key, &ca)
-        .unwrap();
-    (
-        write(dir, &format!("{name}-ca.pem"), &ca.pem()),
-        write(dir, &format!("{name}-server.pem"), &leaf.pem()),
-        write(
-            dir,
-            &format!("{name}-server.key"),
-            &leaf_key.serialize_pem(),
-        ),
-    )
+    let text = |p: PathBuf| p.to_str().unwrap().to_string();
+    let (ca, cert, key) = certs::make_certs(dir, name);
+    (text(ca), text(cert), text(key))
 }
 
 /// A TLS coordinator process and its printed URL.

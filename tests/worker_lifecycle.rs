@@ -344,7 +344,9 @@ fn a_trainer_error_fails_the_job_with_its_message_and_one_attempt() {
 
     let w = coord.worker("w1", &[]);
     poll_until(Duration::from_secs(60), POLL, "the job fails", || {
-        job(&rpc).0 != "running" && job(&rpc).0 != "queued"
+        // One read: two could see `queued`, then `running` once the worker leased it.
+        let state = job(&rpc).0;
+        state != "running" && state != "queued"
     });
     let r = &rpc.sql("SELECT state, attempts, COALESCE(last_error, '') FROM jobs")[0];
     assert_eq!(r[..2], ["failed", "1"], "{r:?}");

@@ -2,8 +2,13 @@
 //!
 //! Everything the coordinator knows lives in this file, so a restarted coordinator simply opens
 //! it again and carries on (leases that expired while it was down are reaped on the first tick).
-//! The operations themselves live next to the RPC they serve: `sweeps.rs`, `lease.rs`,
-//! `reaper.rs`, `curves.rs`, `query.rs`.
+//! [`Store::open`] also starts the writer of `batch.rs`: the one thread that group-commits the
+//! four hot worker writes (lease, heartbeat, progress, completion) on the write connection.
+//!
+//! The operations themselves live next to the RPC they serve: the worker RPCs in `lease.rs`
+//! (the hot four hand their op to the writer; fail and release run their own transaction),
+//! submit, cancel, retry and the sweep listings in `sweeps.rs`, lease expiry in `reaper.rs`;
+//! the reads go through the read-only connections of `reader.rs` (`curves.rs`, `query.rs`).
 
 use std::collections::HashMap;
 use std::path::Path;

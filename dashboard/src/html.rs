@@ -1,33 +1,18 @@
 //! The pages, rendered on the server as HTML strings: a layout, then one function per page
 //! that turns the `data` structs into markup. Every value comes from the store and is escaped
-//! ([`esc`]). Numbers are shown to 4 significant digits; the exact value is in the cell's
-//! `data-value`, so a test (or a script) can compare it with SQL.
+//! ([`esc`], from `escape.rs`). Numbers are shown to 4 significant digits; the exact value is
+//! in the cell's `data-value`, so a test (or a script) can compare it with SQL.
 
 use std::fmt::Write as _;
 
 use crate::data::{
     CurveStat, ErrorKind, JobPage, JobRow, SweepPage, SweepRow, SweepsPage, WorkersPage,
 };
+use crate::escape::esc;
 use crate::svg::{self, Chart, Scale, Series};
 use crate::ticks;
 
 const STYLE: &str = include_str!("../assets/style.css");
-
-/// `s` safe inside HTML text and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// `s` as one URL path segment or query value (sweep names are letters, digits, `._-`, but
 /// nothing here relies on it).

@@ -22,6 +22,7 @@ mod auth;
 pub mod csv;
 pub mod data;
 pub mod error;
+mod escape;
 mod html;
 mod svg;
 pub mod ticks;

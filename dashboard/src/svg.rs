@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use crate::html::esc;
+use crate::escape::esc;
 use crate::ticks::{self, Marker, Rgb};
 
 const W: f64 = 640.0;

@@ -5,14 +5,13 @@ use std::path::PathBuf;
 
 use anyhow::{Result, anyhow};
 use clap::Args;
-use trainer_core::pde::{self, PdeParams};
+use trainer_core::pde::{self, PdeOptions};
 
 use crate::output::{csv_number, write_atomic};
 
 #[derive(Args)]
 pub struct ReferenceArgs {
-    /// Benchmark: helmholtz2d, klein_gordon2d, burgers, helmholtz3d, klein_gordon3d.
-    #[arg(long)]
+    #[arg(long, help = crate::cmd::train::pde_help())]
     pde: String,
     /// CSV file to write.
     #[arg(long)]
@@ -23,7 +22,7 @@ pub struct ReferenceArgs {
 }
 
 pub fn run(args: ReferenceArgs) -> Result<()> {
-    let pde = pde::by_name(&args.pde, PdeParams { nc: 16 }).ok_or_else(|| {
+    let pde = pde::by_name(&args.pde, &PdeOptions::default()).ok_or_else(|| {
         anyhow!(
             "invalid --pde: unknown PDE {:?} (known: {})",
             args.pde,
@@ -31,11 +30,11 @@ pub fn run(args: ReferenceArgs) -> Result<()> {
         )
     })?;
     if let Some(g) = args.grid
-        && !(2..=trainer_core::config::MAX_TEST_GRID).contains(&g)
+        && !(2..=pde::MAX_TEST_GRID).contains(&g)
     {
         return Err(anyhow!(
             "invalid --grid: must be in 2..={}, got {g}",
-            trainer_core::config::MAX_TEST_GRID
+            pde::MAX_TEST_GRID
         ));
     }
     let grid = pde.test_grid(args.grid);

@@ -8,14 +8,14 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use trainer_core::config::PdeOptions;
 use trainer_core::{Checkpoint, MetricsRow, Observer, Precision, RunResult, TrainConfig, Trainer};
 
 use crate::output::{csv_number, prepare_dir, write_atomic};
 
 #[derive(Args)]
 pub struct TrainArgs {
-    /// Benchmark: helmholtz2d, klein_gordon2d, burgers, helmholtz3d, klein_gordon3d.
-    #[arg(long, default_value = "burgers")]
+    #[arg(long, default_value = "burgers", help = pde_help())]
     pde: String,
     /// Gradient method (see `modsync methods`).
     #[arg(long, default_value = "adam")]
@@ -44,7 +44,7 @@ pub struct TrainArgs {
     #[arg(long, default_value = "f32", value_parser = parse_precision)]
     precision: Precision,
     /// Points per axis of the 3-D collocation lattice.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = PdeOptions::default().nc)]
     nc: usize,
     /// Points per axis of the test grid (default: the benchmark's).
     #[arg(long)]
@@ -56,9 +56,13 @@ pub struct TrainArgs {
     /// (LibTorch on the CPU) need a modsync built with --features tch.
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// Boxed: ~40 optional values would make every `Command` this large.
     #[command(flatten)]
-    method_flags: Box<crate::cmd::methods::MethodFlags>,
+    method_flags: crate::cmd::methods::MethodFlags,
+}
+
+/// `--pde`'s help: the benchmarks of trainer-core's registry.
+pub fn pde_help() -> String {
+    format!("Benchmark: {}", trainer_core::pde::NAMES.join(", "))
 }
 
 fn parse_precision(s: &str) -> Result<Precision, String> {
@@ -70,7 +74,7 @@ fn parse_precision(s: &str) -> Result<Precision, String> {
 }
 
 impl TrainArgs {
-    fn config(&self) -> TrainConfig {
+    fn config(&self) -> Result<TrainConfig> {
         let mut c = TrainConfig {
             pde: self.pde.clone(),
             method: self.method.clone(),
@@ -86,8 +90,8 @@ impl TrainArgs {
         };
         c.pde_options.nc = self.nc;
         c.pde_options.test_grid = self.test_grid;
-        self.method_flags.apply(&mut c);
-        c
+        self.method_flags.apply(&mut c)?;
+        Ok(c)
     }
 }
 
@@ -167,7 +171,7 @@ impl Observer for CliObserver {
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
-    let config = args.config();
+    let config = args.config()?;
     config.validate()?;
     let device = trainer_core::parse_device(&args.device)?;
     let csv = match &args.out {

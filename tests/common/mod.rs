@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod rpc;
 
 use std::collections::BTreeMap;

@@ -10,21 +10,15 @@ use std::time::Instant;
 
 use trainer_core::{NoopObserver, TrainConfig, Trainer, default_device};
 
-const METHODS: [&str; 13] = [
-    "adam",
-    "lra",
-    "ntk",
-    "multiadam",
-    "pcgrad",
-    "cagrad",
-    "dcgd",
-    "config",
-    "mconfig",
-    "modsync+adam",
-    "modsync+dcgd",
-    "modsync+config",
-    "modsync+mconfig",
-];
+/// Every method of the registry, then ModSync around a few of them.
+fn methods() -> Vec<String> {
+    let wrapped = ["adam", "dcgd", "config", "mconfig"].map(|m| format!("modsync+{m}"));
+    trainer_core::methods::NAMES
+        .iter()
+        .map(|m| m.to_string())
+        .chain(wrapped)
+        .collect()
+}
 
 fn config(method: &str, width: usize, iters: u64) -> TrainConfig {
     let mut c = TrainConfig {
@@ -69,16 +63,17 @@ fn main() {
     let with_diagnostics = arg(3, 1) != 0;
     println!("burgers, width {width}, depth 5, {iters} steps × {rounds} rounds (median)");
 
-    let mut times = vec![Vec::new(); METHODS.len()];
+    let methods = methods();
+    let mut times = vec![Vec::new(); methods.len()];
     for _ in 0..rounds {
-        for (k, m) in METHODS.iter().enumerate() {
+        for (k, m) in methods.iter().enumerate() {
             times[k].push(time_run(config(m, width, iters)));
         }
     }
     let adam = median(times[0].clone());
     println!("| method | ms/step | vs adam |");
     println!("|---|---|---|");
-    for (k, m) in METHODS.iter().enumerate() {
+    for (k, m) in methods.iter().enumerate() {
         let t = median(times[k].clone());
         println!("| {m} | {:.2} | {:.2}× |", 1e3 * t, t / adam);
     }

@@ -1,8 +1,10 @@
 //! `TrainConfig`: the complete, serialisable description of one training run.
 //!
-//! A run is a pure function of its config (on the CPU backend): the worker stores the JSON of
-//! this struct in the coordinator, hashes it for idempotent submission, and hands it back to
-//! trainer-core unchanged. Every default here is the one `SPEC.md` names.
+//! A run is a pure function of its config (on the CPU backend): the coordinator expands a sweep
+//! into these, stores each as JSON and hashes it (canonically) for idempotent submission; a
+//! worker hands the stored JSON back to trainer-core unchanged. Every default here is the one
+//! `SPEC.md` names. The option groups live with what they configure (`methods`, `modsync`,
+//! `pde`) and are re-exported here.
 
 use serde::{Deserialize, Serialize};
 
@@ -11,45 +13,16 @@ use crate::pde;
 
 pub use crate::methods::MethodOptions;
 pub use crate::modsync::{DiagnosticsOptions, ModSyncOptions};
-
-/// Floating-point precision of every tensor in the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Precision {
-    /// Single precision: the speed default, like reference PINN code.
-    #[default]
-    F32,
-    /// Double precision: for derivative checks and reproducibility studies.
-    F64,
-}
-
-/// Options of the benchmark problems that are not part of the grid axes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct PdeOptions {
-    /// Points per axis of the 3-D collocation lattice (`nc³` interior, `nc²` per face).
-    pub nc: usize,
-    /// Override of the test-grid resolution per axis (default: the SPEC's grid of each PDE).
-    /// 3-D problems default to 100³ = 10⁶ points, which is slow on a CPU: sweeps often set 32.
-    pub test_grid: Option<usize>,
-}
-
-impl Default for PdeOptions {
-    fn default() -> Self {
-        Self {
-            nc: 16,
-            test_grid: None,
-        }
-    }
-}
+pub use crate::pde::{MAX_NC, MAX_TEST_GRID, PdeOptions};
+pub use crate::tensors::Precision;
 
 /// Everything that determines one training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
-    /// Benchmark name, see [`pde::NAMES`].
+    /// Benchmark name, see [`pde::PDES`].
     pub pde: String,
-    /// Gradient method key, see [`crate::methods::NAMES`].
+    /// Gradient method key, see [`crate::methods::METHODS`].
     pub method: String,
     /// Hidden units per layer.
     pub width: usize,
@@ -110,8 +83,6 @@ impl Default for TrainConfig {
 pub const MAX_WIDTH: usize = 16_384;
 pub const MAX_DEPTH: usize = 64;
 pub const MAX_ITERS: u64 = 100_000_000;
-pub const MAX_NC: usize = 256;
-pub const MAX_TEST_GRID: usize = 1_000;
 
 impl TrainConfig {
     /// Checks every field; the error names the first offending field and what is wrong with it.
@@ -119,16 +90,7 @@ impl TrainConfig {
         fn bad(field: &str, problem: String) -> Result<(), ConfigError> {
             Err(ConfigError::new(field, problem))
         }
-        if !pde::NAMES.contains(&self.pde.as_str()) {
-            return bad(
-                "pde",
-                format!(
-                    "unknown PDE {:?} (known: {})",
-                    self.pde,
-                    pde::NAMES.join(", ")
-                ),
-            );
-        }
+        pde::validate_name(&self.pde)?;
         crate::methods::validate_method(&self.method)?;
         self.method_options.validate("method_options")?;
         self.modsync.validate("modsync")?;
@@ -177,21 +139,7 @@ impl TrainConfig {
         if self.max_consecutive_skips == 0 {
             return bad("max_consecutive_skips", "must be >= 1".into());
         }
-        let nc = self.pde_options.nc;
-        if !(2..=MAX_NC).contains(&nc) {
-            return bad(
-                "pde_options.nc",
-                format!("must be in 2..={MAX_NC}, got {nc}"),
-            );
-        }
-        if let Some(g) = self.pde_options.test_grid
-            && !(2..=MAX_TEST_GRID).contains(&g)
-        {
-            return bad(
-                "pde_options.test_grid",
-                format!("must be in 2..={MAX_TEST_GRID}, got {g}"),
-            );
-        }
+        self.pde_options.validate("pde_options")?;
         Ok(())
     }
 

@@ -3,11 +3,29 @@
 //! One run = one [`TrainConfig`]: an MLP whose input derivatives come from forward Taylor jets
 //! ([`jet`]), one of five benchmark PDEs ([`pde`]), a gradient method ([`methods`]), optionally
 //! wrapped in ModSync's masked layers ([`modsync`]), and Adam.
-//! [`Trainer`] runs it and reports through an [`Observer`]. This crate knows nothing of gRPC or
-//! SQL; the worker drives it. `SPEC.md` in the shared folder is the numerical contract.
+//! [`Trainer`] runs it (or a [`Pack`] runs K of one shape together) and reports through an
+//! [`Observer`]. PDEs and methods are registries ([`pde::PDES`], [`methods::METHODS`]): their
+//! names, validation, construction and, through [`catalogue`] and [`options`], every option's
+//! help, default and CLI flag come from those tables. This crate knows nothing of gRPC or SQL;
+//! the worker and `modsync train` drive it, the coordinator validates configs with it.
+//! `SPEC.md` in the shared folder is the numerical contract.
+
+/// The `name` of every entry of a registry table (`&[Entry]`), as a const array.
+macro_rules! registry_names {
+    ($table:expr) => {{
+        let mut names = [""; $table.len()];
+        let mut i = 0;
+        while i < names.len() {
+            names[i] = $table[i].name;
+            i += 1;
+        }
+        names
+    }};
+}
 
 pub mod adam;
 pub mod backprop;
+pub mod catalogue;
 pub mod checkpoint;
 pub mod config;
 pub mod device;
@@ -17,6 +35,7 @@ pub mod methods;
 pub mod mlp;
 pub mod modsync;
 pub mod observer;
+pub mod options;
 pub mod pde;
 pub mod tensors;
 pub mod trainer;

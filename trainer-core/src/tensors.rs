@@ -1,9 +1,20 @@
-//! Host ↔ device transfers. All host-side numbers are `f64`; the run's [`Precision`] decides
-//! what the device holds, so the same host data gives the same f32 values on every backend.
+//! Where a run's tensors live and how they get there: its device and [`Precision`] ([`Ctx`]),
+//! and host ↔ device transfers. All host-side numbers are `f64`; the precision decides what
+//! the device holds, so the same host data gives the same f32 values on every backend.
 
 use burn::tensor::{DType, Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
 
-use crate::config::Precision;
+/// Floating-point precision of every tensor in the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Single precision: the speed default, like reference PINN code.
+    #[default]
+    F32,
+    /// Double precision: for derivative checks and reproducibility studies.
+    F64,
+}
 
 /// The device and float type every tensor of a run uses.
 #[derive(Clone, Debug)]

@@ -1,45 +1,24 @@
 //! Resume is exact: N steps straight equal N/2 steps, a checkpoint through its byte format, a
 //! fresh trainer, and N/2 more — to the last bit on the CPU backend.
 
-use trainer_core::{Checkpoint, MetricsRow, Observer, RunStatus, TrainConfig, Trainer};
+use trainer_core::{Checkpoint, RunStatus, TrainConfig, Trainer};
+
+mod common;
+
+use common::{Recorder, tiny};
 
 fn config(pde: &str) -> TrainConfig {
     let mut c = TrainConfig {
         pde: pde.into(),
         width: 10,
-        depth: 2,
         iters: 40,
         eval_every: 10,
         lr_decay_every: 15, // the schedule must also continue correctly
-        ..TrainConfig::default()
+        ..tiny("adam")
     };
     c.pde_options.nc = 4;
     c.pde_options.test_grid = Some(8);
     c
-}
-
-/// Stops the run once `stop_at` steps are done, keeping every checkpoint and row it sees.
-#[derive(Default)]
-struct Recorder {
-    stop_at: Option<u64>,
-    iter: u64,
-    checkpoints: Vec<Checkpoint>,
-    rows: Vec<MetricsRow>,
-}
-
-impl Observer for Recorder {
-    fn on_step(&mut self, iter: u64) {
-        self.iter = iter;
-    }
-    fn on_metrics(&mut self, row: &MetricsRow) {
-        self.rows.push(row.clone());
-    }
-    fn on_checkpoint(&mut self, c: &Checkpoint) {
-        self.checkpoints.push(c.clone());
-    }
-    fn should_stop(&mut self) -> bool {
-        self.stop_at.is_some_and(|s| self.iter >= s)
-    }
 }
 
 fn bits(v: &[f64]) -> Vec<u64> {

@@ -13,20 +13,11 @@
 mod common;
 
 use common::{
-    boundary_loss, dims, fd_gradient, host_pde, rel_diff, residual_loss, trainer_batches,
+    Recorder, boundary_loss, dims, fd_gradient, host_pde, rel_diff, residual_loss, trainer_batches,
 };
 use trainer_core::checkpoint::{Evaluation, Tracker};
 use trainer_core::pde::linspace;
-use trainer_core::{MetricsRow, Observer, Precision, TrainConfig, Trainer};
-
-#[derive(Default)]
-struct Rows(Vec<MetricsRow>);
-
-impl Observer for Rows {
-    fn on_metrics(&mut self, row: &MetricsRow) {
-        self.0.push(row.clone());
-    }
-}
+use trainer_core::{Precision, TrainConfig, Trainer};
 
 const WIDTH: usize = 6;
 const DEPTH: usize = 2;
@@ -51,8 +42,8 @@ fn check_task_gradients(name: &str) {
     config.diagnostics.enabled = false;
     let mut trainer = Trainer::new(config, &trainer_core::default_device()).unwrap();
     let theta0 = trainer.parameters();
-    let mut rows = Rows::default();
-    let result = trainer.run(&mut rows);
+    let mut rec = Recorder::default();
+    let result = trainer.run(&mut rec);
     assert_eq!(result.skipped_steps, 0, "{name}");
     let ckpt = trainer.checkpoint(0.0);
     let beta1 = 0.9;
@@ -74,7 +65,7 @@ fn check_task_gradients(name: &str) {
     let (_, cond1) = &batches[1];
 
     // The losses at iteration 0 (same θ₀, same batch 0).
-    let first = &rows.0[0];
+    let first = &rec.rows[0];
     assert_eq!(first.iter, 0);
     let want_r = residual_loss(&h, &dims, &theta0, &res0.points);
     let want_b = boundary_loss(&h, &dims, &theta0, cond0);
@@ -187,9 +178,9 @@ fn reported_errors_follow_the_spec_formulas() {
     config.pde_options.test_grid = Some(n);
     config.diagnostics.enabled = false;
     let mut trainer = Trainer::new(config, &trainer_core::default_device()).unwrap();
-    let mut rows = Rows::default();
-    let result = trainer.run(&mut rows);
-    let rows = rows.0;
+    let mut rec = Recorder::default();
+    let result = trainer.run(&mut rec);
+    let rows = rec.rows;
     assert_eq!(rows.len(), 21, "iterations 0, 2, …, 40");
 
     let h = common::host_pde("klein_gordon2d");

@@ -9,12 +9,12 @@ use rand_chacha::ChaCha8Rng;
 use trainer_core::config::Precision;
 use trainer_core::jet::{JetSpec, tanh};
 use trainer_core::mlp::{Architecture, Layers};
-use trainer_core::pde::{self, Pde, PdeParams};
+use trainer_core::pde::{self, Pde};
 use trainer_core::tensors::{Ctx, to_host};
 
-fn ctx() -> Ctx {
-    Ctx::new(trainer_core::default_device(), Precision::F64)
-}
+mod common;
+
+use common::{benchmark, ctx64};
 
 /// A random network for `pde` and a few random points inside its domain.
 fn setup(pde: &dyn Pde, seed: u64) -> (Architecture, Vec<f64>, Vec<f64>) {
@@ -55,8 +55,8 @@ fn shifted(points: &[f64], dim: usize, axis: usize, h: f64) -> Vec<f64> {
 }
 
 fn check_jets(name: &str) {
-    let ctx = ctx();
-    let pde = pde::by_name(name, PdeParams { nc: 4 }).unwrap();
+    let ctx = ctx64();
+    let pde = benchmark(name, 4);
     let dim = pde.dim();
     let (arch, theta, points) = setup(pde.as_ref(), 7);
     let layers = Layers::from_flat(&ctx.vector(&theta), &arch);
@@ -176,9 +176,9 @@ fn residual_loss(
 
 #[test]
 fn residual_loss_gradient_matches_directional_finite_difference() {
-    let ctx = ctx();
+    let ctx = ctx64();
     for name in pde::NAMES {
-        let pde = pde::by_name(name, PdeParams { nc: 3 }).unwrap();
+        let pde = benchmark(name, 3);
         let (arch, theta, _) = setup(pde.as_ref(), 11);
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let batch = pde.sample_residual(&mut rng);

@@ -6,23 +6,18 @@
 //! own (λ of the other task = 0) and together (the sum falls).
 
 use serde_json::json;
-use trainer_core::{MetricsRow, Observer, TrainConfig, Trainer};
+use trainer_core::{MetricsRow, TrainConfig, Trainer};
 
-#[derive(Default)]
-struct Rows(Vec<MetricsRow>);
+mod common;
 
-impl Observer for Rows {
-    fn on_metrics(&mut self, row: &MetricsRow) {
-        self.0.push(row.clone());
-    }
-}
+use common::Recorder;
 
 fn run(config: serde_json::Value) -> (Vec<MetricsRow>, trainer_core::RunResult) {
     let config: TrainConfig = serde_json::from_value(config).expect("valid config JSON");
     let mut trainer = Trainer::new(config, &trainer_core::default_device()).unwrap();
-    let mut rows = Rows::default();
-    let result = trainer.run(&mut rows);
-    (rows.0, result)
+    let mut rec = Recorder::default();
+    let result = trainer.run(&mut rec);
+    (rec.rows, result)
 }
 
 #[test]
@@ -48,17 +43,11 @@ fn fixed_batch_losses(config: &TrainConfig, theta: &[f64]) -> (f64, f64) {
     use rand::SeedableRng;
     use trainer_core::jet::JetSpec;
     use trainer_core::mlp::{Architecture, Layers};
-    use trainer_core::pde::{self, PdeParams, Quantity};
-    use trainer_core::tensors::{Ctx, to_host};
+    use trainer_core::pde::{self, Quantity};
+    use trainer_core::tensors::to_host;
 
-    let ctx = Ctx::new(trainer_core::default_device(), trainer_core::Precision::F64);
-    let pde = pde::by_name(
-        &config.pde,
-        PdeParams {
-            nc: config.pde_options.nc,
-        },
-    )
-    .unwrap();
+    let ctx = common::ctx64();
+    let pde = pde::by_name(&config.pde, &config.pde_options).unwrap();
     let dim = pde.dim();
     let layers = Layers::from_flat(
         &ctx.vector(theta),

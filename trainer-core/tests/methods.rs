@@ -2,16 +2,19 @@
 //! here independently (vector form, f64), plus their defining properties and the promise that
 //! no gradient — zero, tiny, huge or non-finite — produces a non-finite parameter.
 
-use burn::tensor::Device;
+use trainer_core::TrainConfig;
 use trainer_core::adam::{Adam, AdamParams};
-use trainer_core::methods::options::DcgdVariant;
+use trainer_core::methods::DcgdVariant;
 use trainer_core::methods::stats::probe;
 use trainer_core::methods::{
     self, MethodOptions, PairStats, StepOutcome, Stepper, TaskGrads, Tasks, Update, cagrad,
     projection,
 };
 use trainer_core::tensors::{Ctx, to_host};
-use trainer_core::{Precision, TrainConfig};
+
+mod common;
+
+use common::{ctx32, ctx64};
 
 const EPS: f64 = 1e-8;
 
@@ -131,14 +134,6 @@ fn assert_close(got: &[f64], want: &[f64], rel: f64, what: &str) {
 }
 
 // ---- running the crate's methods ----
-
-fn ctx64() -> Ctx {
-    Ctx::new(Device::flex(), Precision::F64)
-}
-
-fn ctx32() -> Ctx {
-    Ctx::new(Device::flex(), Precision::F32)
-}
 
 /// One `update` of method `name` on (g_r, g_b), returning the direction on the host.
 fn direction(

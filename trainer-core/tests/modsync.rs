@@ -10,13 +10,11 @@ use trainer_core::modsync::{
     Ablation, ModSync, ModSyncOptions, RwMode, mask_weight, masked::ste_slope_scalar, sparsity,
 };
 use trainer_core::tensors::{Ctx, to_host};
-use trainer_core::{MetricsRow, Observer, Precision, TrainConfig, Trainer};
+use trainer_core::{Precision, TrainConfig, Trainer};
 
 mod common;
 
-fn ctx() -> Ctx {
-    Ctx::new(Device::flex(), Precision::F64)
-}
+use common::{Recorder, ctx64};
 
 fn close(a: f64, b: f64, tol: f64) -> bool {
     (a - b).abs() <= tol * (1.0 + b.abs())
@@ -26,7 +24,7 @@ fn close(a: f64, b: f64, tol: f64) -> bool {
 /// piece of the long-tailed estimator, both sides of the strict mask, and W = 0.
 #[test]
 fn masked_layer_matches_the_hand_computed_example() {
-    let ctx = ctx();
+    let ctx = ctx64();
     let t = [0.3, 0.2, 1.5];
     let w = [
         [0.5, -0.9, 0.9],  // Z = 0.2, 0.7, −0.6
@@ -84,7 +82,7 @@ fn masked_layer_matches_the_hand_computed_example() {
 
 #[test]
 fn ste_slope_pieces() {
-    let ctx = ctx();
+    let ctx = ctx64();
     let z = [
         -1.5, -1.0, -0.7, -0.4, -0.1, 0.0, 0.25, 0.4, 0.41, 0.99, 1.0, 1.01,
     ];
@@ -98,7 +96,7 @@ fn ste_slope_pieces() {
 
 /// `[1, 10, 10, 1]`: layer 1 has 100 weights 0.01, 0.02, …, 1.00.
 fn reset_setup(t_layer1: f64) -> (Ctx, ModSync, Vec<f64>, Architecture) {
-    let ctx = ctx();
+    let ctx = ctx64();
     let arch = Architecture::new(1, 10, 2);
     let slots = arch.slots();
     let mut theta = vec![0.0; arch.num_params()];
@@ -192,7 +190,7 @@ fn biases_are_never_masked() {
 
 #[test]
 fn unmasked_first_and_last_layers() {
-    let ctx = ctx();
+    let ctx = ctx64();
     let arch = Architecture::new(2, 5, 3);
     let opts = ModSyncOptions {
         mask_first: false,
@@ -207,7 +205,7 @@ fn unmasked_first_and_last_layers() {
 
 #[test]
 fn threshold_gradients_are_routed_by_task() {
-    let ctx = ctx();
+    let ctx = ctx64();
     let arch = Architecture::new(2, 4, 1);
     let n = arch.num_params();
     let theta: Vec<f64> = (0..n)
@@ -273,7 +271,7 @@ fn ls_ref(tr: &[f64], tb: &[f64], o: &ModSyncOptions, layers: &[std::ops::Range<
 
 #[test]
 fn sparsity_loss_and_gradients_match_finite_differences() {
-    let ctx = ctx();
+    let ctx = ctx64();
     let layers = vec![0..3, 3..7, 7..8];
     let tr = vec![0.1, -0.2, 0.3, 0.05, 0.4, -0.1, 0.0, 0.2];
     let tb = vec![0.0, 0.1, 0.35, -0.3, 0.4, 0.2, 0.15, -0.25];
@@ -336,7 +334,7 @@ fn sparsity_loss_and_gradients_match_finite_differences() {
 
 #[test]
 fn rw_clamp_and_detach() {
-    let ctx = ctx();
+    let ctx = ctx64();
     // (t_r − t_b)²/β = 16/0.3 > 30: the clamp holds R_w at e^30 and its gradient at 0.
     let (tr, tb) = (vec![4.0, 0.0], vec![0.0, 0.1]);
     let units = [std::ops::Range { start: 0, end: 2 }];
@@ -379,25 +377,13 @@ fn modsync_option_fields_are_validated() {
     assert!(serde_json::from_str::<TrainConfig>(r#"{"modsync": {"betta": 0.3}}"#).is_err());
 }
 
-struct Rows(Vec<MetricsRow>);
-
-impl Observer for Rows {
-    fn on_metrics(&mut self, row: &MetricsRow) {
-        self.0.push(row.clone());
-    }
-}
-
+/// [`common::tiny`], 6 steps, evaluated (with the orthogonality diagnostic) every 3.
 fn tiny(method: &str) -> TrainConfig {
     let mut c = TrainConfig {
-        pde: "burgers".into(),
-        method: method.into(),
-        width: 8,
-        depth: 2,
         iters: 6,
         eval_every: 3,
-        ..Default::default()
+        ..common::tiny(method)
     };
-    c.pde_options.test_grid = Some(16);
     c.diagnostics.diag_every = 3;
     c
 }
@@ -456,11 +442,11 @@ fn training_run_reports_the_diagnostics() {
     config.diagnostics.eps_dot = (dots[k] * dots[k + 1]).sqrt();
     let want_orth = (orth_points - k - 1) as f64 / orth_points as f64;
 
-    let mut rows = Rows(Vec::new());
+    let mut rec = Recorder::default();
     let mut t = Trainer::new(config.clone(), &Device::flex()).unwrap();
-    let r = t.run(&mut rows);
+    let r = t.run(&mut rec);
     assert_eq!(r.skipped_steps, 0);
-    let first = &rows.0[0].extra;
+    let first = &rec.rows[0].extra;
     for key in [
         "cos_rb",
         "norm_g_r",
@@ -497,7 +483,7 @@ fn training_run_reports_the_diagnostics() {
     assert_eq!(first["rw_mean_l1"], 1.0);
     assert_eq!(first["loss_s"], 2.0 * (8 + 8 + 1) as f64);
     // orth_frac at iterations 0, 3, 6 (diag_every = 3).
-    assert!(rows.0.iter().all(|r| r.extra.contains_key("orth_frac")));
+    assert!(rec.rows.iter().all(|r| r.extra.contains_key("orth_frac")));
 
     // After training, t_r ≠ t_b (routing at work): the last row's mean R_w of layer 1 (units
     // 8..16 of the flat thresholds: layer 0 has 8 units) is mean exp((t_r − t_b)²/β).
@@ -512,7 +498,7 @@ fn training_run_reports_the_diagnostics() {
         .map(|u| ((t_r[u] - t_b[u]).powi(2) / beta).exp())
         .sum::<f64>()
         / 8.0;
-    let last = &rows.0.last().unwrap().extra;
+    let last = &rec.rows.last().unwrap().extra;
     assert!(
         want_rw > 1.0 + 1e-6,
         "thresholds have not moved apart: {want_rw}"
@@ -524,11 +510,11 @@ fn training_run_reports_the_diagnostics() {
     );
 
     // Plain methods report the gradient diagnostics but no mask statistics.
-    let mut rows = Rows(Vec::new());
+    let mut rec = Recorder::default();
     let mut c = tiny("lra");
     c.diagnostics.diag_every = 0;
-    Trainer::new(c, &Device::flex()).unwrap().run(&mut rows);
-    let first = &rows.0[0].extra;
+    Trainer::new(c, &Device::flex()).unwrap().run(&mut rec);
+    let first = &rec.rows[0].extra;
     assert!(first.contains_key("cos_rb") && first.contains_key("lambda_b"));
     assert!(!first.contains_key("loss_s") && !first.contains_key("orth_frac"));
 }
@@ -591,7 +577,7 @@ fn only_the_thresholds_of_the_active_task_move() {
 /// every flat index against values computed from that layout.
 #[test]
 fn pulled_back_gradients_land_at_their_flat_indices() {
-    let ctx = ctx();
+    let ctx = ctx64();
     let arch = Architecture::new(2, 3, 2);
     // (offset of W, d_in, d_out, offset of b) per layer, by hand.
     let layout = [(0, 2, 3, 6), (9, 3, 3, 18), (21, 3, 1, 24)];
@@ -665,11 +651,11 @@ fn ablation_modes_train() {
         c.modsync.mode = mode;
         c.modsync.rw = rw;
         c.diagnostics.diag_every = 0;
-        let mut rows = Rows(Vec::new());
+        let mut rec = Recorder::default();
         let mut t = Trainer::new(c, &Device::flex()).unwrap();
-        let r = t.run(&mut rows);
+        let r = t.run(&mut rec);
         assert_eq!(r.skipped_steps, 0, "{mode:?}");
-        let last = &rows.0.last().unwrap().extra;
+        let last = &rec.rows.last().unwrap().extra;
         if mode == Ablation::SparsityOnly {
             assert_eq!(last["exclusive_frac_l1"], 0.0, "one shared threshold");
         }

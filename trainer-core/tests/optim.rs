@@ -2,18 +2,17 @@
 //! (torch.optim.Adam semantics), ModSync's threshold Adam and its learning rate 1e-4, the StepLR
 //! schedule (as a formula and as the step the trainer takes), and Xavier-normal statistics.
 
-use burn::tensor::Device;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use trainer_core::adam::{Adam, AdamParams};
 use trainer_core::mlp::Architecture;
 use trainer_core::modsync::{ModSync, ModSyncOptions, ThresholdGrads, sparsity};
-use trainer_core::tensors::{Ctx, to_host};
+use trainer_core::tensors::to_host;
 use trainer_core::{NoopObserver, Precision, TrainConfig, Trainer};
 
-fn ctx() -> Ctx {
-    Ctx::new(Device::flex(), Precision::F64)
-}
+mod common;
+
+use common::ctx64;
 
 /// torch.optim.Adam (no weight decay, no amsgrad), written out in f64:
 /// m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g², m̂ = m/(1−β₁ᵗ), v̂ = v/(1−β₂ᵗ),
@@ -74,7 +73,7 @@ fn gradient_sequence() -> Vec<Vec<f64>> {
 
 #[test]
 fn outer_adam_matches_torch_adam_step_by_step() {
-    let ctx = ctx();
+    let ctx = ctx64();
     let theta0 = vec![0.3, -0.1, 0.0, 1.0, -2.0, 0.05];
     let params = AdamParams::default();
     assert_eq!(
@@ -117,7 +116,7 @@ fn outer_adam_matches_torch_adam_step_by_step() {
 /// like the outer Adam.
 #[test]
 fn threshold_adam_matches_torch_adam_with_lr_1e4() {
-    let ctx = ctx();
+    let ctx = ctx64();
     let opts = ModSyncOptions::default();
     assert_eq!(opts.lr_t, 1e-4, "SPEC §4 default η_t");
     // [1, 3, 1]: 3 + 1 masked units per task.

@@ -11,53 +11,25 @@ use trainer_core::backprop::Chunks;
 use trainer_core::tensors::host_reads;
 use trainer_core::trainer::{Pack, PackError, pack_key};
 use trainer_core::{
-    Checkpoint, MetricsRow, NoopObserver, Observer, Precision, RunResult, RunStatus, TrainConfig,
-    Trainer,
+    Checkpoint, MetricsRow, NoopObserver, Precision, RunResult, RunStatus, TrainConfig, Trainer,
 };
+
+mod common;
+
+use common::{Recorder, tiny};
 
 fn config(method: &str, seed: u64, iters: u64) -> TrainConfig {
     let mut c = TrainConfig {
-        pde: "burgers".into(),
-        method: method.into(),
-        width: 8,
-        depth: 2,
         iters,
         seed,
         precision: Precision::F64,
         eval_every: 50,
         lr_decay_every: 70,
-        ..TrainConfig::default()
+        ..tiny(method)
     };
     c.pde_options.test_grid = Some(6);
     c.method_options.ntk.every = 40;
     c
-}
-
-/// Everything a run reports, with the wall-clock parts left out.
-#[derive(Default)]
-struct Recorder {
-    rows: Vec<MetricsRow>,
-    checkpoints: Vec<Checkpoint>,
-    stop_at: Option<u64>,
-    iter: u64,
-}
-
-impl Observer for Recorder {
-    fn on_step(&mut self, iter: u64) {
-        self.iter = iter;
-    }
-    fn on_metrics(&mut self, row: &MetricsRow) {
-        self.rows.push(MetricsRow {
-            elapsed_s: 0.0,
-            ..row.clone()
-        });
-    }
-    fn on_checkpoint(&mut self, c: &Checkpoint) {
-        self.checkpoints.push(c.clone());
-    }
-    fn should_stop(&mut self) -> bool {
-        self.stop_at == Some(self.iter)
-    }
 }
 
 /// θ's bits, the metrics rows, the result (timings zeroed).
@@ -71,7 +43,13 @@ struct Outcome {
 fn outcome(trainer: &Trainer, rows: Vec<MetricsRow>, result: RunResult) -> Outcome {
     Outcome {
         theta: trainer.parameters().iter().map(|v| v.to_bits()).collect(),
-        rows,
+        rows: rows
+            .into_iter()
+            .map(|row| MetricsRow {
+                elapsed_s: 0.0,
+                ..row
+            })
+            .collect(),
         result: RunResult {
             wall_s: 0.0,
             iters_per_s: 0.0,

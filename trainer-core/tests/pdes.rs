@@ -3,16 +3,16 @@
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use trainer_core::config::Precision;
 use trainer_core::jet::{Jet, Second};
-use trainer_core::pde::{self, Pde, PdeParams, Quantity};
-use trainer_core::tensors::{Ctx, to_host};
+use trainer_core::pde::{self, Pde, Quantity};
+use trainer_core::tensors::to_host;
+
+mod common;
+
+use common::{benchmark, ctx64};
 
 fn all() -> Vec<Box<dyn Pde>> {
-    pde::NAMES
-        .iter()
-        .map(|n| pde::by_name(n, PdeParams { nc: 6 }).unwrap())
-        .collect()
+    pde::NAMES.iter().map(|n| benchmark(n, 6)).collect()
 }
 
 /// Central differences of the reference solution at each point along `axis`.
@@ -44,7 +44,7 @@ fn fd(pde: &dyn Pde, points: &[f64], axis: usize, order: u8) -> Vec<f64> {
 
 #[test]
 fn exact_solutions_satisfy_their_pde_through_the_residual_code() {
-    let ctx = Ctx::new(trainer_core::default_device(), Precision::F64);
+    let ctx = ctx64();
     for pde in all() {
         let dim = pde.dim();
         let mut batch = pde.sample_residual(&mut ChaCha8Rng::seed_from_u64(1));
@@ -161,7 +161,7 @@ fn samplers_follow_the_spec() {
         ("klein_gordon3d", 216, vec![36, 4 * 36]),
     ];
     for (name, n_res, per_cond) in expect {
-        let pde = pde::by_name(name, PdeParams { nc: 6 }).unwrap();
+        let pde = benchmark(name, 6);
         let dim = pde.dim();
         let mut rng = ChaCha8Rng::seed_from_u64(5);
         let batch = pde.sample_residual(&mut rng);
@@ -190,7 +190,7 @@ fn samplers_follow_the_spec() {
 
 #[test]
 fn burgers_collocation_is_a_latin_hypercube_below_t_099() {
-    let pde = pde::by_name("burgers", PdeParams { nc: 6 }).unwrap();
+    let pde = benchmark("burgers", 6);
     let batch = pde.sample_residual(&mut ChaCha8Rng::seed_from_u64(9));
     let n = batch.forcing.len();
     for (axis, (lo, hi)) in [(-1.0, 1.0), (0.0, 0.99)].into_iter().enumerate() {
@@ -216,7 +216,7 @@ fn test_grids_and_input_normalisation() {
         ("klein_gordon3d", 1_000_000),
     ];
     for (name, n) in sizes {
-        let pde = pde::by_name(name, PdeParams { nc: 16 }).unwrap();
+        let pde = benchmark(name, 16);
         assert_eq!(pde.test_grid(None).len(), n, "{name} default grid");
         assert_eq!(
             pde.test_grid(Some(5)).len(),
@@ -235,9 +235,7 @@ fn test_grids_and_input_normalisation() {
         }
     }
     // Burgers' grid: 256 x by t = 0, 0.01, …, 0.99, t fastest.
-    let grid = pde::by_name("burgers", PdeParams { nc: 16 })
-        .unwrap()
-        .test_grid(None);
+    let grid = benchmark("burgers", 16).test_grid(None);
     assert_eq!(grid.shape, vec![256, 100]);
     assert_eq!(&grid.points[0..4], &[-1.0, 0.0, -1.0, 0.01]);
     assert!((grid.points[2 * 99 + 1] - 0.99).abs() < 1e-15);
@@ -297,7 +295,7 @@ fn condition_points_lie_on_their_faces() {
         ),
     ];
     for (name, faces_per_condition) in expect {
-        let pde = pde::by_name(name, PdeParams { nc: 6 }).unwrap();
+        let pde = benchmark(name, 6);
         let dim = pde.dim();
         let domain = pde.domain();
         let conditions = pde.sample_conditions(&mut ChaCha8Rng::seed_from_u64(3));

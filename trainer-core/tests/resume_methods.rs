@@ -3,22 +3,21 @@
 //! trip, resume, N/2 steps — every parameter, moment, weight and threshold, bit for bit.
 
 use burn::tensor::Device;
-use trainer_core::{Checkpoint, MetricsRow, Observer, TrainConfig, Trainer};
+use trainer_core::{Checkpoint, MetricsRow, TrainConfig, Trainer};
+
+mod common;
+
+use common::{Recorder, tiny};
 
 const N: u64 = 12;
 
 fn config(method: &str) -> TrainConfig {
     let mut c = TrainConfig {
-        pde: "burgers".into(),
-        method: method.into(),
-        width: 8,
-        depth: 2,
         iters: N,
         eval_every: 4,
         checkpoint_every: N / 2,
-        ..Default::default()
+        ..tiny(method)
     };
-    c.pde_options.test_grid = Some(16);
     // NTK weights recomputed three times, orth diagnostics on, StepLR inside the run.
     c.method_options.ntk.every = 5;
     c.method_options.ntk.points = 8;
@@ -27,21 +26,6 @@ fn config(method: &str) -> TrainConfig {
     c.lr_decay_every = 5;
     c.modsync.lr_t = 1e-2;
     c
-}
-
-#[derive(Default)]
-struct Capture {
-    checkpoints: Vec<Vec<u8>>,
-    rows: Vec<MetricsRow>,
-}
-
-impl Observer for Capture {
-    fn on_checkpoint(&mut self, c: &Checkpoint) {
-        self.checkpoints.push(c.to_bytes());
-    }
-    fn on_metrics(&mut self, row: &MetricsRow) {
-        self.rows.push(row.clone());
-    }
 }
 
 /// The run's state at its end, without the wall-clock field.
@@ -72,14 +56,14 @@ fn rows_bits(rows: &[MetricsRow]) -> Vec<(u64, Vec<u64>)> {
 fn check(method: &str) {
     let device = Device::flex();
     let mut straight = Trainer::new(config(method), &device).unwrap();
-    let mut full = Capture::default();
+    let mut full = Recorder::default();
     let result = straight.run(&mut full);
     assert_eq!(result.skipped_steps, 0, "{method}");
     assert_eq!(full.checkpoints.len(), 1, "{method}: one checkpoint at N/2");
 
     // The first half again, stopped at the checkpoint (`iters` = N/2 would change nothing
     // but the end; resuming needs the original config, which the checkpoint carries).
-    let bytes = &full.checkpoints[0];
+    let bytes = &full.checkpoints[0].to_bytes();
     let checkpoint = Checkpoint::from_bytes(bytes).unwrap();
     assert_eq!(checkpoint.iter, N / 2);
     let again = Checkpoint::from_bytes(&checkpoint.to_bytes()).unwrap();
@@ -89,7 +73,7 @@ fn check(method: &str) {
         "{method}: checkpoint bytes round trip"
     );
     let mut resumed = Trainer::resume(&again, &device).unwrap();
-    let mut second = Capture::default();
+    let mut second = Recorder::default();
     resumed.run(&mut second);
 
     assert_eq!(resumed.iter(), N);
@@ -156,9 +140,9 @@ fn modsync_with_each_stateful_method_resumes_bit_identically() {
 fn losing_method_state_breaks_the_resume() {
     let device = Device::flex();
     let mut straight = Trainer::new(config("modsync+mconfig"), &device).unwrap();
-    let mut full = Capture::default();
+    let mut full = Recorder::default();
     straight.run(&mut full);
-    let mut checkpoint = Checkpoint::from_bytes(&full.checkpoints[0]).unwrap();
+    let mut checkpoint = Checkpoint::from_bytes(&full.checkpoints[0].to_bytes()).unwrap();
     // Zero the thresholds' Adam moment: the resumed run must differ.
     for (name, v) in &mut checkpoint.vectors {
         if name == "modsync.adam_m" {
@@ -166,6 +150,6 @@ fn losing_method_state_breaks_the_resume() {
         }
     }
     let mut resumed = Trainer::resume(&checkpoint, &device).unwrap();
-    resumed.run(&mut Capture::default());
+    resumed.run(&mut Recorder::default());
     assert_ne!(state(&straight), state(&resumed));
 }

@@ -8,27 +8,20 @@
 
 #![cfg(feature = "tch")]
 
-use trainer_core::{MetricsRow, Observer, Precision, TrainConfig, Trainer, parse_device};
+use trainer_core::{MetricsRow, Precision, TrainConfig, Trainer, parse_device};
 
-#[derive(Default)]
-struct Rows(Vec<MetricsRow>);
+mod common;
 
-impl Observer for Rows {
-    fn on_metrics(&mut self, row: &MetricsRow) {
-        self.0.push(row.clone());
-    }
-}
+use common::{Recorder, tiny};
 
 fn config(method: &str, precision: Precision) -> TrainConfig {
     let mut c = TrainConfig {
-        pde: "burgers".into(),
-        method: method.into(),
         width: 32,
         depth: 3,
         iters: 50,
         eval_every: 10,
         precision,
-        ..TrainConfig::default()
+        ..tiny(method)
     };
     c.pde_options.test_grid = Some(32);
     c
@@ -44,14 +37,14 @@ fn run(device: &str, config: &TrainConfig) -> Run {
     let device = parse_device(device).unwrap();
     let mut t = Trainer::new(config.clone(), &device).unwrap();
     let init = t.parameters();
-    let mut rows = Rows::default();
-    let r = t.run(&mut rows);
+    let mut rec = Recorder::default();
+    let r = t.run(&mut rec);
     assert_eq!(r.iters_done, 50);
     assert_eq!(r.skipped_steps, 0);
     Run {
         init,
         last: t.parameters(),
-        rows: rows.0,
+        rows: rec.rows,
     }
 }
 

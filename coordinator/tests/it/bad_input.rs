@@ -198,8 +198,7 @@ async fn oversized_reports_are_resource_exhausted_and_store_nothing() {
 
 #[tokio::test]
 async fn out_of_range_sweeps_and_empty_or_huge_strings_are_invalid_argument() {
-    let server = Server::start(|_| {}).await;
-    let mut c = server.client().await;
+    let (_server, mut c) = start_with_client(|_| {}).await;
     let huge = "p".repeat(8 << 20);
     let cases: Vec<(SweepSpec, &str)> = vec![
         (
@@ -489,8 +488,7 @@ impl Fixture {
             .build()
             .unwrap();
         let (server, client) = rt.block_on(async {
-            let server = Server::start(|_| {}).await;
-            let mut c = server.client().await;
+            let (server, mut c) = start_with_client(|_| {}).await;
             let mut s = spec("p");
             s.pdes = vec!["burgers".into()];
             s.widths = vec![8];

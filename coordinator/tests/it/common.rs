@@ -112,6 +112,24 @@ impl Server {
     }
 }
 
+/// A coordinator on a fresh store (`tweak` adjusts its config) and a client with its token:
+/// how most tests begin. Keep the server bound: dropping it stops the coordinator.
+pub async fn start_with_client(tweak: impl FnOnce(&mut ServeConfig)) -> (Server, Client) {
+    let server = Server::start(tweak).await;
+    let client = server.client().await;
+    (server, client)
+}
+
+/// [`start_with_client`], then `spec` submitted.
+pub async fn start_with_sweep(
+    tweak: impl FnOnce(&mut ServeConfig),
+    spec: SweepSpec,
+) -> (Server, Client) {
+    let (server, mut client) = start_with_client(tweak).await;
+    submit(&mut client, spec).await;
+    (server, client)
+}
+
 /// A small valid sweep: 2 pdes × 1 method × 2 widths × 3 seeds = 12 jobs.
 pub fn spec(name: &str) -> SweepSpec {
     SweepSpec {

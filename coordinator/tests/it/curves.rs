@@ -32,8 +32,7 @@ fn close(a: f64, b: f64) -> bool {
 
 #[tokio::test]
 async fn curves_match_the_results_table() {
-    let server = Server::start(|_| {}).await;
-    let mut c = server.client().await;
+    let (_server, mut c) = start_with_client(|_| {}).await;
     let s = SweepSpec {
         pdes: vec!["burgers".into(), "helmholtz2d".into()],
         widths: vec![8, 16, 32],

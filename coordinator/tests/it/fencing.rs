@@ -59,8 +59,7 @@ async fn assert_every_write_refused_and_nothing_written(c: &mut Client, gone: &J
 
 #[tokio::test]
 async fn writes_after_the_lease_expired_are_refused_while_the_job_waits_in_the_queue() {
-    let server = Server::start(short_leases).await;
-    let mut c = server.client().await;
+    let (_server, mut c) = start_with_client(short_leases).await;
     let gone = expired_lease(&mut c, 3, "queued").await;
 
     assert_every_write_refused_and_nothing_written(&mut c, &gone).await;
@@ -80,8 +79,7 @@ async fn writes_after_the_lease_expired_are_refused_while_the_job_waits_in_the_q
 
 #[tokio::test]
 async fn writes_after_the_lease_expired_are_refused_once_the_job_failed() {
-    let server = Server::start(short_leases).await;
-    let mut c = server.client().await;
+    let (_server, mut c) = start_with_client(short_leases).await;
     let gone = expired_lease(&mut c, 1, "failed").await;
 
     assert_every_write_refused_and_nothing_written(&mut c, &gone).await;

@@ -12,8 +12,7 @@ use crate::common::*;
 
 #[tokio::test]
 async fn concurrent_leasers_get_every_job_exactly_once() {
-    let server = Server::start(|_| {}).await;
-    let mut c = server.client().await;
+    let (server, mut c) = start_with_client(|_| {}).await;
     let mut big = spec("many");
     big.seeds = (0..10).collect(); // 2 × 1 × 2 × 10 = 40 jobs
     assert_eq!(submit(&mut c, big).await.jobs_created, 40);
@@ -46,9 +45,7 @@ async fn concurrent_leasers_get_every_job_exactly_once() {
 
 #[tokio::test]
 async fn higher_priority_sweeps_are_leased_first() {
-    let server = Server::start(|_| {}).await;
-    let mut c = server.client().await;
-    submit(&mut c, spec("low")).await;
+    let (_server, mut c) = start_with_sweep(|_| {}, spec("low")).await;
     submit(
         &mut c,
         SweepSpec {
@@ -77,9 +74,7 @@ async fn higher_priority_sweeps_are_leased_first() {
 async fn stale_token_writes_are_refused_and_change_nothing() {
     // Default (30 s) leases: B's must outlast every RPC below, also on a loaded machine. A's
     // is made to expire by hand instead, and the coordinator's reaper re-queues it.
-    let server = Server::start(|c| c.reap_every_ms = 20).await;
-    let mut c = server.client().await;
-    submit(&mut c, one_job("s")).await;
+    let (server, mut c) = start_with_sweep(|c| c.reap_every_ms = 20, one_job("s")).await;
 
     let a = lease(&mut c, "worker-a").await.unwrap();
     // A goes silent; the reaper returns the job to the queue.
@@ -140,8 +135,7 @@ async fn stale_token_writes_are_refused_and_change_nothing() {
 
 #[tokio::test]
 async fn max_attempts_fails_the_job_with_its_last_error_and_retry_requeues() {
-    let server = Server::start(|_| {}).await;
-    let mut c = server.client().await;
+    let (_server, mut c) = start_with_client(|_| {}).await;
     let one = SweepSpec {
         seeds: vec![0],
         pdes: vec!["burgers".into()],
@@ -265,8 +259,7 @@ async fn heartbeats_keep_the_lease() {
 
 #[tokio::test]
 async fn checkpoint_round_trip_and_metrics_upsert() {
-    let server = Server::start(|_| {}).await;
-    let mut c = server.client().await;
+    let (_server, mut c) = start_with_client(|_| {}).await;
     submit(
         &mut c,
         SweepSpec {
@@ -360,8 +353,7 @@ async fn checkpoint_round_trip_and_metrics_upsert() {
 
 #[tokio::test]
 async fn non_finite_metrics_are_stored_as_null() {
-    let server = Server::start(|_| {}).await;
-    let mut c = server.client().await;
+    let (_server, mut c) = start_with_client(|_| {}).await;
     submit(
         &mut c,
         SweepSpec {
@@ -391,8 +383,7 @@ async fn non_finite_metrics_are_stored_as_null() {
 
 #[tokio::test]
 async fn bad_results_are_refused_and_the_job_stays_running() {
-    let server = Server::start(|_| {}).await;
-    let mut c = server.client().await;
+    let (_server, mut c) = start_with_client(|_| {}).await;
     submit(
         &mut c,
         SweepSpec {
@@ -436,9 +427,7 @@ async fn bad_results_are_refused_and_the_job_stays_running() {
 
 #[tokio::test]
 async fn cancel_stops_queued_jobs_now_and_running_jobs_at_their_heartbeat() {
-    let server = Server::start(|_| {}).await;
-    let mut c = server.client().await;
-    submit(&mut c, spec("c")).await;
+    let (_server, mut c) = start_with_sweep(|_| {}, spec("c")).await;
     let running = lease(&mut c, "w").await.unwrap();
     let finishing = lease(&mut c, "w").await.unwrap();
 
@@ -487,8 +476,7 @@ async fn cancel_stops_queued_jobs_now_and_running_jobs_at_their_heartbeat() {
 
 #[tokio::test]
 async fn lease_input_is_validated() {
-    let server = Server::start(|_| {}).await;
-    let mut c = server.client().await;
+    let (_server, mut c) = start_with_client(|_| {}).await;
     for (worker_id, host) in [("", "h"), ("w", &*"h".repeat(10_000))] {
         let e = c
             .lease_job(LeaseJobRequest {
@@ -523,8 +511,7 @@ async fn lease_pack(c: &mut Client, worker: &str, max_jobs: u32, pack_key: &str)
 
 #[tokio::test]
 async fn a_stale_token_of_a_pack_job_is_refused_exactly_as_for_a_single_job() {
-    let server = Server::start(|c| c.reap_every_ms = 20).await;
-    let mut c = server.client().await;
+    let (server, mut c) = start_with_client(|c| c.reap_every_ms = 20).await;
     // 12 jobs, 4 pack keys (2 pdes × 2 widths) of 3 seeds each.
     submit(&mut c, spec("pk")).await;
 
@@ -593,9 +580,7 @@ async fn a_stale_token_of_a_pack_job_is_refused_exactly_as_for_a_single_job() {
 
 #[tokio::test]
 async fn a_pack_lease_asking_for_too_many_jobs_is_refused_naming_the_field() {
-    let server = Server::start(|_| {}).await;
-    let mut c = server.client().await;
-    submit(&mut c, spec("big")).await;
+    let (_server, mut c) = start_with_sweep(|_| {}, spec("big")).await;
     let err = c
         .lease_job(LeaseJobRequest {
             worker_id: "w".into(),

@@ -11,8 +11,7 @@ use crate::common::*;
 /// its first 1,024 bytes and a note of how much was cut.
 #[tokio::test]
 async fn status_messages_are_cut_to_1_kib() {
-    let server = Server::start(|_| {}).await;
-    let mut c = server.client().await;
+    let (_server, mut c) = start_with_client(|_| {}).await;
     let column = "x".repeat(5_000);
     let e = c
         .query(QueryRequest {
@@ -40,8 +39,7 @@ async fn status_messages_are_cut_to_1_kib() {
 /// however long it is.
 #[tokio::test]
 async fn a_value_is_quoted_by_its_first_64_characters() {
-    let server = Server::start(|_| {}).await;
-    let mut c = server.client().await;
+    let (_server, mut c) = start_with_client(|_| {}).await;
     let pde = "p".repeat(1_000_000);
     let e = c
         .submit_sweep(SubmitSweepRequest {
@@ -68,8 +66,7 @@ async fn a_value_is_quoted_by_its_first_64_characters() {
 /// on a character boundary; an empty one is noted as such.
 #[tokio::test]
 async fn a_stored_last_error_is_cut_to_16_kib() {
-    let server = Server::start(|_| {}).await;
-    let mut c = server.client().await;
+    let (_server, mut c) = start_with_client(|_| {}).await;
     submit(
         &mut c,
         SweepSpec {

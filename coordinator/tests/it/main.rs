@@ -3,6 +3,9 @@
 
 mod auth;
 mod bad_input;
+// The end-to-end TLS tests make their certificates the same way: one definition.
+#[path = "../../../tests/common/certs.rs"]
+mod certs;
 mod common;
 mod curves;
 mod fencing;

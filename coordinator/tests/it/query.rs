@@ -17,9 +17,7 @@ async fn query(c: &mut Client, sql: &str, max_rows: u32) -> Result<QueryResponse
 
 #[tokio::test]
 async fn writes_are_refused_and_nothing_changes() {
-    let server = Server::start(|_| {}).await;
-    let mut c = server.client().await;
-    submit(&mut c, spec("q")).await;
+    let (server, mut c) = start_with_sweep(|_| {}, spec("q")).await;
     let copy = server.db.with_file_name("copy.db");
     let vacuum = format!("VACUUM INTO '{}'", copy.display());
     let attach = format!("ATTACH DATABASE '{}' AS other", server.db.display());
@@ -68,8 +66,7 @@ async fn writes_are_refused_and_nothing_changes() {
 
 #[tokio::test]
 async fn select_returns_typed_values_and_columns() {
-    let server = Server::start(|_| {}).await;
-    let mut c = server.client().await;
+    let (_server, mut c) = start_with_client(|_| {}).await;
     let r = query(
         &mut c,
         "SELECT 1 AS i, 2.5 AS r, 'héllo' AS t, x'00ff' AS b, NULL AS n",
@@ -103,8 +100,7 @@ async fn select_returns_typed_values_and_columns() {
 
 #[tokio::test]
 async fn row_cap_sets_truncated() {
-    let server = Server::start(|c| c.max_query_rows = 7).await;
-    let mut c = server.client().await;
+    let (_server, mut c) = start_with_client(|c| c.max_query_rows = 7).await;
     submit(&mut c, spec("q")).await; // 12 jobs
     let r = query(&mut c, "SELECT id FROM jobs", 5).await.unwrap();
     assert_eq!((r.rows.len(), r.truncated), (5, true));
@@ -126,8 +122,7 @@ async fn row_cap_sets_truncated() {
 
 #[tokio::test]
 async fn bad_sql_and_slow_sql() {
-    let server = Server::start(|c| c.query_timeout_ms = 200).await;
-    let mut c = server.client().await;
+    let (_server, mut c) = start_with_client(|c| c.query_timeout_ms = 200).await;
     for s in ["SELEC 1", "SELECT * FROM no_such_table", "", "   "] {
         let e = query(&mut c, s, 0).await.unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument, "{s}: {e:?}");

@@ -157,8 +157,7 @@ fn fixture() -> &'static Fixture {
             .build()
             .unwrap();
         let (server, client, before) = rt.block_on(async {
-            let server = Server::start(|_| {}).await;
-            let mut c = server.client().await;
+            let (server, mut c) = start_with_client(|_| {}).await;
             // Something in every table.
             submit(&mut c, spec("q")).await;
             let done = lease(&mut c, "w1").await.unwrap();
@@ -271,9 +270,7 @@ fn the_fingerprint_sees_a_change() {
     // The check above is only as good as the fingerprint: a real write must move it.
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let server = Server::start(|_| {}).await;
-        let mut c = server.client().await;
-        submit(&mut c, spec("f")).await;
+        let (_server, mut c) = start_with_sweep(|_| {}, spec("f")).await;
         let before = fingerprint(&mut c).await;
         let job = lease(&mut c, "w").await.unwrap();
         let after = fingerprint(&mut c).await;

@@ -54,9 +54,7 @@ async fn restarted_coordinator_continues_and_reaps_old_leases() {
 
 #[tokio::test]
 async fn shutdown_waits_for_the_server_and_the_reaper() {
-    let server = Server::start(|_| {}).await;
-    let mut c = server.client().await;
-    submit(&mut c, spec("s")).await;
+    let (server, _c) = start_with_sweep(|_| {}, spec("s")).await;
     let stopped = tokio::time::timeout(Duration::from_secs(10), server.stop()).await;
     stopped
         .expect("serve_with_listener returned after shutdown")

@@ -7,8 +7,7 @@ use crate::common::*;
 
 #[tokio::test]
 async fn submit_counts_and_resubmission_creates_nothing() {
-    let server = Server::start(|_| {}).await;
-    let mut c = server.client().await;
+    let (_server, mut c) = start_with_client(|_| {}).await;
 
     let r = submit(&mut c, spec("grid")).await;
     assert_eq!(
@@ -40,9 +39,7 @@ async fn submit_counts_and_resubmission_creates_nothing() {
 
 #[tokio::test]
 async fn changed_grid_adds_only_the_new_jobs() {
-    let server = Server::start(|_| {}).await;
-    let mut c = server.client().await;
-    submit(&mut c, spec("grow")).await;
+    let (_server, mut c) = start_with_sweep(|_| {}, spec("grow")).await;
 
     // One more seed: 2 pdes × 2 widths new jobs; the 12 old ones are untouched.
     let mut bigger = spec("grow");
@@ -70,8 +67,7 @@ async fn changed_grid_adds_only_the_new_jobs() {
 
 #[tokio::test]
 async fn invalid_specs_name_the_field_and_write_nothing() {
-    let server = Server::start(|_| {}).await;
-    let mut c = server.client().await;
+    let (_server, mut c) = start_with_client(|_| {}).await;
     let cases: Vec<(SweepSpec, &str)> = vec![
         (
             SweepSpec {
@@ -175,8 +171,7 @@ async fn invalid_specs_name_the_field_and_write_nothing() {
 
 #[tokio::test]
 async fn unknown_sweeps_and_jobs_are_not_found() {
-    let server = Server::start(|_| {}).await;
-    let mut c = server.client().await;
+    let (_server, mut c) = start_with_client(|_| {}).await;
     let id = || "missing".to_string();
     let codes = [
         c.get_sweep(GetSweepRequest { sweep_id: id() })

@@ -2,40 +2,16 @@
 //! reachable by a client that trusts that CA, and by nothing else: not by a TLS client that
 //! trusts another CA, and not by a plaintext client.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use coordinator::ServeConfig;
 use modsync_proto::sweeps_client::SweepsClient;
 use modsync_proto::*;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, KeyUsagePurpose};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
+use crate::certs::make_certs;
 use crate::common::*;
-
-/// A CA and a server certificate it signed (SAN 127.0.0.1 and localhost), as PEM files in
-/// `dir`: (ca.pem, server.pem, server.key).
-pub fn make_certs(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, format!("{name} test CA"));
-    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
-    let leaf =
-        CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = leaf.signed_by(&leaf_key, &ca).unwrap();
-    let paths = (
-        dir.join(format!("{name}-ca.pem")),
-        dir.join(format!("{name}-server.pem")),
-        dir.join(format!("{name}-server.key")),
-    );
-    std::fs::write(&paths.0, ca.pem()).unwrap();
-    std::fs::write(&paths.1, leaf.pem()).unwrap();
-    std::fs::write(&paths.2, leaf_key.serialize_pem()).unwrap();
-    paths
-}
 
 /// A channel to `url`, trusting `ca` when given. Not connected yet.
 fn endpoint(url: &str, ca: Option<&Path>) -> Endpoint {

@@ -7,7 +7,42 @@
 //! as 7e-6 relative drift in 50 steps.) Then g = (g₀ + c‖g₀‖/‖G w‖ · G w) / (1 + c²)
 //! (SPEC §3; ‖G w‖ = 0 only when both gradients vanish, which is skipped earlier).
 
+use serde::{Deserialize, Serialize};
+
 use super::stats::{Coefficients, PairStats};
+use super::{MethodEntry, PairRule};
+use crate::options::{Check, OptionSpec};
+
+pub const CAGRAD: MethodEntry = MethodEntry {
+    name: "cagrad",
+    summary: "conflict-averse direction in a ball of radius c‖g₀‖ (dual weight by bisection on F′)",
+    options: &[OptionSpec::float(
+        "cagrad.c",
+        "ball radius relative to ‖g₀‖",
+        Check::NonNegative,
+        |o| o.cagrad.c,
+        |o, v| o.cagrad.c = v,
+    )],
+    uses_eps: true,
+    build: |o, _, _| {
+        let c = o.cagrad.c;
+        PairRule::boxed(CAGRAD.name, move |s| cagrad(s, c))
+    },
+};
+
+/// `cagrad` (Liu et al. 2021).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CagradOptions {
+    /// Radius of the conflict-averse ball, relative to ‖g₀‖.
+    pub c: f64,
+}
+
+impl Default for CagradOptions {
+    fn default() -> Self {
+        Self { c: 0.5 }
+    }
+}
 
 /// Norms and cosine rescaled by the larger norm, so the search is scale-free.
 struct Scaled {

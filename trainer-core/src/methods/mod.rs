@@ -1,8 +1,12 @@
 //! Gradient methods (SPEC §3): how the two task gradients g_r (residual) and g_b (boundary)
 //! become one parameter update.
 //!
-//! Each method is a small unit with its own state, chosen by name in `TrainConfig::method`
-//! (`modsync+X` wraps any of them, see [`crate::modsync`]). A step goes:
+//! Each method lives in one file with its rule, its state, its options struct and its
+//! [`MethodEntry`] (a family shares a file: `weights.rs`, `projection.rs`). The registry below
+//! lists the entries ([`METHODS`]) and declares [`MethodOptions`] from them;
+//! names, validation, construction, `modsync methods` and the CLI's `--X.y` flags all come
+//! from it. A method is chosen by name in `TrainConfig::method` (`modsync+X` wraps any of
+//! them, see [`crate::modsync`]). A step goes:
 //! 1. the trainer asks [`GradientMethod::tasks`] which task gradients to back-propagate;
 //! 2. [`GradientMethod::probe`] reduces them on the device to a few numbers (norms, cosine …);
 //! 3. [`Stepper::step`] reads those back together with the losses — the step's only host
@@ -15,35 +19,114 @@
 //! before they change their own state, so a skipped step leaves everything as it was.
 
 pub mod cagrad;
-pub mod catalogue;
 pub mod mconfig;
 pub mod multiadam;
-pub mod options;
 pub mod projection;
 pub mod stats;
 pub mod weights;
 
 use burn::tensor::Tensor;
+use serde::{Deserialize, Serialize};
 
 use crate::adam::Adam;
 use crate::error::ConfigError;
+use crate::options::{Check, OptionSpec};
 use crate::tensors::{Ctx, to_host};
 
-pub use options::{DcgdVariant, MconfigVariant, MethodOptions};
+pub use cagrad::CagradOptions;
+pub use mconfig::{MconfigOptions, MconfigVariant};
+pub use multiadam::MultiAdamOptions;
+pub use projection::{DcgdOptions, DcgdVariant};
 pub use stats::{Coefficients, PairStats};
+pub use weights::{LraOptions, NtkOptions, WeightedOptions};
 
-/// Every base method key, in SPEC order. `modsync+X` is valid for each X here.
-pub const NAMES: [&str; 9] = [
-    "adam",
-    "lra",
-    "ntk",
-    "multiadam",
-    "pcgrad",
-    "cagrad",
-    "dcgd",
-    "config",
-    "mconfig",
-];
+/// A gradient method as the registry knows it. Each method's file defines its entry (and its
+/// options struct, if it has one) beside the method itself.
+pub struct MethodEntry {
+    /// The key in `TrainConfig::method`; also the name of its options field in
+    /// [`MethodOptions`] (`method_options.cagrad`).
+    pub name: &'static str,
+    /// One line for `modsync methods`.
+    pub summary: &'static str,
+    /// Its options, with their paths in [`MethodOptions`] (`cagrad.c`): help, range, access.
+    pub options: &'static [OptionSpec<MethodOptions>],
+    /// Whether it reads the shared [`MethodOptions::eps`] (then `modsync methods` lists it).
+    pub uses_eps: bool,
+    /// Builds the method for `n` parameters.
+    pub build: fn(&MethodOptions, &Ctx, usize) -> Box<dyn GradientMethod>,
+}
+
+/// Declares the registry: [`METHODS`] in order, and [`MethodOptions`] with one field per
+/// method that has options, named after the method and in registry order (the order a config
+/// is serialised, and so hashed, in).
+macro_rules! registry {
+    ($($entry:path $(=> $field:ident: $options:ty)?;)*) => {
+        /// Every base method, in SPEC order. `modsync+X` is valid for each X here.
+        pub const METHODS: &[MethodEntry] = &[$($entry),*];
+
+        /// All method options (`TrainConfig::method_options`). Only the chosen method's are
+        /// read; [`MethodOptions::validate`] checks them all.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(default, deny_unknown_fields)]
+        pub struct MethodOptions {
+            /// ε of SPEC §3: added to gradient norms (nr = ‖g_r‖ + ε) and to the denominators
+            /// that could otherwise be zero.
+            pub eps: f64,
+            $($(pub $field: $options,)?)*
+        }
+
+        impl Default for MethodOptions {
+            fn default() -> Self {
+                Self {
+                    eps: 1e-8,
+                    $($($field: <$options>::default(),)?)*
+                }
+            }
+        }
+    };
+}
+
+// The registry: adding a method is its file plus one line here.
+registry! {
+    weights::ADAM => adam: WeightedOptions;
+    weights::LRA => lra: LraOptions;
+    weights::NTK => ntk: NtkOptions;
+    multiadam::MULTIADAM => multiadam: MultiAdamOptions;
+    projection::PCGRAD;
+    cagrad::CAGRAD => cagrad: CagradOptions;
+    projection::DCGD => dcgd: DcgdOptions;
+    projection::CONFIG;
+    mconfig::MCONFIG => mconfig: MconfigOptions;
+}
+
+/// Every base method key, in registry order.
+pub const NAMES: [&str; METHODS.len()] = registry_names!(METHODS);
+
+/// The option every pair method shares.
+pub const EPS: OptionSpec<MethodOptions> = OptionSpec::float(
+    "eps",
+    "ε added to gradient norms (all methods)",
+    Check::Positive,
+    |o| o.eps,
+    |o, v| o.eps = v,
+);
+
+impl MethodOptions {
+    /// Every option: [`EPS`], then each method's, in registry order.
+    pub fn specs() -> impl Iterator<Item = &'static OptionSpec<MethodOptions>> {
+        std::iter::once(&EPS).chain(METHODS.iter().flat_map(|m| m.options))
+    }
+
+    /// Checks every option; `prefix` is the path of this struct in the config.
+    pub fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        Self::specs().try_for_each(|s| s.validate(self, prefix))
+    }
+}
+
+/// The registry entry of the base method `name` (without `modsync+`).
+pub fn lookup(name: &str) -> Option<&'static MethodEntry> {
+    METHODS.iter().find(|m| m.name == name)
+}
 
 /// Prefix that wraps a method in ModSync.
 pub const MODSYNC_PREFIX: &str = "modsync+";
@@ -56,20 +139,22 @@ pub fn split_modsync(method: &str) -> (bool, &str) {
     }
 }
 
-/// Checks that `method` names a known method, optionally wrapped in ModSync.
-pub fn validate_method(method: &str) -> Result<(), ConfigError> {
-    let (_, base) = split_modsync(method);
-    if NAMES.contains(&base) {
-        Ok(())
-    } else {
-        Err(ConfigError::new(
+/// The registry entry of `method`, optionally wrapped in ModSync; the error names the field.
+fn entry(method: &str) -> Result<&'static MethodEntry, ConfigError> {
+    lookup(split_modsync(method).1).ok_or_else(|| {
+        ConfigError::new(
             "method",
             format!(
                 "unknown method {method:?} (known: {}, each also as {MODSYNC_PREFIX}X)",
                 NAMES.join(", ")
             ),
-        ))
-    }
+        )
+    })
+}
+
+/// Checks that `method` names a known method, optionally wrapped in ModSync.
+pub fn validate_method(method: &str) -> Result<(), ConfigError> {
+    entry(method).map(drop)
 }
 
 /// Which task gradients a step back-propagates.
@@ -223,6 +308,19 @@ pub struct PairRule {
     pub rule: Box<dyn Fn(&PairStats) -> Coefficients + Send>,
 }
 
+impl PairRule {
+    /// The method `name` that steps along `rule`'s combination.
+    pub fn boxed(
+        name: &'static str,
+        rule: impl Fn(&PairStats) -> Coefficients + Send + 'static,
+    ) -> Box<dyn GradientMethod> {
+        Box::new(PairRule {
+            name,
+            rule: Box::new(rule),
+        })
+    }
+}
+
 impl GradientMethod for PairRule {
     fn name(&self) -> &'static str {
         self.name
@@ -232,38 +330,15 @@ impl GradientMethod for PairRule {
     }
 }
 
-/// Builds the base method `name` (without `modsync+`) for `n` parameters.
+/// Builds the method `name` (a `modsync+` prefix is ignored: the trainer adds ModSync) for
+/// `n` parameters.
 pub fn build(
     name: &str,
     opts: &MethodOptions,
     ctx: &Ctx,
     n: usize,
 ) -> Result<Box<dyn GradientMethod>, ConfigError> {
-    validate_method(name)?;
-    let eps = opts.eps;
-    let rule = |name: &'static str, f: Box<dyn Fn(&PairStats) -> Coefficients + Send>| {
-        Box::new(PairRule { name, rule: f }) as Box<dyn GradientMethod>
-    };
-    Ok(match split_modsync(name).1 {
-        "adam" => Box::new(weights::Weighted {
-            opts: opts.adam.clone(),
-        }),
-        "lra" => Box::new(weights::Lra::new(opts.lra.clone())),
-        "ntk" => Box::new(weights::Ntk::new(opts.ntk.clone())),
-        "multiadam" => Box::new(multiadam::MultiAdam::new(ctx, n, opts.multiadam.clone())),
-        "pcgrad" => rule("pcgrad", Box::new(move |s| projection::pcgrad(s, eps))),
-        "cagrad" => {
-            let c = opts.cagrad.c;
-            rule("cagrad", Box::new(move |s| cagrad::cagrad(s, c)))
-        }
-        "dcgd" => {
-            let variant = opts.dcgd.variant;
-            rule("dcgd", Box::new(move |s| projection::dcgd(s, eps, variant)))
-        }
-        "config" => rule("config", Box::new(projection::config)),
-        "mconfig" => Box::new(mconfig::Mconfig::new(ctx, n, opts.mconfig.clone())),
-        other => unreachable!("validated method {other}"),
-    })
+    Ok((entry(name)?.build)(opts, ctx, n))
 }
 
 /// How one call of [`Stepper::step`] ended.

@@ -2,11 +2,80 @@
 //! θ ← θ − lr/(1−β₁ᵗ) Σ_k w_k m_k / (√v_k/√(1−β₂ᵗ) + eps), k ∈ {r, b}.
 
 use burn::tensor::Tensor;
+use serde::{Deserialize, Serialize};
 
-use super::options::MultiAdamOptions;
 use super::stats::{Coefficients, PairStats};
-use super::{GradientMethod, MethodState, TaskGrads, Update};
+use super::{GradientMethod, MethodEntry, MethodState, TaskGrads, Update};
+use crate::options::{Check, OptionSpec};
 use crate::tensors::{Ctx, to_host};
+
+pub const MULTIADAM: MethodEntry = MethodEntry {
+    name: "multiadam",
+    summary: "one Adam per task, weighted sum of their steps, no outer Adam",
+    options: &[
+        OptionSpec::float(
+            "multiadam.beta1",
+            "first-moment decay",
+            Check::Decay,
+            |o| o.multiadam.beta1,
+            |o, v| o.multiadam.beta1 = v,
+        ),
+        OptionSpec::float(
+            "multiadam.beta2",
+            "second-moment decay",
+            Check::Decay,
+            |o| o.multiadam.beta2,
+            |o, v| o.multiadam.beta2 = v,
+        ),
+        OptionSpec::float(
+            "multiadam.eps",
+            "Adam ε",
+            Check::Positive,
+            |o| o.multiadam.eps,
+            |o, v| o.multiadam.eps = v,
+        ),
+        OptionSpec::float(
+            "multiadam.weight_r",
+            "weight of the residual step",
+            Check::NonNegative,
+            |o| o.multiadam.weight_r,
+            |o, v| o.multiadam.weight_r = v,
+        ),
+        OptionSpec::float(
+            "multiadam.weight_b",
+            "weight of the boundary step",
+            Check::NonNegative,
+            |o| o.multiadam.weight_b,
+            |o, v| o.multiadam.weight_b = v,
+        ),
+    ],
+    uses_eps: false,
+    build: |o, ctx, n| Box::new(MultiAdam::new(ctx, n, o.multiadam.clone())),
+};
+
+/// `multiadam` (Yao et al. 2023): one Adam per task, no outer Adam.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MultiAdamOptions {
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    /// Weights w_r, w_b of the per-task Adam directions.
+    pub weight_r: f64,
+    pub weight_b: f64,
+}
+
+impl Default for MultiAdamOptions {
+    fn default() -> Self {
+        Self {
+            beta1: 0.99,
+            beta2: 0.99,
+            eps: 1e-8,
+            weight_r: 0.5,
+            weight_b: 0.5,
+        }
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct MultiAdam {
@@ -35,7 +104,7 @@ impl MultiAdam {
 
 impl GradientMethod for MultiAdam {
     fn name(&self) -> &'static str {
-        "multiadam"
+        MULTIADAM.name
     }
     fn update(&mut self, grads: TaskGrads, probe_values: &[f64], lr: f64) -> Update {
         let (g_r, g_b) = grads.both();

@@ -6,8 +6,87 @@
 //! (‖c‖² = a² + b² + 2ab cos → 0); the forms below are algebraically identical but written
 //! with δ = 1 + cos and ε(Nr − Nb)/(nr nb), which stay accurate there.
 
-use super::options::DcgdVariant;
+use serde::{Deserialize, Serialize};
+
 use super::stats::{Coefficients, PairStats};
+use super::{MethodEntry, PairRule};
+use crate::options::OptionSpec;
+
+pub const PCGRAD: MethodEntry = MethodEntry {
+    name: "pcgrad",
+    summary: "project each gradient off the other when they conflict, then sum",
+    options: &[],
+    uses_eps: true,
+    build: |o, _, _| {
+        let eps = o.eps;
+        PairRule::boxed(PCGRAD.name, move |s| pcgrad(s, eps))
+    },
+};
+
+pub const DCGD: MethodEntry = MethodEntry {
+    name: "dcgd",
+    summary: "dual cone gradient descent (center: projection on the unit-gradient bisector)",
+    options: &[OptionSpec::choice(
+        "dcgd.variant",
+        "center | proj | avg",
+        &DcgdVariant::NAMES,
+        |o| o.dcgd.variant.name(),
+        |o, s| DcgdVariant::parse(s).map(|v| o.dcgd.variant = v).is_some(),
+    )],
+    uses_eps: true,
+    build: |o, _, _| {
+        let (eps, variant) = (o.eps, o.dcgd.variant);
+        PairRule::boxed(DCGD.name, move |s| dcgd(s, eps, variant))
+    },
+};
+
+pub const CONFIG: MethodEntry = MethodEntry {
+    name: "config",
+    summary: "ConFIG: conflict-free direction with projection length (= dcgd center for 2 tasks)",
+    options: &[],
+    uses_eps: false,
+    build: |_, _, _| PairRule::boxed(CONFIG.name, config),
+};
+
+/// The three DCGD update rules (Hwang et al. 2024).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DcgdVariant {
+    /// Projection of g_r + g_b on the bisector of the unit gradients (paper Eq. 5).
+    #[default]
+    Center,
+    /// Project away the conflicting component of the task the average conflicts with.
+    Proj,
+    /// Average of both one-sided projections when the average conflicts with a task.
+    Avg,
+}
+
+impl DcgdVariant {
+    pub const NAMES: [&str; 3] = ["center", "proj", "avg"];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "center" => Some(Self::Center),
+            "proj" => Some(Self::Proj),
+            "avg" => Some(Self::Avg),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Center => "center",
+            Self::Proj => "proj",
+            Self::Avg => "avg",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct DcgdOptions {
+    pub variant: DcgdVariant,
+}
 
 /// Sets the coefficient of an all-zero vector to 0: it contributes nothing, and a large
 /// coefficient (ε-divided) must not trip the overflow guard.

@@ -2,10 +2,126 @@
 //! and `ntk` (NTK-trace weights, Wang et al. 2022). Each steps the outer Adam with
 //! g = λ_r g_r + λ_b g_b; they differ only in where λ comes from.
 
-use super::options::{LraOptions, NtkOptions, WeightedOptions};
+use serde::{Deserialize, Serialize};
+
 use super::stats::{Coefficients, PairStats};
-use super::{GradientMethod, MethodState, TaskGrads, Update, pair_direction};
+use super::{GradientMethod, MethodEntry, MethodState, TaskGrads, Update, pair_direction};
+use crate::options::{Check, OptionSpec};
 use crate::tensors::Ctx;
+
+pub const ADAM: MethodEntry = MethodEntry {
+    name: "adam",
+    summary: "g = λ_r g_r + λ_b g_b, outer Adam (plain PINN)",
+    options: &[
+        OptionSpec::float(
+            "adam.lambda_r",
+            "weight of the residual loss",
+            Check::NonNegative,
+            |o| o.adam.lambda_r,
+            |o, v| o.adam.lambda_r = v,
+        ),
+        OptionSpec::float(
+            "adam.lambda_b",
+            "weight of the boundary loss",
+            Check::NonNegative,
+            |o| o.adam.lambda_b,
+            |o, v| o.adam.lambda_b = v,
+        ),
+    ],
+    uses_eps: false,
+    build: |o, _, _| {
+        Box::new(Weighted {
+            opts: o.adam.clone(),
+        })
+    },
+};
+
+pub const LRA: MethodEntry = MethodEntry {
+    name: "lra",
+    summary: "learning-rate annealing: λ_b ← (1−α)λ_b + α max|g_r|/mean|g_b| every step",
+    options: &[OptionSpec::float(
+        "lra.alpha",
+        "moving-average weight α",
+        Check::UpTo(1.0),
+        |o| o.lra.alpha,
+        |o, v| o.lra.alpha = v,
+    )],
+    uses_eps: false,
+    build: |o, _, _| Box::new(Lra::new(o.lra.clone())),
+};
+
+pub const NTK: MethodEntry = MethodEntry {
+    name: "ntk",
+    summary: "λ_k = (T_r + T_b)/T_k from NTK-block traces on a subsample",
+    options: &[
+        OptionSpec::count(
+            "ntk.every",
+            "recompute the weights every N steps",
+            Check::AtLeastOne,
+            |o| o.ntk.every,
+            |o, v| o.ntk.every = v,
+        ),
+        OptionSpec::count(
+            "ntk.points",
+            "points per task in the trace subsample",
+            Check::AtLeastOne,
+            |o| o.ntk.points as u64,
+            |o, v| o.ntk.points = v as usize,
+        ),
+    ],
+    uses_eps: false,
+    build: |o, _, _| Box::new(Ntk::new(o.ntk.clone())),
+};
+
+/// `adam`: fixed loss weights, g = λ_r g_r + λ_b g_b.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WeightedOptions {
+    pub lambda_r: f64,
+    pub lambda_b: f64,
+}
+
+impl Default for WeightedOptions {
+    fn default() -> Self {
+        Self {
+            lambda_r: 1.0,
+            lambda_b: 1.0,
+        }
+    }
+}
+
+/// `lra` (Wang et al. 2021): λ_b ← (1 − alpha) λ_b + alpha λ̂ every step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LraOptions {
+    /// Moving-average weight of the new estimate λ̂ (SPEC: 0.1).
+    pub alpha: f64,
+}
+
+impl Default for LraOptions {
+    fn default() -> Self {
+        Self { alpha: 0.1 }
+    }
+}
+
+/// `ntk` (Wang et al. 2022): weights from the traces of the NTK blocks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NtkOptions {
+    /// Recompute the weights every this many steps (at step 0 first).
+    pub every: u64,
+    /// Points per task in the trace subsample (fewer if the batch has fewer).
+    pub points: usize,
+}
+
+impl Default for NtkOptions {
+    fn default() -> Self {
+        Self {
+            every: 100,
+            points: 64,
+        }
+    }
+}
 
 /// `adam`: g = λ_r g_r + λ_b g_b with fixed λ (plain PINN training).
 #[derive(Clone, Debug)]
@@ -15,7 +131,7 @@ pub struct Weighted {
 
 impl GradientMethod for Weighted {
     fn name(&self) -> &'static str {
-        "adam"
+        ADAM.name
     }
     fn update(&mut self, grads: TaskGrads, probe: &[f64], _lr: f64) -> Update {
         let c = Coefficients {
@@ -57,7 +173,7 @@ impl Lra {
 
 impl GradientMethod for Lra {
     fn name(&self) -> &'static str {
-        "lra"
+        LRA.name
     }
     fn update(&mut self, grads: TaskGrads, probe: &[f64], _lr: f64) -> Update {
         let mut next = self.lambda_b;
@@ -104,7 +220,7 @@ impl Ntk {
 
 impl GradientMethod for Ntk {
     fn name(&self) -> &'static str {
-        "ntk"
+        NTK.name
     }
     fn ntk_due(&self, iter: u64) -> bool {
         iter.is_multiple_of(self.opts.every)

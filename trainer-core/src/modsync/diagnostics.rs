@@ -10,6 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
+use crate::options::{Check, OptionSpec, validate_all};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -36,20 +37,43 @@ impl Default for DiagnosticsOptions {
 }
 
 impl DiagnosticsOptions {
+    /// What `modsync methods` says of the diagnostics.
+    pub const SUMMARY: &str = "metrics-row diagnostics (all methods)";
+
+    /// Every option, in field order: help, range and access.
+    pub const OPTIONS: &[OptionSpec<DiagnosticsOptions>] = &[
+        OptionSpec::flag(
+            "enabled",
+            "cosine, norms, mask statistics each evaluation",
+            |o| o.enabled,
+            |o, v| o.enabled = v,
+        ),
+        OptionSpec::count(
+            "diag_every",
+            "sample-orthogonality fraction every N steps (0 = off)",
+            Check::Any,
+            |o| o.diag_every,
+            |o, v| o.diag_every = v,
+        ),
+        OptionSpec::count(
+            "orth_points",
+            "residual points in its subsample",
+            Check::AtLeastOne,
+            |o| o.orth_points as u64,
+            |o, v| o.orth_points = v as usize,
+        ),
+        OptionSpec::float(
+            "eps_dot",
+            "|∇ℓ_r,i·∇L_b| threshold",
+            Check::NonNegative,
+            |o| o.eps_dot,
+            |o, v| o.eps_dot = v,
+        ),
+    ];
+
+    /// Checks every option; `prefix` is this struct's path in the config (`diagnostics`).
     pub fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
-        if self.orth_points == 0 {
-            return Err(ConfigError::new(
-                format!("{prefix}.orth_points"),
-                "must be >= 1",
-            ));
-        }
-        if !(self.eps_dot.is_finite() && self.eps_dot >= 0.0) {
-            return Err(ConfigError::new(
-                format!("{prefix}.eps_dot"),
-                format!("must be a finite number >= 0, got {}", self.eps_dot),
-            ));
-        }
-        Ok(())
+        validate_all(self, Self::OPTIONS, prefix)
     }
 
     /// Whether the evaluation at `iter` (evaluations every `eval_every`, plus the final one)

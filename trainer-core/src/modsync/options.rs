@@ -1,10 +1,12 @@
-//! ModSync options (`TrainConfig::modsync`, CLI `--modsync.X`). Defaults are SPEC §4's; the
+//! ModSync options (`TrainConfig::modsync`, CLI `--modsync.X`, described by
+//! [`ModSyncOptions::OPTIONS`]). Defaults are SPEC §4's; the
 //! choices SPEC marks as ours (threshold routing, R_w per unit or per layer, differentiated
 //! R_w, exponent clamp, which layers are masked) are switches here.
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
+use crate::options::{Check, OptionSpec, validate_all};
 
 /// Ablation modes of paper Table 2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -117,34 +119,110 @@ impl Default for ModSyncOptions {
 }
 
 impl ModSyncOptions {
+    /// What `modsync methods` says of `modsync+X`.
+    pub const SUMMARY: &str =
+        "ModSync around any method X: masked layers, task-routed thresholds, sparsity loss";
+
+    /// Every option, in field order: help, range and access.
+    pub const OPTIONS: &[OptionSpec<ModSyncOptions>] = &[
+        OptionSpec::float(
+            "lambda_r",
+            "weight of L_r",
+            Check::NonNegative,
+            |o| o.lambda_r,
+            |o, v| o.lambda_r = v,
+        ),
+        OptionSpec::float(
+            "lambda_b",
+            "weight of L_b",
+            Check::NonNegative,
+            |o| o.lambda_b,
+            |o, v| o.lambda_b = v,
+        ),
+        OptionSpec::float(
+            "lambda_s",
+            "weight of the sparsity loss L_s",
+            Check::NonNegative,
+            |o| o.lambda_s,
+            |o, v| o.lambda_s = v,
+        ),
+        OptionSpec::float(
+            "beta",
+            "sharpness β of R_w",
+            Check::Positive,
+            |o| o.beta,
+            |o, v| o.beta = v,
+        ),
+        OptionSpec::float(
+            "lr_t",
+            "Adam learning rate of the thresholds",
+            Check::Positive,
+            |o| o.lr_t,
+            |o, v| o.lr_t = v,
+        ),
+        OptionSpec::flag(
+            "lr_t_decay",
+            "apply StepLR to the threshold lr",
+            |o| o.lr_t_decay,
+            |o, v| o.lr_t_decay = v,
+        ),
+        OptionSpec::choice(
+            "mode",
+            "full | dual_thresholds | sparsity_only (ablations)",
+            &Ablation::NAMES,
+            |o| o.mode.name(),
+            |o, s| Ablation::parse(s).map(|m| o.mode = m).is_some(),
+        ),
+        OptionSpec::choice(
+            "rw",
+            "per_unit | per_layer",
+            &RwMode::NAMES,
+            |o| o.rw.name(),
+            |o, s| RwMode::parse(s).map(|m| o.rw = m).is_some(),
+        ),
+        OptionSpec::flag(
+            "detach_rw",
+            "treat R_w as a constant in ∂L_s/∂t",
+            |o| o.detach_rw,
+            |o, v| o.detach_rw = v,
+        ),
+        // exp(80) ≈ 5.5e34 still fits f32 with room for the products L_s takes.
+        OptionSpec::float(
+            "rw_max_exponent",
+            "clamp of R_w's exponent",
+            Check::UpTo(80.0),
+            |o| o.rw_max_exponent,
+            |o, v| o.rw_max_exponent = v,
+        ),
+        OptionSpec::flag(
+            "route_thresholds",
+            "t_r gets ∂L_r/∂t, t_b gets ∂L_b/∂t (off: both get the sum's)",
+            |o| o.route_thresholds,
+            |o, v| o.route_thresholds = v,
+        ),
+        OptionSpec::flag(
+            "mask_first",
+            "mask the input layer",
+            |o| o.mask_first,
+            |o, v| o.mask_first = v,
+        ),
+        OptionSpec::flag(
+            "mask_last",
+            "mask the output layer",
+            |o| o.mask_last,
+            |o, v| o.mask_last = v,
+        ),
+        OptionSpec::float(
+            "reset_below",
+            "reset a layer's thresholds when its kept fraction is at most this",
+            Check::Decay,
+            |o| o.reset_below,
+            |o, v| o.reset_below = v,
+        ),
+    ];
+
     /// Checks every option; `prefix` is this struct's path in the config (`modsync`).
     pub fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
-        let bad = |name: &str, problem: String| {
-            Err(ConfigError::new(format!("{prefix}.{name}"), problem))
-        };
-        for (name, v) in [
-            ("lambda_r", self.lambda_r),
-            ("lambda_b", self.lambda_b),
-            ("lambda_s", self.lambda_s),
-        ] {
-            if !(v.is_finite() && v >= 0.0) {
-                return bad(name, format!("must be a finite number >= 0, got {v}"));
-            }
-        }
-        for (name, v) in [("beta", self.beta), ("lr_t", self.lr_t)] {
-            if !(v.is_finite() && v > 0.0) {
-                return bad(name, format!("must be a finite number > 0, got {v}"));
-            }
-        }
-        // exp(80) ≈ 5.5e34 still fits f32 with room for the products L_s takes.
-        let e = self.rw_max_exponent;
-        if !(e > 0.0 && e <= 80.0) {
-            return bad("rw_max_exponent", format!("must be in (0, 80], got {e}"));
-        }
-        let r = self.reset_below;
-        if !(0.0..1.0).contains(&r) {
-            return bad("reset_below", format!("must be in [0, 1), got {r}"));
-        }
-        Ok(())
+        validate_all(self, Self::OPTIONS, prefix)
     }
 }

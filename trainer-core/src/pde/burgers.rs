@@ -7,10 +7,15 @@ use burn::tensor::Tensor;
 
 use super::burgers_reference;
 use super::{
-    Condition, Grid, Pde, Quantity, ResidualBatch, latin_hypercube, linspace, map_rows,
+    Condition, Grid, Pde, PdeEntry, Quantity, ResidualBatch, latin_hypercube, linspace, map_rows,
     uniform_face,
 };
 use crate::jet::{Jet, JetSpec};
+
+pub const BURGERS: PdeEntry = PdeEntry {
+    name: "burgers",
+    build: |_| Box::new(Burgers::default()),
+};
 
 #[derive(Clone, Debug)]
 pub struct Burgers {
@@ -39,7 +44,7 @@ const T: usize = 1;
 
 impl Pde for Burgers {
     fn name(&self) -> &'static str {
-        "burgers"
+        BURGERS.name
     }
     fn coords(&self) -> &'static [&'static str] {
         &["x", "t"]

@@ -7,9 +7,15 @@ use std::f64::consts::PI;
 use burn::tensor::Tensor;
 
 use super::{
-    Condition, Grid, Pde, Quantity, ResidualBatch, linspace, map_rows, uniform_box, uniform_face,
+    Condition, Grid, Pde, PdeEntry, Quantity, ResidualBatch, linspace, map_rows, uniform_box,
+    uniform_face,
 };
 use crate::jet::{Jet, JetSpec};
+
+pub const HELMHOLTZ2D: PdeEntry = PdeEntry {
+    name: "helmholtz2d",
+    build: |_| Box::new(Helmholtz2d::default()),
+};
 
 /// `helmholtz2d`: u_xx + u_yy + k²u = f on [−1,1]², u = sin(a₁πx) sin(a₂πy), u = 0 on the edges.
 #[derive(Clone, Debug)]
@@ -53,7 +59,7 @@ fn helmholtz_residual(u: &Jet, k: f64, forcing: Tensor<2>) -> Tensor<2> {
 
 impl Pde for Helmholtz2d {
     fn name(&self) -> &'static str {
-        "helmholtz2d"
+        HELMHOLTZ2D.name
     }
     fn coords(&self) -> &'static [&'static str] {
         &["x", "y"]
@@ -101,6 +107,16 @@ impl Pde for Helmholtz2d {
     }
 }
 
+pub const HELMHOLTZ3D: PdeEntry = PdeEntry {
+    name: "helmholtz3d",
+    build: |o| {
+        Box::new(Helmholtz3d {
+            nc: o.nc,
+            ..Default::default()
+        })
+    },
+};
+
 /// `helmholtz3d`: Δu + k²u = f on [−1,1]³, u = sin(4πx) sin(4πy) sin(3πz), u = 0 on the faces.
 #[derive(Clone, Debug)]
 pub struct Helmholtz3d {
@@ -126,7 +142,7 @@ fn helmholtz3d_exact(p: &[f64]) -> f64 {
 
 impl Pde for Helmholtz3d {
     fn name(&self) -> &'static str {
-        "helmholtz3d"
+        HELMHOLTZ3D.name
     }
     fn coords(&self) -> &'static [&'static str] {
         &["x", "y", "z"]

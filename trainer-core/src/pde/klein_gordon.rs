@@ -5,9 +5,15 @@ use std::f64::consts::PI;
 use burn::tensor::Tensor;
 
 use super::{
-    Condition, Grid, Pde, Quantity, ResidualBatch, linspace, map_rows, uniform_box, uniform_face,
+    Condition, Grid, Pde, PdeEntry, Quantity, ResidualBatch, linspace, map_rows, uniform_box,
+    uniform_face,
 };
 use crate::jet::{Jet, JetSpec};
+
+pub const KLEIN_GORDON2D: PdeEntry = PdeEntry {
+    name: "klein_gordon2d",
+    build: |_| Box::new(KleinGordon2d),
+};
 
 /// `klein_gordon2d`: u_tt − u_xx + u³ = f on (t, x) ∈ [0,1]², u = x cos(5πt) + (xt)³.
 #[derive(Clone, Copy, Debug, Default)]
@@ -30,7 +36,7 @@ fn kg2d_forcing(p: &[f64]) -> f64 {
 
 impl Pde for KleinGordon2d {
     fn name(&self) -> &'static str {
-        "klein_gordon2d"
+        KLEIN_GORDON2D.name
     }
     fn coords(&self) -> &'static [&'static str] {
         &["t", "x"]
@@ -90,6 +96,11 @@ impl Pde for KleinGordon2d {
     }
 }
 
+pub const KLEIN_GORDON3D: PdeEntry = PdeEntry {
+    name: "klein_gordon3d",
+    build: |o| Box::new(KleinGordon3d { nc: o.nc }),
+};
+
 /// `klein_gordon3d`: u_tt − u_xx − u_yy + u² = f on (t, x, y) ∈ [0,10]×[−1,1]²,
 /// u = (x+y) cos 2t + x y sin 2t, so f = u² − 4u.
 #[derive(Clone, Copy, Debug)]
@@ -112,7 +123,7 @@ fn kg3d_exact(p: &[f64]) -> f64 {
 
 impl Pde for KleinGordon3d {
     fn name(&self) -> &'static str {
-        "klein_gordon3d"
+        KLEIN_GORDON3D.name
     }
     fn coords(&self) -> &'static [&'static str] {
         &["t", "x", "y"]

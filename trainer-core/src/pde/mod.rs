@@ -1,6 +1,7 @@
 //! The five benchmark problems (SPEC §2). Each PDE is one self-contained file: its domain,
-//! samplers, residual, conditions, exact or reference solution and test grid. Adding a PDE
-//! touches one file plus a line in [`by_name`] and [`NAMES`].
+//! samplers, residual, conditions, exact or reference solution, test grid and [`PdeEntry`].
+//! Adding a PDE is its file plus one line in [`PDES`]; [`NAMES`], [`by_name`], validation and
+//! the CLI's help all read that table. [`PdeOptions`] holds the options every PDE is built with.
 //!
 //! Host-side work (sampling, forcing terms, targets, reference solutions) is done in `f64`;
 //! only the network and its derivatives run on the device.
@@ -12,21 +13,93 @@ mod klein_gordon;
 
 use burn::tensor::Tensor;
 use rand::Rng;
+use serde::{Deserialize, Serialize};
 
+use crate::error::ConfigError;
 use crate::jet::{Jet, JetSpec};
 
 pub use burgers::Burgers;
 pub use helmholtz::{Helmholtz2d, Helmholtz3d};
 pub use klein_gordon::{KleinGordon2d, KleinGordon3d};
 
-/// Every benchmark name, in the paper's order.
-pub const NAMES: [&str; 5] = [
-    "helmholtz2d",
-    "klein_gordon2d",
-    "burgers",
-    "helmholtz3d",
-    "klein_gordon3d",
+/// A benchmark as the registry knows it; each PDE's file defines its entry.
+pub struct PdeEntry {
+    /// The key in `TrainConfig::pde` and sweep files.
+    pub name: &'static str,
+    /// Builds the benchmark.
+    pub build: fn(&PdeOptions) -> Box<dyn Pde>,
+}
+
+/// The registry: every benchmark, in the paper's order.
+pub const PDES: &[PdeEntry] = &[
+    helmholtz::HELMHOLTZ2D,
+    klein_gordon::KLEIN_GORDON2D,
+    burgers::BURGERS,
+    helmholtz::HELMHOLTZ3D,
+    klein_gordon::KLEIN_GORDON3D,
 ];
+
+/// Every benchmark name, in registry order.
+pub const NAMES: [&str; PDES.len()] = registry_names!(PDES);
+
+/// Upper bounds that keep a typo from allocating the machine away.
+pub const MAX_NC: usize = 256;
+pub const MAX_TEST_GRID: usize = 1_000;
+
+/// Options of the benchmark problems that are not part of the grid axes
+/// (`TrainConfig::pde_options`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PdeOptions {
+    /// Points per axis of the 3-D collocation lattice (`nc³` interior, `nc²` per face).
+    pub nc: usize,
+    /// Override of the test-grid resolution per axis (default: the SPEC's grid of each PDE).
+    /// 3-D problems default to 100³ = 10⁶ points, which is slow on a CPU: sweeps often set 32.
+    pub test_grid: Option<usize>,
+}
+
+impl Default for PdeOptions {
+    fn default() -> Self {
+        Self {
+            nc: 16,
+            test_grid: None,
+        }
+    }
+}
+
+impl PdeOptions {
+    /// Checks both options; `prefix` is this struct's path in the config (`pde_options`).
+    pub fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        let nc = self.nc;
+        if !(2..=MAX_NC).contains(&nc) {
+            return Err(ConfigError::new(
+                format!("{prefix}.nc"),
+                format!("must be in 2..={MAX_NC}, got {nc}"),
+            ));
+        }
+        if let Some(g) = self.test_grid
+            && !(2..=MAX_TEST_GRID).contains(&g)
+        {
+            return Err(ConfigError::new(
+                format!("{prefix}.test_grid"),
+                format!("must be in 2..={MAX_TEST_GRID}, got {g}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Checks that `name` is a benchmark of the registry; the error names the field `pde`.
+pub fn validate_name(name: &str) -> Result<(), ConfigError> {
+    if NAMES.contains(&name) {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            "pde",
+            format!("unknown PDE {name:?} (known: {})", NAMES.join(", ")),
+        ))
+    }
+}
 
 /// Collocation points for the residual loss, with the forcing term f at each point.
 #[derive(Clone, Debug)]
@@ -127,26 +200,11 @@ pub trait Pde: Send + Sync {
     }
 }
 
-/// Options a PDE is built with.
-#[derive(Clone, Copy, Debug)]
-pub struct PdeParams {
-    /// Points per axis of the 3-D collocation lattice.
-    pub nc: usize,
-}
-
-/// The benchmark called `name`.
-pub fn by_name(name: &str, params: PdeParams) -> Option<Box<dyn Pde>> {
-    Some(match name {
-        "helmholtz2d" => Box::new(Helmholtz2d::default()),
-        "klein_gordon2d" => Box::new(KleinGordon2d),
-        "burgers" => Box::new(Burgers::default()),
-        "helmholtz3d" => Box::new(Helmholtz3d {
-            nc: params.nc,
-            ..Default::default()
-        }),
-        "klein_gordon3d" => Box::new(KleinGordon3d { nc: params.nc }),
-        _ => return None,
-    })
+/// The benchmark called `name`, built with `options`.
+pub fn by_name(name: &str, options: &PdeOptions) -> Option<Box<dyn Pde>> {
+    PDES.iter()
+        .find(|p| p.name == name)
+        .map(|p| (p.build)(options))
 }
 
 // ---- sampling helpers shared by the PDE files ----

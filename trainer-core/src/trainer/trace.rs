@@ -8,7 +8,8 @@
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
-use super::{RawBatch, Trainer};
+use super::Trainer;
+use super::batch::RawBatch;
 use crate::config::{Precision, TrainConfig};
 use crate::pde::Quantity;
 use crate::tensors::to_host;
