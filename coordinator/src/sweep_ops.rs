@@ -149,15 +149,18 @@ impl Store {
     }
 }
 
-/// A failed job of a sweep and why its last attempt failed.
+/// A failed job of a sweep and why its last attempt failed: what a user needs to find the
+/// job (`jobs.id`) and its grid point, and to decide whether a retry can help.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct FailedJob {
+    /// `jobs.id`, as `modsync sql` shows it.
     pub id: i64,
+    /// The grid point: PDE, method, width and seed.
     pub pde: String,
     pub method: String,
     pub width: i64,
     pub seed: i64,
-    /// NULL only for a job that never ran.
+    /// The last attempt's error (`jobs.last_error`); `None` only if no attempt left one.
     pub last_error: Option<String>,
 }
 
