@@ -651,6 +651,27 @@ mod tests {
         store.close().await;
     }
 
+    /// The writer's owner stops it: ops answered before `stop` stand, later ones are refused
+    /// as if the store were closed, and stopping twice is harmless.
+    #[tokio::test]
+    async fn a_stopped_writer_refuses_new_ops() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_jobs(&dir, 2).await;
+        leased_job(&store, "w1").await;
+        store.writer.stop().await;
+        store.writer.stop().await;
+        let refused = store.lease_jobs(&lease_req("w2"), TERMS).await;
+        assert!(
+            matches!(refused, Err(Error::Db(sqlx::Error::PoolClosed))),
+            "{refused:?}"
+        );
+        assert_eq!(
+            scalar(&store, "SELECT COUNT(*) FROM jobs WHERE state = 'running'").await,
+            1
+        );
+        store.close().await;
+    }
+
     fn pack_lease_op(worker: &str, max_jobs: u32, pack_key: &str) -> OpKind {
         OpKind::Lease {
             req: LeaseJobRequest {
