@@ -19,7 +19,7 @@
 //! Every table refuses unknown keys, so a typo is an error naming the key rather than a silently
 //! ignored setting. `[train]` is passed through as the sweep's base config JSON, so fields that
 //! `TrainConfig` gains later work without touching this file; the coordinator's own validation
-//! ([`coordinator::sweep::expand`]) runs here before anything is sent or written, and its field
+//! ([`coordinator::grid::expand`]) runs here before anything is sent or written, and its field
 //! names are translated back to the file's (`base_config.lr` → `train.lr`, `pdes[1]` →
 //! `grid.pdes[1]`).
 
@@ -138,7 +138,7 @@ pub fn parse(text: &str) -> Result<Sweep, String> {
         max_attempts,
         priority,
     };
-    let configs = coordinator::sweep::expand(&spec)
+    let configs = coordinator::grid::expand(&spec)
         .map_err(|e| format!("invalid {}: {}", file_field(&e.field), one_line(&e.problem)))?;
     Ok(Sweep { spec, configs })
 }

@@ -6,9 +6,9 @@
 use modsync_proto::CurvePoint;
 
 use crate::error::Result;
+use crate::fence::to_u64;
 use crate::reader::Reader;
-use crate::store::to_u64;
-use crate::sweeps::sweep_summary;
+use crate::sweep_ops::sweep_summary;
 
 /// One row of the `curves` view.
 #[derive(sqlx::FromRow)]

@@ -6,7 +6,7 @@
 
 use tonic::{Code, Status};
 
-use crate::sweep::FieldError;
+use crate::grid::FieldError;
 
 /// Shorthand used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -4,7 +4,7 @@
 //! reads); `modsync sql|status|curves --db FILE` and the dashboard open one directly on a store
 //! file that no coordinator serves any more ([`Reader::open`]). Both are the same pool of
 //! connections opened `SQLITE_OPEN_READONLY` (SQLite's `mode=ro`), with `PRAGMA query_only = 1`
-//! and ATTACH forbidden, so the read operations (`query.rs`, `curves.rs`, `sweeps.rs`) and their
+//! and ATTACH forbidden, so the read operations (`query.rs`, `curves.rs`, `sweep_ops.rs`) and their
 //! guard are one piece of code whichever way the store was opened.
 
 use std::path::Path;
@@ -14,8 +14,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use sqlx::{Executor, SqliteConnection};
 
 use crate::error::{Error, Result};
+use crate::schema::MIGRATOR;
 use crate::sqlite_ext;
-use crate::store::MIGRATOR;
 
 /// Read connections: Query, status, curves and dashboard reads run side by side with the
 /// writer (WAL).

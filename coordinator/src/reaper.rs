@@ -16,33 +16,19 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::error::Result;
-use crate::store::{Store, now_ms};
+use crate::fence::now_ms;
+use crate::jobs::queue;
+use crate::store::Store;
 
 impl Store {
-    /// Reaps every running job whose lease expired before `now_ms`; returns how many.
+    /// Reaps every running job whose lease expired before `now_ms` (the statement is
+    /// `jobs::queue::reap_expired`); returns how many.
     pub async fn reap_expired(&self, now_ms: i64) -> Result<u64> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        let reaped: Vec<(i64, String, i64)> = sqlx::query_as(
-            "UPDATE jobs SET
-                 state = CASE WHEN cancel_requested = 1 THEN 'cancelled'
-                              WHEN attempts >= max_attempts THEN 'failed'
-                              ELSE 'queued' END,
-                 last_error = CASE WHEN cancel_requested = 1 THEN last_error
-                     WHEN attempts >= max_attempts
-                         THEN 'lease expired after ' || attempts || ' attempts'
-                     ELSE 'lease of ' || COALESCE(lease_owner, '?') || ' expired (attempt '
-                          || attempts || ' of ' || max_attempts || ')' END,
-                 lease_expires_at_ms = NULL, cancel_requested = 0, updated_at_ms = ?
-             WHERE state = 'running' AND lease_expires_at_ms < ?
-             RETURNING id, state, attempts",
-        )
-        .bind(now_ms)
-        .bind(now_ms)
-        .fetch_all(&mut *tx)
-        .await?;
+        let reaped = queue::reap_expired(&mut tx, now_ms).await?;
         tx.commit().await?;
-        for (job, state, attempts) in &reaped {
-            tracing::warn!(job, now = %state, attempts, "lease expired");
+        for job in &reaped {
+            tracing::warn!(job = job.id, now = %job.state, attempts = job.attempts, "lease expired");
         }
         Ok(reaped.len() as u64)
     }

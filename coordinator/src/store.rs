@@ -2,33 +2,27 @@
 //!
 //! Everything the coordinator knows lives in this file, so a restarted coordinator simply opens
 //! it again and carries on (leases that expired while it was down are reaped on the first tick).
-//! [`Store::open`] also starts the writer of `batch.rs`: the one thread that group-commits the
-//! four hot worker writes (lease, heartbeat, progress, completion) on the write connection.
-//!
-//! The operations themselves live next to the RPC they serve: the worker RPCs in `lease.rs`
-//! (the hot four hand their op to the writer; fail and release run their own transaction),
-//! submit, cancel, retry and the sweep listings in `sweeps.rs`, lease expiry in `reaper.rs`;
-//! the reads go through the read-only connections of `reader.rs` (`curves.rs`, `query.rs`).
+//! The operations live in the files named for what they do: the worker RPCs in
+//! `worker_ops.rs` (their batched writes go through the group-commit [`Writer`] this store
+//! owns, `writer.rs`), sweep operations in `sweep_ops.rs`, reaping in `reaper.rs`, reads in
+//! `curves.rs`, `query.rs` and `sweep_ops.rs`; every statement that changes `jobs` rows is in
+//! `jobs/`.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use modsync_proto::{CurvePoint, LeaseJobRequest, QueryResponse, SweepSummary};
-use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use tokio::sync::mpsc;
 
-use crate::batch::{self, WriteOp};
 use crate::error::Result;
 use crate::reader::Reader;
+use crate::schema::MIGRATOR;
 use crate::sqlite_ext;
-
-/// The schema, embedded at compile time from `migrations/` and applied by [`Store::open`].
-pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
+use crate::writer::Writer;
 
 /// How long a statement waits for SQLite's write lock before giving up with "database is
 /// locked". Our own writes queue in the one-connection write pool, so this only matters when
@@ -42,8 +36,14 @@ pub(crate) const WORKER_REFRESH_MS: i64 = 5_000;
 /// Forget the worker cache past this many entries (it only saves statements).
 const MAX_CACHED_WORKERS: usize = 100_000;
 
-/// (host, device, when the row was last written) of a worker, as last written by a lease.
-type WorkerRow = (String, String, i64);
+/// A worker's `workers` row as a lease last wrote it.
+#[derive(Debug)]
+struct WorkerRow {
+    host: String,
+    device: String,
+    /// When it was written (ms since the epoch).
+    at: i64,
+}
 
 /// The coordinator's store. Cheap to clone (two pool handles and a shared cache).
 #[derive(Clone, Debug)]
@@ -62,9 +62,10 @@ pub struct Store {
     /// rewrite an unchanged `workers` row every time (one statement less per lease). Only
     /// bookkeeping: the lease itself never depends on it.
     workers_written: Arc<Mutex<HashMap<String, WorkerRow>>>,
-    /// The writer task that batches the hot worker writes (lease, heartbeat, progress,
-    /// completion) into group commits on the write connection; see `batch.rs`.
-    pub(crate) writer: mpsc::UnboundedSender<WriteOp>,
+    /// The writer thread that batches the hot worker writes (lease, heartbeat, progress,
+    /// completion) into group commits on the write connection; see `writer.rs`. Shared by every
+    /// clone; the thread stops at [`Store::close`] or when the last clone is dropped.
+    pub(crate) writer: Arc<Writer>,
 }
 
 impl Store {
@@ -106,7 +107,7 @@ impl Store {
 
         let read = Reader::connect(base).await?;
 
-        let writer = batch::spawn_writer(write.clone())?;
+        let writer = Arc::new(Writer::spawn(write.clone())?);
         Ok(Store {
             write,
             read,
@@ -115,8 +116,10 @@ impl Store {
         })
     }
 
-    /// Closes both pools, waiting for checked-out connections to come back.
+    /// Stops the writer (after it answered the writes already queued; later ones are refused),
+    /// then closes both pools, waiting for checked-out connections to come back.
     pub async fn close(&self) {
+        self.writer.stop().await;
         self.read.close().await;
         self.write.close().await;
     }
@@ -163,8 +166,10 @@ impl Store {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         match cache.get(&req.worker_id) {
-            Some((host, device, at)) => {
-                *host != req.host || *device != req.device || now - at >= WORKER_REFRESH_MS
+            Some(row) => {
+                row.host != req.host
+                    || row.device != req.device
+                    || now - row.at >= WORKER_REFRESH_MS
             }
             None => true,
         }
@@ -181,26 +186,11 @@ impl Store {
         }
         cache.insert(
             req.worker_id.clone(),
-            (req.host.clone(), req.device.clone(), now),
+            WorkerRow {
+                host: req.host.clone(),
+                device: req.device.clone(),
+                at: now,
+            },
         );
     }
-}
-
-/// Milliseconds since the Unix epoch: the unit of every `*_ms` column.
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
-/// `u64` → SQLite INTEGER. Values above `i64::MAX` cannot come from a sane run; saturate rather
-/// than wrap to negative.
-pub(crate) fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-/// SQLite INTEGER → `u64` for proto fields (counts, widths), never negative by the schema.
-pub(crate) fn to_u64(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
 }

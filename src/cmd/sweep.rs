@@ -16,10 +16,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use coordinator::ServeConfig;
 use indicatif::{ProgressBar, ProgressStyle};
-use modsync_proto::value::Kind;
 use modsync_proto::{
-    GetCurvesRequest, GetSweepRequest, QueryRequest, RetryFailedRequest, SubmitSweepRequest,
-    SweepSummary,
+    GetCurvesRequest, GetSweepRequest, RetryFailedRequest, SubmitSweepRequest, SweepSummary,
 };
 use rand::Rng;
 use tokio::task::JoinSet;
@@ -187,7 +185,7 @@ fn run_sweep(args: RunArgs) -> Result<()> {
             .await
             .map_err(|e| anyhow!("dashboard: {e}"))?;
         let web_server = tokio::spawn(dashboard::serve(
-            reader,
+            reader.clone(),
             web_listener,
             web,
             coordinator_stop.clone().cancelled_owned(),
@@ -302,7 +300,7 @@ fn run_sweep(args: RunArgs) -> Result<()> {
                 .points;
             crate::cmd::curves::report(&name, &points, Some(&out))?;
             if s.failed > 0 {
-                let errors = failed_jobs(&mut client, &name).await;
+                let errors = failed_jobs(&reader, &name).await;
                 outcome = Err(anyhow!(
                     "{} of {} jobs failed ({errors}); rerun with --retry-failed to try them again",
                     s.failed,
@@ -344,33 +342,25 @@ async fn summary(client: &mut Client, name: &str) -> Result<SweepSummary> {
 }
 
 /// A short description of the first failed jobs and their last errors.
-async fn failed_jobs(client: &mut Client, name: &str) -> String {
-    // The sweep name is a safe identifier (letters, digits, . _ -): see coordinator::sweep.
-    let sql = format!(
-        "SELECT id, pde, method, width, seed, last_error FROM jobs \
-         WHERE sweep_id = '{name}' AND state = 'failed' ORDER BY id LIMIT 3"
-    );
-    let Ok(r) = client.query(QueryRequest { sql, max_rows: 3 }).await else {
+async fn failed_jobs(reader: &coordinator::Reader, name: &str) -> String {
+    let Ok(jobs) = reader.failed_jobs(name, 3).await else {
         return "see the jobs table".into();
     };
-    let text = |v: &modsync_proto::Value| match &v.kind {
-        Some(Kind::Text(t)) => t.clone(),
-        Some(Kind::Integer(i)) => i.to_string(),
-        _ => String::new(),
-    };
-    r.into_inner()
-        .rows
-        .iter()
-        .map(|row| {
-            let v: Vec<String> = row.values.iter().map(text).collect();
+    jobs.iter()
+        .map(|j| {
             format!(
                 "job {} {} {} width {} seed {}: {}",
-                v[0],
-                v[1],
-                v[2],
-                v[3],
-                v[4],
-                v[5].lines().next().unwrap_or("")
+                j.id,
+                j.pde,
+                j.method,
+                j.width,
+                j.seed,
+                j.last_error
+                    .as_deref()
+                    .unwrap_or("")
+                    .lines()
+                    .next()
+                    .unwrap_or("")
             )
         })
         .collect::<Vec<_>>()

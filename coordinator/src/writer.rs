@@ -1,5 +1,5 @@
-//! The write batcher: group commit of the hot worker writes, with one statement per *kind* of
-//! write per batch instead of one per op.
+//! The group-commit writer: the hot worker writes committed in batches, with one statement per
+//! *kind* of write per batch instead of one per op. [`Writer`] owns the thread that runs them.
 //!
 //! The four writes every job makes (LeaseJob, Heartbeat, ReportProgress, CompleteJob) go to one
 //! writer task on its own thread, which takes every op that is waiting (up to `MAX_BATCH`), runs
@@ -12,7 +12,9 @@
 //! batch runs a fixed handful of statements whatever its size: the registrations of new
 //! workers, one SELECT + one UPDATE … FROM (VALUES …) for all leases, one fenced UPDATE for all
 //! lease extensions (heartbeats and progress reports), one INSERT for all metric rows and one for
-//! all checkpoints, one SELECT + one UPDATE + one INSERT for all completions.
+//! all checkpoints, one SELECT + one UPDATE + one INSERT for all completions. Those statements
+//! are in `jobs/lease.rs`, `jobs/progress.rs` and `jobs/complete.rs`; this file is the loop, the
+//! transaction and its failure handling.
 //!
 //! Semantics: those of running the ops one transaction each in this order — all leases (in
 //! arrival order), then all extensions and progress writes (in arrival order), then all
@@ -23,91 +25,138 @@
 //! refused (stale token, unknown job, wrong result) writes nothing; no op is answered before the
 //! COMMIT that makes it durable returned; if the store fails, the batch is rolled back and its
 //! ops are retried one transaction each, so one failing op cannot fail the others.
+//!
+//! Shape (as the reaper's): the thread is owned by a [`Writer`]; [`Writer::stop`] (from
+//! `Store::close`) or dropping the last `Store` stops it, after it has answered every op that
+//! was already queued.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
 
-use modsync_proto::{CompleteJobRequest, Job, LeaseJobRequest, ReportProgressRequest};
-use sqlx::{AssertSqlSafe, SqliteConnection, SqlitePool};
+use sqlx::{SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
-use trainer_core::{RunResult, RunStatus};
 
 use crate::error::{Error, Result};
-use crate::lease::{LeaseTerms, WireMetricsRow, finite, refusal, stale};
-use crate::store::{now_ms, to_i64};
+use crate::fence::now_ms;
+use crate::jobs::ops::{Answer, OpKind};
+use crate::jobs::{complete, lease, progress};
 
 /// Most ops in one transaction; bounds how long one batch holds the write lock. With the widest
 /// statement (a completion binds 21 values) 256 ops stay far below SQLite's 32,766 parameters.
 const MAX_BATCH: usize = 256;
 
-/// A worker write waiting for the writer task.
+/// A worker write waiting for the writer thread, and where its answer goes.
 pub(crate) struct WriteOp {
     pub(crate) kind: OpKind,
     pub(crate) reply: oneshot::Sender<Result<Answer>>,
 }
 
-pub(crate) enum OpKind {
-    Lease {
-        req: LeaseJobRequest,
-        terms: LeaseTerms,
-        /// Also (re)write the worker's row.
-        register: bool,
-        now: i64,
-    },
-    Extend {
-        job_id: i64,
-        token: i64,
-        lease_ms: u64,
-    },
-    Progress {
-        req: ReportProgressRequest,
-        rows: Vec<WireMetricsRow>,
-        checkpoint_iter: Option<i64>,
-        lease_ms: u64,
-    },
-    Complete {
-        req: CompleteJobRequest,
-        result: Box<RunResult>,
-    },
+/// Owner of the writer thread. Every `Store` clone shares one (behind an `Arc`); when the last
+/// goes, or [`Writer::stop`] is called, the thread takes no more ops, answers the queued ones and
+/// exits.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    /// Ops into the thread. Sending fails once the thread stopped taking ops.
+    ops: mpsc::UnboundedSender<WriteOp>,
+    /// Sending on (or dropping) this tells the thread to stop taking ops. A std mutex: it is
+    /// only touched to stop, never on the write path.
+    stop: Mutex<Option<oneshot::Sender<()>>>,
+    /// Closes (its sender is dropped) when the thread has exited; taken by the first `stop`.
+    exited: Mutex<Option<oneshot::Receiver<()>>>,
 }
 
-pub(crate) enum Answer {
-    /// The jobs leased (none when nothing is queued), all of one pack key.
-    Leased(Vec<Job>),
-    /// The cancel flag.
-    Extended(bool),
-    Completed,
+impl Writer {
+    /// Starts the writer thread on `pool` (the one write connection), with its own
+    /// single-threaded runtime, so the hops between it and sqlx's connection thread never wait
+    /// behind the server's tasks.
+    pub(crate) fn spawn(pool: SqlitePool) -> std::io::Result<Writer> {
+        let (ops, rx) = mpsc::unbounded_channel::<WriteOp>();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (exit, exited) = oneshot::channel::<()>();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name("modsync-writer".into())
+            .spawn(move || {
+                rt.block_on(write_loop(pool, rx, stopped));
+                drop(exit);
+            })?;
+        Ok(Writer {
+            ops,
+            stop: Mutex::new(Some(stop)),
+            exited: Mutex::new(Some(exited)),
+        })
+    }
+
+    /// Hands `kind` to the writer thread and waits for its answer (after the COMMIT).
+    pub(crate) async fn write(&self, kind: OpKind) -> Result<Answer> {
+        let (reply, answer) = oneshot::channel();
+        let gone = || Error::Db(sqlx::Error::PoolClosed);
+        self.ops.send(WriteOp { kind, reply }).map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+
+    /// Stops the thread: it takes no more ops (they are refused as if the store were closed),
+    /// answers every op already queued, and exits; returns once it has.
+    pub(crate) async fn stop(&self) {
+        self.signal_stop();
+        let exited = lock(&self.exited).take();
+        if let Some(exited) = exited {
+            let _ = exited.await;
+        }
+    }
+
+    fn signal_stop(&self) {
+        // Dropping the sender wakes the loop's `stopped` branch.
+        lock(&self.stop).take();
+    }
 }
 
-/// Starts the writer task on its own thread (its own single-threaded runtime, so the hops
-/// between it and sqlx's connection thread never wait behind the server's tasks). It ends when
-/// every sender (every `Store` clone) is gone.
-pub(crate) fn spawn_writer(pool: SqlitePool) -> std::io::Result<mpsc::UnboundedSender<WriteOp>> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<WriteOp>();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    std::thread::Builder::new()
-        .name("modsync-writer".into())
-        .spawn(move || {
-            rt.block_on(async move {
-                let mut batch = Vec::with_capacity(MAX_BATCH);
-                while let Some(op) = rx.recv().await {
-                    batch.push(op);
-                    while batch.len() < MAX_BATCH {
-                        match rx.try_recv() {
-                            Ok(op) => batch.push(op),
-                            Err(_) => break,
-                        }
-                    }
-                    run_batch(
-                        &pool,
-                        std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH)),
-                    )
-                    .await;
-                }
-            });
-        })?;
-    Ok(tx)
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.signal_stop();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The writer thread: takes every op that is waiting (up to [`MAX_BATCH`]) and runs them as one
+/// batch, until told to stop and the queue is empty.
+async fn write_loop(
+    pool: SqlitePool,
+    mut rx: mpsc::UnboundedReceiver<WriteOp>,
+    mut stopped: oneshot::Receiver<()>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut stopping = false;
+    loop {
+        let op = tokio::select! {
+            biased;
+            _ = &mut stopped, if !stopping => {
+                // No new ops; the queued ones still come out of `recv`, then `None`.
+                rx.close();
+                stopping = true;
+                continue;
+            }
+            op = rx.recv() => op,
+        };
+        let Some(op) = op else { break };
+        batch.push(op);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        run_batch(
+            &pool,
+            std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH)),
+        )
+        .await;
+    }
+    tracing::debug!("writer stopped");
 }
 
 /// Runs one batch in one transaction and answers every op after the COMMIT.
@@ -153,579 +202,31 @@ async fn run_batch(pool: &SqlitePool, batch: Vec<WriteOp>) {
     }
 }
 
-/// Applies every op of a batch inside the open transaction, filling `answers` (same indices).
-/// The error means the store failed and the transaction must be rolled back.
+/// Applies every op of a batch inside the open transaction, filling `answers` (same indices):
+/// all leases, then all extensions and progress writes, then all completions — the serial
+/// order the batch's semantics are those of. The error means the store failed and the
+/// transaction must be rolled back.
 async fn apply(
     conn: &mut SqliteConnection,
     ops: &[&OpKind],
     answers: &mut [Option<Result<Answer>>],
 ) -> sqlx::Result<()> {
     let now = now_ms();
-    leases(conn, ops, answers, now).await?;
-    extensions(conn, ops, answers, now).await?;
-    completions(conn, ops, answers, now).await
-}
-
-/// `?, ?, …`: `n` placeholders, for an `IN (…)` list. Only placeholders: every value is bound.
-fn list(n: usize) -> String {
-    vec!["?"; n].join(", ")
-}
-
-/// `(?, ?, …), (?, ?, …), …`: `rows` tuples of `width` placeholders, for a `VALUES` list.
-fn placeholders(rows: usize, width: usize) -> String {
-    vec![format!("({})", list(width)); rows].join(", ")
-}
-
-/// A statement built from fixed SQL, [`list`] and [`placeholders`] only.
-fn query(sql: String) -> sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
-    sqlx::query(AssertSqlSafe(sql))
-}
-
-// ---- leases ----
-
-/// What the lease statement returns.
-#[derive(sqlx::FromRow)]
-struct LeasedRow {
-    id: i64,
-    sweep_id: String,
-    config_json: String,
-    token: i64,
-    attempts: i64,
-    pack_key: String,
-    checkpoint: Option<Vec<u8>>,
-}
-
-/// A queued job as the lease picks it.
-#[derive(sqlx::FromRow)]
-struct QueuedJob {
-    id: i64,
-    pack_key: String,
-}
-
-/// How many jobs a lease asks for: `max_jobs`, where 0 means one.
-pub(crate) fn jobs_wanted(req: &LeaseJobRequest) -> usize {
-    (req.max_jobs as usize).max(1)
-}
-
-/// Every LeaseJob of the batch, in arrival order: each takes the queued jobs of highest
-/// priority, oldest first, that no earlier op of the batch took — one job, or with `max_jobs` > 1
-/// up to that many of one pack key (the request's `pack_key`, or else its first job's) — with a
-/// new fencing token, attempts + 1 and a lease expiry each. Ops left over when the queue runs
-/// dry get none.
-///
-/// Statements: one SELECT of the queue's head for every op of the batch, one SELECT per pack
-/// lease (by key, on index `jobs_pack_queue`), one UPDATE for all the leases.
-async fn leases(
-    conn: &mut SqliteConnection,
-    ops: &[&OpKind],
-    answers: &mut [Option<Result<Answer>>],
-    now: i64,
-) -> sqlx::Result<()> {
-    let mut leasing: Vec<(usize, &LeaseJobRequest, LeaseTerms)> = Vec::new();
-    for (i, op) in ops.iter().enumerate() {
-        if let OpKind::Lease {
-            req,
-            terms,
-            register,
-            now: asked_at,
-        } = op
-        {
-            if *register {
-                register_worker(conn, req, *asked_at).await?;
-            }
-            leasing.push((i, req, *terms));
-        }
-    }
-    if leasing.is_empty() {
-        return Ok(());
-    }
-    // Enough of the queue's head that every op finds its first job there even after the ops
-    // before it took as many jobs as they may.
-    let wanted: usize = leasing.iter().map(|(_, req, _)| jobs_wanted(req)).sum();
-    let head: Vec<QueuedJob> = sqlx::query_as(
-        "SELECT id, pack_key FROM jobs WHERE state = 'queued' ORDER BY priority DESC, id LIMIT ?",
-    )
-    .bind(to_i64(wanted as u64))
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut taken: HashSet<i64> = HashSet::new();
-    let mut picks: Vec<Vec<i64>> = Vec::with_capacity(leasing.len());
-    for (_, req, _) in &leasing {
-        let want = jobs_wanted(req);
-        let mut pick = Vec::with_capacity(want);
-        let key = if req.pack_key.is_empty() {
-            match head.iter().find(|j| !taken.contains(&j.id)) {
-                Some(first) => {
-                    pick.push(first.id);
-                    taken.insert(first.id);
-                    Some(first.pack_key.clone())
-                }
-                None => None,
-            }
-        } else {
-            Some(req.pack_key.clone())
-        };
-        if let Some(key) = key
-            && pick.len() < want
-        {
-            let ids: Vec<i64> = sqlx::query_scalar(
-                "SELECT id FROM jobs WHERE state = 'queued' AND pack_key = ?
-                 ORDER BY priority DESC, id LIMIT ?",
-            )
-            .bind(&key)
-            .bind(to_i64((want - pick.len() + taken.len()) as u64))
-            .fetch_all(&mut *conn)
-            .await?;
-            for id in ids {
-                if pick.len() == want {
-                    break;
-                }
-                if taken.insert(id) {
-                    pick.push(id);
-                }
-            }
-        }
-        picks.push(pick);
-    }
-    let mut leased: HashMap<i64, LeasedRow> = HashMap::new();
-    let granted: Vec<(i64, &LeaseJobRequest, LeaseTerms)> = leasing
-        .iter()
-        .zip(&picks)
-        .flat_map(|((_, req, terms), ids)| ids.iter().map(move |id| (*id, *req, *terms)))
-        .collect();
-    // One statement for every lease: the (job, owner, expiry) triples are joined in. The jobs
-    // were read inside this transaction, so they are still queued.
-    for chunk in granted.chunks(MAX_LEASES_PER_UPDATE) {
-        let mut q = query(format!(
-            "UPDATE jobs SET state = 'running', lease_owner = m.column2,
-                 lease_expires_at_ms = m.column3, token = token + 1, attempts = attempts + 1,
-                 cancel_requested = 0, updated_at_ms = ?
-             FROM (VALUES {}) AS m
-             WHERE jobs.id = m.column1 AND jobs.state = 'queued'
-             RETURNING jobs.id, jobs.sweep_id, jobs.config_json, jobs.token, jobs.attempts,
-                 jobs.pack_key, (SELECT bytes FROM checkpoints WHERE job_id = jobs.id) AS checkpoint",
-            placeholders(chunk.len(), 3)
-        ))
-        .bind(now);
-        for (id, req, terms) in chunk {
-            q = q
-                .bind(*id)
-                .bind(&req.worker_id)
-                .bind(now.saturating_add(to_i64(terms.lease_ms)));
-        }
-        for row in q.fetch_all(&mut *conn).await? {
-            let row: LeasedRow = sqlx::FromRow::from_row(&row)?;
-            leased.insert(row.id, row);
-        }
-    }
-    for ((i, _, terms), ids) in leasing.iter().zip(picks) {
-        let jobs = ids
-            .into_iter()
-            .filter_map(|id| leased.remove(&id))
-            .map(|row| job_of(row, *terms))
-            .collect();
-        answers[*i] = Some(Ok(Answer::Leased(jobs)));
-    }
-    Ok(())
-}
-
-/// Leases per UPDATE statement: 3 parameters each, well under SQLite's 32,766.
-const MAX_LEASES_PER_UPDATE: usize = 4_096;
-
-fn job_of(row: LeasedRow, terms: LeaseTerms) -> Job {
-    Job {
-        job_id: row.id,
-        sweep_id: row.sweep_id,
-        config_json: row.config_json,
-        token: row.token,
-        attempt: u32::try_from(row.attempts).unwrap_or(u32::MAX),
-        checkpoint: row.checkpoint.unwrap_or_default(),
-        heartbeat_ms: terms.heartbeat_ms,
-        lease_ms: terms.lease_ms,
-        pack_key: row.pack_key,
-    }
-}
-
-async fn register_worker(
-    conn: &mut SqliteConnection,
-    req: &LeaseJobRequest,
-    now: i64,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO workers (id, host, device, first_seen_ms, last_seen_ms)
-         VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (id) DO UPDATE SET host = excluded.host,
-             device = excluded.device, last_seen_ms = excluded.last_seen_ms",
-    )
-    .bind(&req.worker_id)
-    .bind(&req.host)
-    .bind(&req.device)
-    .bind(now)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-// ---- lease extensions: heartbeats and progress reports ----
-
-/// Metric rows per INSERT statement: 12 parameters each, well under SQLite's 32,766.
-const METRIC_ROWS_PER_INSERT: usize = 256;
-
-/// Every Heartbeat and ReportProgress of the batch. The fence and the extension are one UPDATE
-/// for all of them (`WHERE (id, token) match AND state = 'running'`): an op whose pair it did
-/// not match is refused and writes nothing more. Then the accepted progress reports' metric
-/// rows and checkpoints are written, in arrival order.
-async fn extensions(
-    conn: &mut SqliteConnection,
-    ops: &[&OpKind],
-    answers: &mut [Option<Result<Answer>>],
-    now: i64,
-) -> sqlx::Result<()> {
-    let fenced: Vec<(usize, i64, i64, u64)> = ops
-        .iter()
-        .enumerate()
-        .filter_map(|(i, op)| match op {
-            OpKind::Extend {
-                job_id,
-                token,
-                lease_ms,
-            } => Some((i, *job_id, *token, *lease_ms)),
-            OpKind::Progress { req, lease_ms, .. } => Some((i, req.job_id, req.token, *lease_ms)),
-            _ => None,
-        })
-        .collect();
-    if fenced.is_empty() {
-        return Ok(());
-    }
-    let mut q = query(format!(
-        "UPDATE jobs SET lease_expires_at_ms = m.column3, updated_at_ms = ?
-         FROM (VALUES {}) AS m
-         WHERE jobs.id = m.column1 AND jobs.token = m.column2 AND jobs.state = 'running'
-         RETURNING jobs.id, jobs.token, jobs.cancel_requested",
-        placeholders(fenced.len(), 3)
-    ))
-    .bind(now);
-    for (_, job_id, token, lease_ms) in &fenced {
-        q = q
-            .bind(job_id)
-            .bind(token)
-            .bind(now.saturating_add(to_i64(*lease_ms)));
-    }
-    // job id → (its token, which matched, and the cancel flag). A stale op of a job whose live
-    // lease was extended in the same batch carries another token and is refused below.
-    let mut extended: HashMap<i64, (i64, bool)> = HashMap::new();
-    for row in q.fetch_all(&mut *conn).await? {
-        let (id, token, cancel): (i64, i64, bool) = sqlx::FromRow::from_row(&row)?;
-        extended.insert(id, (token, cancel));
-    }
-    let mut checkpoints: Vec<(&ReportProgressRequest, i64)> = Vec::new();
-    let mut rows: Vec<(&ReportProgressRequest, &WireMetricsRow)> = Vec::new();
-    for (i, job_id, token, _) in &fenced {
-        let answer = match extended.get(job_id) {
-            Some((current, cancel)) if current == token => {
-                if let OpKind::Progress {
-                    req,
-                    rows: metric_rows,
-                    checkpoint_iter,
-                    ..
-                } = ops[*i]
-                {
-                    rows.extend(metric_rows.iter().map(|row| (req, row)));
-                    if let Some(iter) = checkpoint_iter {
-                        checkpoints.push((req, *iter));
-                    }
-                }
-                Ok(Answer::Extended(*cancel))
-            }
-            _ => Err(refusal(conn, *job_id, *token).await),
-        };
-        answers[*i] = Some(answer);
-    }
-    insert_metrics(conn, &rows).await?;
-    insert_checkpoints(conn, &checkpoints, now).await
-}
-
-async fn insert_metrics(
-    conn: &mut SqliteConnection,
-    rows: &[(&ReportProgressRequest, &WireMetricsRow)],
-) -> sqlx::Result<()> {
-    for chunk in rows.chunks(METRIC_ROWS_PER_INSERT) {
-        let mut q = query(format!(
-            "INSERT OR REPLACE INTO metrics (job_id, iter, lr, loss_r, loss_b, rel_l2, abs_err,
-                 abs_err_max, skipped_steps, elapsed_s, extra, token) VALUES {}",
-            placeholders(chunk.len(), 12)
-        ));
-        for (req, row) in chunk {
-            let extra: BTreeMap<&String, Option<f64>> =
-                row.extra.iter().map(|(k, v)| (k, finite(*v))).collect();
-            q = q
-                .bind(req.job_id)
-                .bind(to_i64(row.iter))
-                .bind(finite(row.lr))
-                .bind(finite(row.loss_r))
-                .bind(finite(row.loss_b))
-                .bind(finite(row.rel_l2))
-                .bind(finite(row.abs_err))
-                .bind(finite(row.abs_err_max))
-                .bind(to_i64(row.skipped_steps))
-                .bind(finite(row.elapsed_s))
-                .bind(serde_json::to_string(&extra).unwrap_or_else(|_| "{}".into()))
-                .bind(req.token);
-        }
-        q.execute(&mut *conn).await?;
-    }
-    Ok(())
-}
-
-/// Checkpoints per INSERT statement, at most, and their bytes at most (the bound values are
-/// copied into the statement, and one checkpoint may be up to `--max-checkpoint-bytes`).
-const CHECKPOINTS_PER_INSERT: usize = 16;
-const CHECKPOINT_BYTES_PER_INSERT: usize = 16 << 20;
-
-/// Splits `items` into runs of at most `max_items` whose sizes add up to at most `max_bytes`
-/// (a single item larger than that is a run of its own).
-fn runs_within<T>(
-    items: &[T],
-    max_items: usize,
-    max_bytes: usize,
-    size: impl Fn(&T) -> usize,
-) -> Vec<&[T]> {
-    let mut runs = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (i, item) in items.iter().enumerate() {
-        let n = size(item);
-        if i > start && (i - start == max_items || bytes + n > max_bytes) {
-            runs.push(&items[start..i]);
-            (start, bytes) = (i, 0);
-        }
-        bytes += n;
-    }
-    if start < items.len() {
-        runs.push(&items[start..]);
-    }
-    runs
-}
-
-async fn insert_checkpoints(
-    conn: &mut SqliteConnection,
-    checkpoints: &[(&ReportProgressRequest, i64)],
-    now: i64,
-) -> sqlx::Result<()> {
-    let runs = runs_within(
-        checkpoints,
-        CHECKPOINTS_PER_INSERT,
-        CHECKPOINT_BYTES_PER_INSERT,
-        |(req, _)| req.checkpoint.len(),
-    );
-    for chunk in runs {
-        // Rows of one VALUES list are inserted in order, so a later checkpoint of the same job
-        // replaces an earlier one, as it would one statement at a time.
-        let mut q = query(format!(
-            "INSERT OR REPLACE INTO checkpoints (job_id, iter, bytes, token, created_at_ms)
-             VALUES {}",
-            placeholders(chunk.len(), 5)
-        ));
-        for (req, iter) in chunk {
-            q = q
-                .bind(req.job_id)
-                .bind(iter)
-                .bind(&req.checkpoint)
-                .bind(req.token)
-                .bind(now);
-        }
-        q.execute(&mut *conn).await?;
-    }
-    Ok(())
-}
-
-// ---- completions ----
-
-/// What a completion reads first: id, state, token, pde, method, width, seed, lease owner.
-type CompletingRow = (i64, String, i64, String, String, i64, i64, Option<String>);
-
-/// Every CompleteJob of the batch: fence and result check first (nothing written on refusal),
-/// then the accepted jobs are marked done in one UPDATE (the trigger of migration 0002 counts
-/// each owner's `jobs_done`) and their result rows inserted in one INSERT.
-async fn completions(
-    conn: &mut SqliteConnection,
-    ops: &[&OpKind],
-    answers: &mut [Option<Result<Answer>>],
-    now: i64,
-) -> sqlx::Result<()> {
-    let completing: Vec<(usize, &CompleteJobRequest, &RunResult)> = ops
-        .iter()
-        .enumerate()
-        .filter_map(|(i, op)| match op {
-            OpKind::Complete { req, result } => Some((i, req, result.as_ref())),
-            _ => None,
-        })
-        .collect();
-    if completing.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<i64> = completing.iter().map(|(_, req, _)| req.job_id).collect();
-    let mut q = query(format!(
-        "SELECT id, state, token, pde, method, width, seed, lease_owner FROM jobs
-         WHERE id IN ({})",
-        list(ids.len())
-    ));
-    for id in &ids {
-        q = q.bind(id);
-    }
-    let mut jobs: HashMap<i64, CompletingRow> = HashMap::new();
-    for row in q.fetch_all(&mut *conn).await? {
-        let row: CompletingRow = sqlx::FromRow::from_row(&row)?;
-        jobs.insert(row.0, row);
-    }
-    let mut done_now: HashSet<i64> = HashSet::new();
-    let mut accepted: Vec<(&CompleteJobRequest, &RunResult, String)> = Vec::new();
-    for (i, req, result) in &completing {
-        let verdict = match jobs.get(&req.job_id) {
-            None => Err(Error::NotFound(format!("no job {}", req.job_id))),
-            // Completed by an op before this one in the batch: this one comes too late.
-            Some((_, _, current, ..)) if done_now.contains(&req.job_id) => {
-                Err(stale(req.job_id, req.token, "done", *current))
-            }
-            Some(job) => check_completion(req, result, job),
-        };
-        answers[*i] = Some(match verdict {
-            Ok(owner) => {
-                done_now.insert(req.job_id);
-                accepted.push((req, result, owner));
-                Ok(Answer::Completed)
-            }
-            Err(e) => Err(e),
-        });
-    }
-    if accepted.is_empty() {
-        return Ok(());
-    }
-    let mut q = query(format!(
-        "UPDATE jobs SET state = 'done', lease_expires_at_ms = NULL, cancel_requested = 0,
-             updated_at_ms = ? WHERE id IN ({})",
-        list(accepted.len())
-    ))
-    .bind(now);
-    for (req, ..) in &accepted {
-        q = q.bind(req.job_id);
-    }
-    q.execute(&mut *conn).await?;
-    insert_results(conn, &accepted, now).await
-}
-
-/// The lease is live (`running` with this token) and the result is this job's; returns the
-/// lease owner.
-fn check_completion(
-    req: &CompleteJobRequest,
-    r: &RunResult,
-    job: &CompletingRow,
-) -> Result<String> {
-    let (_, state, current, pde, method, width, seed, owner) = job;
-    if state != "running" || *current != req.token {
-        return Err(stale(req.job_id, req.token, state, *current));
-    }
-    let theirs = (
-        r.config.pde.as_str(),
-        r.config.method.as_str(),
-        to_i64(r.config.width as u64),
-        to_i64(r.config.seed),
-    );
-    let ours = (pde.as_str(), method.as_str(), *width, *seed);
-    if theirs != ours {
-        return Err(Error::invalid(
-            "result_json.config",
-            format!(
-                "is for (pde, method, width, seed) = {theirs:?}, but job {} is {ours:?}",
-                req.job_id
-            ),
-        ));
-    }
-    Ok(owner.clone().unwrap_or_default())
-}
-
-/// Result rows per INSERT statement: 21 parameters each.
-const RESULTS_PER_INSERT: usize = 256;
-
-async fn insert_results(
-    conn: &mut SqliteConnection,
-    accepted: &[(&CompleteJobRequest, &RunResult, String)],
-    now: i64,
-) -> sqlx::Result<()> {
-    // The device is the one the worker reported, else the one its workers row names.
-    let row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
-         CASE WHEN ? = '' THEN COALESCE((SELECT device FROM workers WHERE id = ?), '')
-              ELSE ? END,
-         ?, ?, ?)";
-    for chunk in accepted.chunks(RESULTS_PER_INSERT) {
-        let mut q = query(format!(
-            "INSERT INTO results (job_id, rel_l2_best, rel_l2_min_loss, rel_l2_last,
-                 abs_err_best, abs_err_max_best, best_iter, min_loss_iter, iters_done, wall_s,
-                 iters_per_s, num_params, diverged, skipped_steps, status, device, worker_id,
-                 result, finished_at_ms)
-             VALUES {}",
-            vec![row; chunk.len()].join(", ")
-        ));
-        for (req, r, owner) in chunk {
-            let status = match r.status {
-                RunStatus::Diverged => "diverged",
-                _ => "finished",
-            };
-            q = q
-                .bind(req.job_id)
-                .bind(r.rel_l2_best)
-                .bind(r.rel_l2_min_loss)
-                .bind(r.rel_l2_last)
-                .bind(r.abs_err_best)
-                .bind(r.abs_err_max_best)
-                .bind(to_i64(r.best_iter))
-                .bind(to_i64(r.min_loss_iter))
-                .bind(to_i64(r.iters_done))
-                .bind(r.wall_s)
-                .bind(r.iters_per_s)
-                .bind(to_i64(r.num_params as u64))
-                .bind(r.diverged)
-                .bind(to_i64(r.skipped_steps))
-                .bind(status)
-                .bind(&req.device)
-                .bind(owner)
-                .bind(&req.device)
-                .bind(owner)
-                .bind(&req.result_json)
-                .bind(now);
-        }
-        q.execute(&mut *conn).await?;
-    }
-    Ok(())
+    lease::leases(conn, ops, answers, now).await?;
+    progress::extensions(conn, ops, answers, now).await?;
+    complete::completions(conn, ops, answers, now).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lease::LeaseTerms;
+    use crate::fence::LeaseTerms;
     use crate::store::Store;
-    use modsync_proto::{MetricRow, SweepSpec};
-    use trainer_core::{MetricsRow, TrainConfig};
-
-    #[test]
-    fn runs_within_bound_items_and_bytes() {
-        let sizes = [5, 5, 5, 20, 1, 1, 1, 1];
-        let lens = |runs: Vec<&[usize]>| runs.iter().map(|r| r.len()).collect::<Vec<_>>();
-        // 10 bytes a run: the 20-byte item stands alone; then 3 items a run.
-        assert_eq!(
-            lens(runs_within(&sizes, 3, 10, |n| *n)),
-            vec![2, 1, 1, 3, 1]
-        );
-        assert_eq!(lens(runs_within(&sizes, 100, 1000, |n| *n)), vec![8]);
-        assert!(runs_within(&[] as &[usize], 3, 10, |n| *n).is_empty());
-    }
-
-    #[test]
-    fn placeholders_make_one_tuple_per_row() {
-        assert_eq!(placeholders(2, 3), "(?, ?, ?), (?, ?, ?)");
-        assert_eq!(placeholders(1, 1), "(?)");
-        assert_eq!(list(3), "?, ?, ?");
-    }
+    use modsync_proto::{
+        CompleteJobRequest, Job, LeaseJobRequest, MetricRow, ReportProgressRequest, SweepSpec,
+    };
+    use sqlx::AssertSqlSafe;
+    use trainer_core::{MetricsRow, RunResult, RunStatus, TrainConfig};
 
     const TERMS: LeaseTerms = LeaseTerms {
         lease_ms: 60_000,
@@ -777,7 +278,7 @@ mod tests {
             }],
             ..Default::default()
         };
-        let rows = crate::lease::parse_metrics(&req).unwrap();
+        let rows = crate::fence::parse_metrics(&req).unwrap();
         OpKind::Progress {
             req,
             rows,
@@ -1147,6 +648,27 @@ mod tests {
         for (i, answer) in one_batch(&store, ops()).await.iter().enumerate() {
             assert!(answer.is_ok(), "op {i}: {}", error_text(answer));
         }
+        store.close().await;
+    }
+
+    /// The writer's owner stops it: ops answered before `stop` stand, later ones are refused
+    /// as if the store were closed, and stopping twice is harmless.
+    #[tokio::test]
+    async fn a_stopped_writer_refuses_new_ops() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_jobs(&dir, 2).await;
+        leased_job(&store, "w1").await;
+        store.writer.stop().await;
+        store.writer.stop().await;
+        let refused = store.lease_jobs(&lease_req("w2"), TERMS).await;
+        assert!(
+            matches!(refused, Err(Error::Db(sqlx::Error::PoolClosed))),
+            "{refused:?}"
+        );
+        assert_eq!(
+            scalar(&store, "SELECT COUNT(*) FROM jobs WHERE state = 'running'").await,
+            1
+        );
         store.close().await;
     }
 

@@ -1,4 +1,7 @@
-//! Sweep-level operations: submit (idempotent), list, summary, cancel, retry.
+//! Operations on whole sweeps in the store: submit (idempotent), cancel, retry; and the reads
+//! of a sweep's status: summaries (job counts by state) and its failed jobs. The statements
+//! that change `jobs` rows are in `jobs/queue.rs`; validating and expanding the grid is
+//! `grid.rs`.
 //!
 //! Resubmission rules (how an interrupted or extended sweep is resumed):
 //! - the sweep id is the name, so a resubmission finds the existing sweep;
@@ -14,31 +17,46 @@ use serde_json::json;
 use sqlx::SqliteConnection;
 
 use crate::error::{Error, Result};
+use crate::fence::{now_ms, to_u64};
+use crate::grid;
+use crate::jobs::queue;
 use crate::reader::Reader;
-use crate::store::{Store, now_ms, to_i64, to_u64};
-use crate::sweep;
+use crate::store::Store;
 
-/// The row shape of [`SUMMARY_SQL`].
-type SummaryRow = (String, String, i64, i64, i64, i64, i64, i64, i64);
+/// A row of [`SUMMARY_SQL`]: a sweep and its job counts.
+#[derive(sqlx::FromRow)]
+struct SummaryRow {
+    id: String,
+    name: String,
+    created_at_ms: i64,
+    queued: i64,
+    running: i64,
+    done: i64,
+    failed: i64,
+    cancelled: i64,
+    total: i64,
+}
 
 /// Counts by state for sweeps; `WHERE` is appended by the caller.
 const SUMMARY_SQL: &str = "SELECT s.id, s.name, s.created_at_ms, \
-       COALESCE(SUM(j.state = 'queued'), 0), COALESCE(SUM(j.state = 'running'), 0), \
-       COALESCE(SUM(j.state = 'done'), 0), COALESCE(SUM(j.state = 'failed'), 0), \
-       COALESCE(SUM(j.state = 'cancelled'), 0), COUNT(j.id) \
+       COALESCE(SUM(j.state = 'queued'), 0) AS queued, \
+       COALESCE(SUM(j.state = 'running'), 0) AS running, \
+       COALESCE(SUM(j.state = 'done'), 0) AS done, \
+       COALESCE(SUM(j.state = 'failed'), 0) AS failed, \
+       COALESCE(SUM(j.state = 'cancelled'), 0) AS cancelled, COUNT(j.id) AS total \
      FROM sweeps s LEFT JOIN jobs j ON j.sweep_id = s.id";
 
-fn summary((id, name, created, q, r, d, f, c, total): SummaryRow) -> SweepSummary {
+fn summary(r: SummaryRow) -> SweepSummary {
     SweepSummary {
-        sweep_id: id,
-        name,
-        created_at_ms: created,
-        queued: to_u64(q),
-        running: to_u64(r),
-        done: to_u64(d),
-        failed: to_u64(f),
-        cancelled: to_u64(c),
-        total: to_u64(total),
+        sweep_id: r.id,
+        name: r.name,
+        created_at_ms: r.created_at_ms,
+        queued: to_u64(r.queued),
+        running: to_u64(r.running),
+        done: to_u64(r.done),
+        failed: to_u64(r.failed),
+        cancelled: to_u64(r.cancelled),
+        total: to_u64(r.total),
     }
 }
 
@@ -64,13 +82,13 @@ impl Store {
     /// Validates and expands `spec`, then creates the sweep and the jobs it does not have yet,
     /// in one transaction (all or nothing).
     pub async fn submit_sweep(&self, spec: &SweepSpec) -> Result<SubmitSweepResponse> {
-        let configs = sweep::expand(spec)?;
-        let max_attempts = sweep::max_attempts(spec)?;
-        let id = sweep::sweep_id(&spec.name);
+        let configs = grid::expand(spec)?;
+        let max_attempts = grid::max_attempts(spec)?;
+        let id = grid::sweep_id(&spec.name);
         // Hash outside the transaction: it is the only CPU-heavy part.
         let jobs: Vec<_> = configs
             .iter()
-            .map(|c| (c, sweep::canonical_config(c)))
+            .map(|c| (c, grid::canonical_config(c)))
             .collect();
         let now = now_ms();
 
@@ -91,35 +109,9 @@ impl Store {
         .execute(&mut *tx)
         .await?;
 
-        let mut created = 0u64;
-        for (config, (json, hash)) in &jobs {
-            let done = sqlx::query(
-                "INSERT INTO jobs (sweep_id, pde, method, width, seed, config_json, config_hash,
-                                   pack_key, max_attempts, priority, created_at_ms,
-                                   updated_at_ms)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (sweep_id, config_hash) DO NOTHING",
-            )
-            .bind(&id)
-            .bind(&config.pde)
-            .bind(&config.method)
-            .bind(to_i64(config.width as u64))
-            .bind(to_i64(config.seed))
-            .bind(json)
-            .bind(hash)
-            .bind(trainer_core::pack_key(config).encode())
-            .bind(max_attempts)
-            .bind(spec.priority)
-            .bind(now)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            created += done.rows_affected();
-        }
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE sweep_id = ?")
-            .bind(&id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let created =
+            queue::insert_sweep_jobs(&mut tx, &id, &jobs, max_attempts, spec.priority, now).await?;
+        let total = queue::count_sweep_jobs(&mut tx, &id).await?;
         tx.commit().await?;
         tracing::info!(sweep = %id, created, total, "sweep submitted");
         Ok(SubmitSweepResponse {
@@ -135,22 +127,7 @@ impl Store {
         let now = now_ms();
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         sweep_summary(&mut tx, sweep_id).await?; // NOT_FOUND before writing anything
-        sqlx::query(
-            "UPDATE jobs SET state = 'cancelled', updated_at_ms = ?
-             WHERE sweep_id = ? AND state = 'queued'",
-        )
-        .bind(now)
-        .bind(sweep_id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE jobs SET cancel_requested = 1, updated_at_ms = ?
-             WHERE sweep_id = ? AND state = 'running'",
-        )
-        .bind(now)
-        .bind(sweep_id)
-        .execute(&mut *tx)
-        .await?;
+        queue::cancel_sweep_jobs(&mut tx, sweep_id, now).await?;
         let out = sweep_summary(&mut tx, sweep_id).await?;
         tx.commit().await?;
         tracing::info!(sweep = %sweep_id, "sweep cancelled");
@@ -164,28 +141,27 @@ impl Store {
         let now = now_ms();
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         sweep_summary(&mut tx, sweep_id).await?;
-        sqlx::query(
-            "UPDATE jobs SET state = 'queued', attempts = 0, cancel_requested = 0,
-                 lease_expires_at_ms = NULL, updated_at_ms = ?
-             WHERE sweep_id = ? AND state IN ('failed', 'cancelled')",
-        )
-        .bind(now)
-        .bind(sweep_id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE jobs SET cancel_requested = 0, updated_at_ms = ?
-             WHERE sweep_id = ? AND state = 'running' AND cancel_requested = 1",
-        )
-        .bind(now)
-        .bind(sweep_id)
-        .execute(&mut *tx)
-        .await?;
+        queue::requeue_sweep_jobs(&mut tx, sweep_id, now).await?;
         let out = sweep_summary(&mut tx, sweep_id).await?;
         tx.commit().await?;
         tracing::info!(sweep = %sweep_id, "failed jobs requeued");
         Ok(out)
     }
+}
+
+/// A failed job of a sweep and why its last attempt failed: what a user needs to find the
+/// job (`jobs.id`) and its grid point, and to decide whether a retry can help.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct FailedJob {
+    /// `jobs.id`, as `modsync sql` shows it.
+    pub id: i64,
+    /// The grid point: PDE, method, width and seed.
+    pub pde: String,
+    pub method: String,
+    pub width: i64,
+    pub seed: i64,
+    /// The last attempt's error (`jobs.last_error`); `None` only if no attempt left one.
+    pub last_error: Option<String>,
 }
 
 impl Reader {
@@ -220,6 +196,19 @@ impl Reader {
             .fetch_one(&mut *conn)
             .await?;
         Ok((rows.into_iter().map(summary).collect(), to_u64(total)))
+    }
+
+    /// The first `limit` failed jobs of a sweep, oldest first, with their last errors (what
+    /// `modsync sweep run` prints when a sweep ends with failures). Empty for an unknown sweep.
+    pub async fn failed_jobs(&self, sweep_id: &str, limit: u32) -> Result<Vec<FailedJob>> {
+        Ok(sqlx::query_as(
+            "SELECT id, pde, method, width, seed, last_error FROM jobs
+             WHERE sweep_id = ? AND state = 'failed' ORDER BY id LIMIT ?",
+        )
+        .bind(sweep_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// One sweep with its job counts; NOT_FOUND if there is no such sweep.
