@@ -350,7 +350,13 @@ fn find_cycles(edges: &BTreeMap<(String, String), String>) -> Vec<Vec<String>> {
 /// not in a directory named after it.
 fn load(file: &Path, path: Vec<String>, mod_rs: bool, out: &mut Vec<FileModule>) {
     let source = fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-    let tokens = tokens(&strip(&source));
+    // A module's unit tests (`#[cfg(test)] mod tests`, at the end by convention) may use the
+    // modules above it, as any test does: they are not part of the crate's import graph.
+    let source = match source.find("#[cfg(test)]\nmod tests") {
+        Some(at) => &source[..at],
+        None => &source[..],
+    };
+    let tokens = tokens(&strip(source));
     let dir = if mod_rs {
         file.parent().unwrap().to_path_buf()
     } else {
