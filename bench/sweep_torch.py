@@ -79,7 +79,8 @@ def batch(k):
 
 
 def train(forward, evaluate, plist, k, method, iters):
-    """Trains the K networks whose parameters are `plist` (leading dim K); best rel L2 each."""
+    """Trains the K networks whose parameters are `plist` (a leading dim K, or none when K = 1);
+    returns the best rel L2 of each."""
     opt = torch.optim.Adam(plist, lr=1e-3)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1000, gamma=0.9)
     best = torch.full((k,), math.inf)
@@ -95,7 +96,7 @@ def train(forward, evaluate, plist, k, method, iters):
         update = combine(method, flat(g_r), flat(g_b))
         offset = 0
         for p in plist:
-            n = p[0].numel()
+            n = p.numel() // k
             p.grad = update[:, offset : offset + n].reshape(p.shape)
             offset += n
         opt.step()
@@ -115,35 +116,10 @@ def run_job(args, grid, exact):
 
     def evaluate():
         with torch.no_grad():
-            return rel_l2(net(grid)[:, 0], exact)
+            return rel_l2(net(grid)[:, 0], exact).reshape(1)
 
-    best = train_single(net, forward, evaluate, args.method, args.iters)
-    print(f"{args.width} {args.method} {args.seed} {best:.6e}", flush=True)
-
-
-def train_single(net, forward, evaluate, method, iters):
-    """`train` for one plain nn.Module (parameters without a leading K dimension)."""
-    plist = list(net.parameters())
-    opt = torch.optim.Adam(plist, lr=1e-3)
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1000, gamma=0.9)
-    best = math.inf
-    for it in range(iters + 1):
-        if it % 100 == 0 or it == iters:
-            best = min(best, evaluate().item())
-        if it == iters:
-            break
-        loss_r, loss_b = losses(forward, *batch(1))
-        g_r = torch.autograd.grad(loss_r.sum(), plist, retain_graph=True)
-        g_b = torch.autograd.grad(loss_b.sum(), plist)
-        flat = lambda gs: torch.cat([g.reshape(1, -1) for g in gs], dim=1)  # noqa: E731
-        update = combine(method, flat(g_r), flat(g_b))[0]
-        offset = 0
-        for p in plist:
-            p.grad = update[offset : offset + p.numel()].reshape(p.shape)
-            offset += p.numel()
-        opt.step()
-        sched.step()
-    return best
+    best = train(forward, evaluate, list(net.parameters()), 1, args.method, args.iters)
+    print(f"{args.width} {args.method} {args.seed} {best.item():.6e}", flush=True)
 
 
 def run_ensemble(args, grid, exact):
