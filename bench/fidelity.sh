@@ -10,7 +10,8 @@
 # implementations decide differently, which is printed.
 # Prints a table PDE x method -> max relative difference; exits 1 if any case misses a target.
 #
-# Usage: [PDES=burgers,...] [METHODS=adam,...] [STEPS=50] bench/fidelity.sh [--golden]
+# Usage: [PDES=burgers,...] [METHODS=adam,...] [STEPS=50] [WIDTH=32] [DEPTH=3]
+#        [BOUNDARY_LOSS=sum_of_means|pooled_mean] bench/fidelity.sh [--golden]
 #   --golden  also rewrites trainer-core/tests/fidelity/*.json.gz, the PyTorch trajectories that
 #             `cargo test` replays against trainer-core (CI has no PyTorch).
 # Cases and their files go to target/fidelity/PDE-METHOD/ (inputs.json, ours.json, torch.json).
@@ -18,12 +19,19 @@ set -euo pipefail
 export LC_ALL=C
 cd "$(dirname "$0")/.."
 STEPS=${STEPS:-50}
+WIDTH=${WIDTH:-32}
+DEPTH=${DEPTH:-3}
+BOUNDARY_LOSS=${BOUNDARY_LOSS:-sum_of_means}
 PDES=${PDES:-helmholtz2d,klein_gordon2d,burgers,helmholtz3d,klein_gordon3d}
 BASE_METHODS="adam lra ntk multiadam pcgrad cagrad dcgd dcgd:proj dcgd:avg config mconfig mconfig:literal"
 DEFAULT_METHODS="$BASE_METHODS modsync+dcgd modsync+config modsync+adam modsync+multiadam modsync+mconfig"
 METHODS=${METHODS:-${DEFAULT_METHODS// /,}}
 GOLDEN=0
 [ "${1:-}" = --golden ] && GOLDEN=1
+if [ "$GOLDEN" = 1 ] && [ "$WIDTH/$DEPTH/$BOUNDARY_LOSS" != 32/3/sum_of_means ]; then
+  echo "--golden records the default case only (WIDTH=32 DEPTH=3 BOUNDARY_LOSS=sum_of_means)" >&2
+  exit 2
+fi
 
 source bench/lib/torch-venv.sh
 py=bench/.venv/bin/python
@@ -43,7 +51,8 @@ for pde in ${PDES//,/ }; do
     # PyTorch trainer reads it from the case's config.
     variant=()
     [ "$method" != "${method#*:}" ] && variant=("--${method%%:*}-variant" "${method#*:}")
-    "$dump" --pde "$pde" --method "${method%%:*}" "${variant[@]}" --steps "$STEPS" --out "$case_dir"
+    "$dump" --pde "$pde" --method "${method%%:*}" "${variant[@]}" --steps "$STEPS" \
+      --width "$WIDTH" --depth "$DEPTH" --boundary-loss "$BOUNDARY_LOSS" --out "$case_dir"
     OMP_NUM_THREADS=1 "$py" bench/fidelity_torch.py run "$case_dir"
     if line=$("$py" bench/fidelity_torch.py compare "$case_dir"); then :; else status=1; fi
     line=$(awk -v label="$method" '{ $2 = label; print }' <<<"$line")
@@ -55,7 +64,7 @@ for pde in ${PDES//,/ }; do
 done
 
 echo
-echo "fidelity vs PyTorch (f64, width 32, depth 3, $STEPS steps), $(date -u +%Y-%m-%d): max relative difference over all steps"
+echo "fidelity vs PyTorch (f64, width $WIDTH, depth $DEPTH, L_b $BOUNDARY_LOSS, $STEPS steps), $(date -u +%Y-%m-%d): max relative difference over all steps"
 echo "(in brackets: the step where the two first decide a mask/branch differently; only steps before it count)"
 awk '
   { pde = $1; m = $2; key = m SUBSEP pde; v[key] = $4 ($6 != "-" ? " [" $6 "]" : "") ($7 == "PASS" ? "" : " FAIL")

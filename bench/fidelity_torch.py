@@ -17,6 +17,7 @@ here is written next to the code as "READING:" (grep for it).
 """
 
 import argparse
+import copy
 import json
 import math
 import sys
@@ -712,6 +713,14 @@ class Trainer:
             raise ValueError(f"inputs.json: unknown pde {pde_name!r}")
         self.pde = PDES[pde_name]
         self.cfg = inputs["config"]
+        # pde_options.boundary_loss = pooled_mean: eq. (2) of the paper read literally, one mean
+        # over every boundary point (absent from the config at its default, the SPEC reading).
+        boundary_loss = self.cfg.get("pde_options", {}).get("boundary_loss", "sum_of_means")
+        if boundary_loss == "pooled_mean":
+            self.pde = copy.copy(self.pde)
+            self.pde.combine = "mean_of_all_points"
+        elif boundary_loss != "sum_of_means":
+            raise ValueError(f"inputs.json: unknown pde_options.boundary_loss {boundary_loss!r}")
         self.method_key = inputs["method"]
         self.modsync_on, self.method, self.dcgd_variant = parse_method(self.method_key, self.cfg)
         self.eps = float(cfg_get(self.cfg, "method_options.eps"))

@@ -44,6 +44,8 @@ enum Command {
     Status(cmd::status::StatusArgs),
     /// Capacity-scaling curves of a sweep: table, CSV and SVG.
     Curves(cmd::curves::CurvesArgs),
+    /// One metric over the iterations per method and width (median over seeds): CSV and SVG.
+    History(cmd::history::HistoryArgs),
     /// Read-only SQL on the coordinator's store (or, with --db, on a store file).
     Sql(cmd::sql::SqlArgs),
     /// Cancel a sweep's queued and running jobs.
@@ -83,6 +85,7 @@ fn main() -> ExitCode {
         Command::Submit(args) => cmd::submit::run(args),
         Command::Status(args) => cmd::status::run(args),
         Command::Curves(args) => cmd::curves::run(args),
+        Command::History(args) => cmd::history::run(args),
         Command::Sql(args) => cmd::sql::run(args),
         Command::Cancel(args) => cmd::cancel::run(args),
         Command::Retry(args) => cmd::retry::run(args),

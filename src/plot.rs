@@ -135,6 +135,161 @@ fn draw(
     Ok(())
 }
 
+/// One line of a history plot: a metric over iterations for one width, in a panel.
+pub struct HistoryLine {
+    /// The panel it is drawn in (e.g. "burgers, dcgd"); panels appear in order of first use.
+    pub panel: String,
+    pub width: u64,
+    /// (iteration, value), in iteration order.
+    pub points: Vec<(u64, f64)>,
+}
+
+/// A metric over iterations: one panel per `panel` side by side, one line per width (coloured
+/// and marked by width, the same in every panel). The y axis is logarithmic when every value
+/// is positive and they span more than a factor of 20, linear otherwise (a cosine that goes to
+/// 0 or changes sign).
+pub fn history_svg(title: &str, y_label: &str, lines: &[HistoryLine]) -> Result<String> {
+    let mut svg = String::new();
+    draw_history(&mut svg, title, y_label, lines)
+        .map_err(|e| anyhow!("cannot draw the plot {title:?}: {e}"))?;
+    Ok(svg)
+}
+
+fn draw_history(
+    svg: &mut String,
+    title: &str,
+    y_label: &str,
+    lines: &[HistoryLine],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut panels: Vec<&str> = Vec::new();
+    let mut widths: Vec<u64> = Vec::new();
+    for l in lines {
+        if !panels.contains(&l.panel.as_str()) {
+            panels.push(&l.panel);
+        }
+        if !widths.contains(&l.width) {
+            widths.push(l.width);
+        }
+    }
+    widths.sort_unstable();
+    let values = || lines.iter().flat_map(|l| l.points.iter().map(|p| p.1));
+    let (lo, hi) = values().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    let last_iter = lines
+        .iter()
+        .flat_map(|l| l.points.iter().map(|p| p.0))
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
+    let log_y = lo > 0.0 && hi / lo > 20.0;
+    let panel_count = panels.len().max(1);
+    let root =
+        SVGBackend::with_string(svg, (440 * panel_count as u32 + 40, 520)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let root = root.titled(title, ("sans-serif", 22))?;
+    for (area, panel) in root.split_evenly((1, panel_count)).iter().zip(&panels) {
+        let mut builder = ChartBuilder::on(area);
+        builder
+            .caption(*panel, ("sans-serif", 17))
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(70);
+        let of_panel = lines.iter().filter(|l| l.panel == *panel);
+        if log_y {
+            let y = fit_log_axis(lo, hi);
+            let mut chart = builder.build_cartesian_2d(
+                0.0..last_iter,
+                (y.0..y.1)
+                    .log_scale()
+                    .with_key_points(log_ticks(y.0, y.1, 10)),
+            )?;
+            chart
+                .configure_mesh()
+                .x_desc("iteration")
+                .y_desc(y_label)
+                .label_style(("sans-serif", 14))
+                .bold_line_style(BLACK.mix(0.12))
+                .light_line_style(TRANSPARENT)
+                .x_label_formatter(&|v| format!("{v:.0}"))
+                .y_label_formatter(&|v| tick_label(*v))
+                .draw()?;
+            for l in of_panel {
+                draw_history_line(&mut chart, l, &widths)?;
+            }
+            legend(&mut chart)?;
+        } else {
+            let pad = ((hi - lo) * 0.05).max(1e-3);
+            let mut chart = builder.build_cartesian_2d(0.0..last_iter, (lo - pad)..(hi + pad))?;
+            chart
+                .configure_mesh()
+                .x_desc("iteration")
+                .y_desc(y_label)
+                .label_style(("sans-serif", 14))
+                .bold_line_style(BLACK.mix(0.12))
+                .light_line_style(TRANSPARENT)
+                .x_label_formatter(&|v| format!("{v:.0}"))
+                // Two decimals, and no "-0.00" for a tick at zero.
+                .y_label_formatter(&|v| format!("{:.2}", if v.abs() < 5e-3 { 0.0 } else { *v }))
+                .draw()?;
+            for l in of_panel {
+                draw_history_line(&mut chart, l, &widths)?;
+            }
+            legend(&mut chart)?;
+        }
+    }
+    root.present()?;
+    Ok(())
+}
+
+fn draw_history_line<'a, DB: DrawingBackend + 'a, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
+    line: &HistoryLine,
+    widths: &[u64],
+) -> Result<(), Box<dyn std::error::Error>>
+where
+    Y: Ranged<ValueType = f64>,
+    DB::ErrorType: 'static,
+{
+    let index = widths.iter().position(|w| *w == line.width).unwrap_or(0);
+    let (rgb, marker) = ticks::style(index);
+    let color = color(rgb);
+    let points: Vec<(f64, f64)> = line.points.iter().map(|&(i, v)| (i as f64, v)).collect();
+    chart
+        .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
+        .label(format!("width {}", line.width))
+        .legend(move |(x, y)| {
+            EmptyElement::at((x + 10, y))
+                + PathElement::new(vec![(-10, 0), (10, 0)], color.stroke_width(2))
+                + marker_shape(marker, color)
+        });
+    // A marker on every few points keeps lines of the same colour family apart in print.
+    let step = (points.len() / 10).max(1);
+    chart.draw_series(
+        points
+            .iter()
+            .step_by(step)
+            .map(|&p| EmptyElement::at(p) + marker_shape(marker, color)),
+    )?;
+    Ok(())
+}
+
+fn legend<'a, DB: DrawingBackend + 'a, X: Ranged, Y: Ranged>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+) -> Result<(), Box<dyn std::error::Error>>
+where
+    DB::ErrorType: 'static,
+{
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font(("sans-serif", 13))
+        .border_style(BLACK.mix(0.4))
+        .background_style(WHITE.mix(0.85))
+        .draw()?;
+    Ok(())
+}
+
 /// A marker of `shape` centred on (0, 0) in pixels, to add to an `EmptyElement` at the point.
 fn marker_shape<DB: DrawingBackend>(
     shape: Marker,
@@ -205,6 +360,38 @@ mod tests {
                 "the axis runs past the data to {past}"
             );
         }
+    }
+
+    #[test]
+    fn history_plots_one_panel_per_method_and_one_line_per_width() {
+        let line = |panel: &str, width, points: Vec<(u64, f64)>| HistoryLine {
+            panel: panel.into(),
+            width,
+            points,
+        };
+        let lines = [
+            line("burgers, dcgd", 64, vec![(0, -0.5), (100, -0.1)]),
+            line("burgers, dcgd", 512, vec![(0, -0.4), (100, 0.0)]),
+            line("burgers, modsync+dcgd", 512, vec![(0, -0.3), (100, -0.2)]),
+        ];
+        let svg = history_svg("t", "cos_rb", &lines).unwrap();
+        for text in [
+            "burgers, dcgd",
+            "burgers, modsync+dcgd",
+            "width 64",
+            "width 512",
+        ] {
+            assert!(svg.contains(text), "{text} missing");
+        }
+        // Widths keep their colour across panels: 512 is the second width everywhere.
+        let second = format!(
+            "#{:02X}{:02X}{:02X}",
+            ticks::style(1).0.0,
+            ticks::style(1).0.1,
+            ticks::style(1).0.2
+        );
+        assert_eq!(svg.matches(&second).count() >= 2, true, "{second}");
+        assert!(history_svg("none", "x", &[]).is_ok());
     }
 
     #[test]

@@ -431,6 +431,28 @@ mod tests {
     }
 
     #[test]
+    fn boundary_loss_at_its_default_leaves_the_canonical_config_as_before_it_existed() {
+        let with = |json: &str| {
+            let spec = SweepSpec {
+                base_config_json: json.into(),
+                ..spec()
+            };
+            canonical_config(&expand(&spec).unwrap()[0])
+        };
+        let plain = with(r#"{"iters": 20}"#);
+        let explicit = with(r#"{"iters": 20, "pde_options": {"boundary_loss": "sum_of_means"}}"#);
+        assert_eq!(plain, explicit);
+        assert!(!plain.0.contains("boundary_loss"), "{}", plain.0);
+        let pooled = with(r#"{"iters": 20, "pde_options": {"boundary_loss": "pooled_mean"}}"#);
+        assert!(
+            pooled.0.contains(r#""boundary_loss":"pooled_mean""#),
+            "{}",
+            pooled.0
+        );
+        assert_ne!(pooled.1, plain.1);
+    }
+
+    #[test]
     fn rejects_bad_names() {
         for name in ["", "has space", "-dash-first", "a/b", &"x".repeat(129)] {
             let s = SweepSpec {

@@ -4,6 +4,7 @@ pub mod cancel;
 pub mod coordinator;
 pub mod curves;
 pub mod dashboard;
+pub mod history;
 pub mod methods;
 pub mod reference;
 pub mod retry;

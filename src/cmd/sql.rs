@@ -62,7 +62,7 @@ fn cut_note(rows: usize, asked: u32, caps: &str) -> String {
 }
 
 /// A value as a table cell: NULL spelled out, reals in shortest round-trip form.
-fn cell(v: &Value) -> String {
+pub fn cell(v: &Value) -> String {
     match &v.kind {
         None | Some(Kind::Null(_)) => "NULL".to_string(),
         Some(Kind::Integer(i)) => i.to_string(),

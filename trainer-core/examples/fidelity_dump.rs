@@ -4,13 +4,15 @@
 //! over those steps (`ours.json`). The format is documented in `bench/fidelity.md`.
 //!
 //! Usage: fidelity_dump --pde P --method M [--dcgd-variant center|proj|avg]
-//!                     [--mconfig-variant reference|literal] [--steps 50] --out DIR
+//!                     [--mconfig-variant reference|literal] [--steps 50]
+//!                     [--width 32] [--depth 3] [--boundary-loss sum_of_means|pooled_mean] --out DIR
 
 use std::path::Path;
 
 use serde_json::json;
 use trainer_core::Trainer;
 use trainer_core::methods::{DcgdVariant, MconfigVariant};
+use trainer_core::pde::BoundaryLoss;
 use trainer_core::trainer::{StepTrace, fidelity_config};
 
 fn arg(args: &[String], name: &str) -> Option<String> {
@@ -25,12 +27,15 @@ fn fail(message: String) -> ! {
     std::process::exit(2)
 }
 
-const FLAGS: [&str; 6] = [
+const FLAGS: [&str; 9] = [
     "--pde",
     "--method",
     "--dcgd-variant",
     "--mconfig-variant",
     "--steps",
+    "--width",
+    "--depth",
+    "--boundary-loss",
     "--out",
 ];
 
@@ -54,6 +59,23 @@ fn main() {
         .parse()
         .unwrap_or_else(|e| fail(format!("--steps: {e}")));
     let mut config = fidelity_config(&pde, &method, steps);
+    // The network's size: the capacity-failure check (issue 16) runs this at width 512.
+    for (flag, field) in [
+        ("--width", &mut config.width),
+        ("--depth", &mut config.depth),
+    ] {
+        if let Some(v) = arg(&args, flag) {
+            *field = v.parse().unwrap_or_else(|e| fail(format!("{flag}: {e}")));
+        }
+    }
+    if let Some(v) = arg(&args, "--boundary-loss") {
+        config.pde_options.boundary_loss = BoundaryLoss::parse(&v).unwrap_or_else(|| {
+            fail(format!(
+                "--boundary-loss: unknown reading {v:?} (known: {})",
+                BoundaryLoss::NAMES.join(", ")
+            ))
+        });
+    }
     if let Some(v) = arg(&args, "--dcgd-variant") {
         config.method_options.dcgd.variant = DcgdVariant::parse(&v)
             .unwrap_or_else(|| fail(format!("--dcgd-variant: unknown variant {v:?}")));

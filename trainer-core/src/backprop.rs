@@ -591,13 +591,14 @@ pub fn value_loss_and_grad(
     })
 }
 
-/// mean((∂u/∂x_axis − target)²) over derivative-condition points `x` `[K, n, dim]`, per
+/// scale · mean((∂u/∂x_axis − target)²) over derivative-condition points `x` `[K, n, dim]`, per
 /// network, and its ∇θ rows.
 pub fn derivative_loss_and_grad(
     layers: &PackLayers,
     x: Tensor<3>,
     target: Tensor<3>,
     axis: usize,
+    scale: f64,
     input_scale: &[f64],
     chunks: Chunks,
 ) -> (Tensor<1>, Tensor<2>) {
@@ -607,8 +608,12 @@ pub fn derivative_loss_and_grad(
         let layers = layers.members(g);
         let (tape, outputs) = Tape::forward(&layers, part(&x, g, r), &spec, input_scale);
         let err = outputs.block(1).sub(part(&target, g, r));
-        let losses = per_network(err.clone().square()).mul_scalar(1.0 / n as f64);
-        let grad_out = Tensor::cat(vec![err.zeros_like(), err.mul_scalar(2.0 / n as f64)], 1);
+        // scale / n and 2·scale / n are exactly 1/n and 2/n at the default scale of 1.
+        let losses = per_network(err.clone().square()).mul_scalar(scale / n as f64);
+        let grad_out = Tensor::cat(
+            vec![err.zeros_like(), err.mul_scalar(2.0 * scale / n as f64)],
+            1,
+        );
         (losses, tape.backward(grad_out))
     })
 }

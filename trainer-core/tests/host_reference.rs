@@ -13,9 +13,11 @@
 mod common;
 
 use common::{
-    Recorder, boundary_loss, dims, fd_gradient, host_pde, rel_diff, residual_loss, trainer_batches,
+    Recorder, boundary_loss, dims, fd_gradient, host_pde, pooled_boundary_loss, rel_diff,
+    residual_loss, trainer_batches,
 };
 use trainer_core::checkpoint::{Evaluation, Tracker};
+use trainer_core::pde::BoundaryLoss;
 use trainer_core::pde::linspace;
 use trainer_core::{Precision, TrainConfig, Trainer};
 
@@ -25,7 +27,15 @@ const NC: usize = 3;
 const SEED: u64 = 4;
 
 fn check_task_gradients(name: &str) {
+    check_task_gradients_with(name, BoundaryLoss::SumOfMeans);
+}
+
+fn check_task_gradients_with(name: &str, reading: BoundaryLoss) {
     let h = host_pde(name);
+    let host_boundary_loss = match reading {
+        BoundaryLoss::SumOfMeans => boundary_loss,
+        BoundaryLoss::PooledMean => pooled_boundary_loss,
+    };
     let mut config = TrainConfig {
         pde: name.into(),
         method: "mconfig".into(),
@@ -39,6 +49,7 @@ fn check_task_gradients(name: &str) {
     };
     config.pde_options.nc = NC;
     config.pde_options.test_grid = Some(4);
+    config.pde_options.boundary_loss = reading;
     config.diagnostics.enabled = false;
     let mut trainer = Trainer::new(config, &trainer_core::default_device()).unwrap();
     let theta0 = trainer.parameters();
@@ -68,7 +79,7 @@ fn check_task_gradients(name: &str) {
     let first = &rec.rows[0];
     assert_eq!(first.iter, 0);
     let want_r = residual_loss(&h, &dims, &theta0, &res0.points);
-    let want_b = boundary_loss(&h, &dims, &theta0, cond0);
+    let want_b = host_boundary_loss(&h, &dims, &theta0, cond0);
     assert!(
         (first.loss_r - want_r).abs() <= 1e-10 * want_r,
         "{name}: L_r {} vs host {want_r}",
@@ -82,7 +93,7 @@ fn check_task_gradients(name: &str) {
 
     // The gradients against central differences of the host losses.
     let fd_r = fd_gradient(&theta0, |t| residual_loss(&h, &dims, t, &res0.points));
-    let fd_b = fd_gradient(&theta0, |t| boundary_loss(&h, &dims, t, cond1));
+    let fd_b = fd_gradient(&theta0, |t| host_boundary_loss(&h, &dims, t, cond1));
     let (e_r, e_b) = (rel_diff(&g_r, &fd_r), rel_diff(&g_b, &fd_b));
     assert!(e_r <= 1e-7, "{name}: ‖g_r − fd‖/‖fd‖ = {e_r:e}");
     assert!(e_b <= 1e-7, "{name}: ‖g_b − fd‖/‖fd‖ = {e_b:e}");
@@ -107,6 +118,17 @@ fn task_gradients_match_host_finite_differences_helmholtz3d() {
 #[test]
 fn task_gradients_match_host_finite_differences_klein_gordon3d() {
     check_task_gradients("klein_gordon3d");
+}
+
+// The pooled reading of L_b (eq. (2) literally): burgers has three value conditions,
+// klein_gordon2d a derivative condition (u_t(0, x) = 0) among its four.
+#[test]
+fn pooled_boundary_loss_matches_host_finite_differences_burgers() {
+    check_task_gradients_with("burgers", BoundaryLoss::PooledMean);
+}
+#[test]
+fn pooled_boundary_loss_matches_host_finite_differences_klein_gordon2d() {
+    check_task_gradients_with("klein_gordon2d", BoundaryLoss::PooledMean);
 }
 
 // ---- reported errors and the tracker ----

@@ -56,6 +56,10 @@ pub struct PdeOptions {
     /// Override of the test-grid resolution per axis (default: the SPEC's grid of each PDE).
     /// 3-D problems default to 100³ = 10⁶ points, which is slow on a CPU: sweeps often set 32.
     pub test_grid: Option<usize>,
+    /// How the condition terms combine into L_b. Left out of the JSON at its default, so the
+    /// canonical config (and hash) of every run stored before it existed is unchanged.
+    #[serde(skip_serializing_if = "BoundaryLoss::is_default")]
+    pub boundary_loss: BoundaryLoss,
 }
 
 impl Default for PdeOptions {
@@ -63,6 +67,52 @@ impl Default for PdeOptions {
         Self {
             nc: 16,
             test_grid: None,
+            boundary_loss: BoundaryLoss::default(),
+        }
+    }
+}
+
+/// How a PDE's boundary and initial-condition terms combine into L_b: the two readings of the
+/// paper's eq. (2) (`L_b = 1/|N_b| Σ_{x ∈ N_b} |B[u] − g|²`, one mean over every boundary point)
+/// against SPEC §0 ("g_b = ∇θ L_b, the sum of all boundary and initial-condition losses").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BoundaryLoss {
+    /// SPEC's reading: each condition (burgers: the initial condition, the left side, the right
+    /// side) contributes its own mean, L_b = Σ_conditions mean. Where SPEC pools a condition's
+    /// points itself (helmholtz3d's six faces) that pooling is one condition here.
+    #[default]
+    SumOfMeans,
+    /// Eq. (2) read literally: one mean over the points of every condition together. With equal
+    /// point counts this is `SumOfMeans` divided by the number of conditions.
+    PooledMean,
+}
+
+impl BoundaryLoss {
+    pub const NAMES: [&str; 2] = ["sum_of_means", "pooled_mean"];
+
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Parses a name of [`Self::NAMES`].
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "sum_of_means" => Some(Self::SumOfMeans),
+            "pooled_mean" => Some(Self::PooledMean),
+            _ => None,
+        }
+    }
+
+    /// The factor on each condition's mean squared error, given each condition's point count:
+    /// 1 for a sum of means, n_c / Σ n for one pooled mean.
+    pub fn condition_scales(&self, counts: &[usize]) -> Vec<f64> {
+        match self {
+            Self::SumOfMeans => vec![1.0; counts.len()],
+            Self::PooledMean => {
+                let total: usize = counts.iter().sum();
+                counts.iter().map(|&n| n as f64 / total as f64).collect()
+            }
         }
     }
 }

@@ -12,10 +12,12 @@ use crate::pde::{self, Condition, Quantity, ResidualBatch};
 pub(super) struct Batch {
     pub(super) residual_x: Tensor<2>,
     pub(super) forcing: Tensor<2>,
-    /// All value conditions in one forward: inputs, targets, and 1/n of each row's condition.
+    /// All value conditions in one forward: inputs, targets, and each row's weight in L_b
+    /// (its condition's scale / its condition's n).
     pub(super) values: Option<(Tensor<2>, Tensor<2>, Tensor<2>)>,
-    /// Derivative conditions, one forward each: inputs, targets, axis.
-    pub(super) derivatives: Vec<(Tensor<2>, Tensor<2>, usize)>,
+    /// Derivative conditions, one forward each: inputs, targets, axis, and the factor on the
+    /// condition's mean ([`crate::pde::BoundaryLoss::condition_scales`]).
+    pub(super) derivatives: Vec<(Tensor<2>, Tensor<2>, usize, f64)>,
 }
 
 impl Batch {
@@ -28,7 +30,7 @@ impl Batch {
             .chain(
                 self.derivatives
                     .iter()
-                    .map(|(x, _, a)| (x.clone(), Some(*a))),
+                    .map(|(x, _, a, _)| (x.clone(), Some(*a))),
             )
             .collect()
     }
@@ -68,11 +70,11 @@ impl RawBatch {
 pub(super) struct PackBatch {
     pub residual_x: Tensor<3>,
     pub forcing: Tensor<3>,
-    /// All value conditions of a network in one block: inputs, targets, and 1/n of each row's
-    /// condition.
+    /// All value conditions of a network in one block: inputs, targets, and each row's weight
+    /// in L_b.
     pub values: Option<(Tensor<3>, Tensor<3>, Tensor<3>)>,
-    /// Derivative conditions, one block each: inputs, targets, axis.
-    pub derivatives: Vec<(Tensor<3>, Tensor<3>, usize)>,
+    /// Derivative conditions, one block each: inputs, targets, axis, factor on their mean.
+    pub derivatives: Vec<(Tensor<3>, Tensor<3>, usize, f64)>,
 }
 
 /// One network's points on the host, normalised, in [`PackBatch`]'s blocks.
@@ -80,7 +82,7 @@ struct HostBatch {
     residual: Vec<f64>,
     forcing: Vec<f64>,
     values: Option<(Vec<f64>, Vec<f64>, Vec<f64>)>,
-    derivatives: Vec<(Vec<f64>, Vec<f64>, usize)>,
+    derivatives: Vec<(Vec<f64>, Vec<f64>, usize, f64)>,
 }
 
 impl HostBatch {
@@ -89,25 +91,37 @@ impl HostBatch {
     fn new(lead: &Trainer, raw: &RawBatch) -> Self {
         let norm = |p: &[f64]| pde::normalise(p, &lead.input_shift, &lead.input_scale);
         let (value_conds, deriv_conds) = raw.partition();
+        let counts: Vec<usize> = value_conds
+            .iter()
+            .chain(&deriv_conds)
+            .map(|c| c.target.len())
+            .collect();
+        let scales = lead
+            .config
+            .pde_options
+            .boundary_loss
+            .condition_scales(&counts);
+        let (value_scales, deriv_scales) = scales.split_at(value_conds.len());
         let values = (!value_conds.is_empty()).then(|| {
             let mut points = Vec::new();
             let mut target = Vec::new();
             let mut weight = Vec::new();
-            for c in &value_conds {
+            for (c, scale) in value_conds.iter().zip(value_scales) {
                 let n = c.target.len();
                 points.extend(norm(&c.points));
                 target.extend_from_slice(&c.target);
-                weight.extend(std::iter::repeat_n(1.0 / n as f64, n));
+                weight.extend(std::iter::repeat_n(scale / n as f64, n));
             }
             (points, target, weight)
         });
         let derivatives = deriv_conds
             .iter()
-            .map(|c| {
+            .zip(deriv_scales)
+            .map(|(c, &scale)| {
                 let Quantity::FirstDerivative(axis) = c.quantity else {
                     unreachable!("partitioned")
                 };
-                (norm(&c.points), c.target.clone(), axis)
+                (norm(&c.points), c.target.clone(), axis, scale)
             })
             .collect();
         Self {
@@ -147,6 +161,7 @@ impl PackBatch {
                     stacked(&|h| &h.derivatives[c].0, dim),
                     stacked(&|h| &h.derivatives[c].1, 1),
                     hosts[0].derivatives[c].2,
+                    hosts[0].derivatives[c].3,
                 )
             })
             .collect();
@@ -174,7 +189,7 @@ impl PackBatch {
             derivatives: self
                 .derivatives
                 .iter()
-                .map(|(x, t, a)| (own(x), own(t), *a))
+                .map(|(x, t, a, s)| (own(x), own(t), *a, *s))
                 .collect(),
         }
     }
@@ -194,7 +209,7 @@ impl PackBatch {
             derivatives: self
                 .derivatives
                 .iter()
-                .map(|(x, t, a)| (sel(x), sel(t), *a))
+                .map(|(x, t, a, s)| (sel(x), sel(t), *a, *s))
                 .collect(),
         }
     }

@@ -49,13 +49,18 @@ impl Trainer {
             let u = layers.forward(x.clone());
             add(u.sub(target.clone()).square().mul(weight.clone()).sum());
         }
-        for (x, target, axis) in &batch.derivatives {
+        for (x, target, axis, scale) in &batch.derivatives {
             let jet = layers.forward_jet(
                 x.clone(),
                 &JetSpec::new(dim, &[*axis], &[]),
                 &self.input_scale,
             );
-            add(jet.d1(*axis).sub(target.clone()).square().mean());
+            add(jet
+                .d1(*axis)
+                .sub(target.clone())
+                .square()
+                .mean()
+                .mul_scalar(*scale));
         }
         loss_b.expect("every PDE has at least one condition")
     }
@@ -93,12 +98,13 @@ impl Trainer {
                 self.chunks,
             )
         });
-        let derivatives = batch.derivatives.iter().map(|(x, target, axis)| {
+        let derivatives = batch.derivatives.iter().map(|(x, target, axis, scale)| {
             backprop::derivative_loss_and_grad(
                 layers,
                 x.clone(),
                 target.clone(),
                 *axis,
+                *scale,
                 &self.input_scale,
                 self.chunks,
             )

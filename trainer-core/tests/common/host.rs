@@ -235,6 +235,31 @@ pub fn residual_loss(h: &HostPde, dims: &[usize], theta: &[f64], points: &[f64])
 
 /// L_b = Σ over the conditions of mean((quantity − target)²), quantities and targets from SPEC.
 pub fn boundary_loss(h: &HostPde, dims: &[usize], theta: &[f64], conditions: &[Condition]) -> f64 {
+    condition_errors(h, dims, theta, conditions)
+        .iter()
+        .map(|(sum, n)| sum / *n as f64)
+        .sum()
+}
+
+/// L_b as one mean over the points of every condition (`BoundaryLoss::PooledMean`).
+pub fn pooled_boundary_loss(
+    h: &HostPde,
+    dims: &[usize],
+    theta: &[f64],
+    conditions: &[Condition],
+) -> f64 {
+    let errors = condition_errors(h, dims, theta, conditions);
+    let points: usize = errors.iter().map(|(_, n)| n).sum();
+    errors.iter().map(|(sum, _)| sum).sum::<f64>() / points as f64
+}
+
+/// Per condition: Σ (quantity − target)² over its points, and its number of points.
+fn condition_errors(
+    h: &HostPde,
+    dims: &[usize],
+    theta: &[f64],
+    conditions: &[Condition],
+) -> Vec<(f64, usize)> {
     let spec = h.conditions();
     assert_eq!(
         conditions.len(),
@@ -259,9 +284,9 @@ pub fn boundary_loss(h: &HostPde, dims: &[usize], theta: &[f64], conditions: &[C
                     (q - target(h, p)).powi(2)
                 })
                 .sum();
-            sum / rows.len() as f64
+            (sum, rows.len())
         })
-        .sum()
+        .collect()
 }
 
 /// ∇θ f by fourth-order central differences in f64 (h = 1e-4: truncation ~h⁴, rounding

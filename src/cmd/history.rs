@@ -1,0 +1,238 @@
+//! `modsync history SWEEP --metric M [--method X]… [--out DIR] [--db FILE]`: one metric of the
+//! metric rows (a column such as `rel_l2` or `loss_b`, or a diagnostic such as `cos_rb`) over
+//! the iterations, per method and width, the median over seeds with the seeds' range — how a
+//! capacity failure unfolds, e.g. cos(g_r, g_b) going to 0 at width 512. Writes
+//! `DIR/<metric>.csv` and `DIR/<metric>.svg` (one panel per method, one line per width).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::Args;
+
+use crate::cmd::sql;
+use crate::output::{csv_number, prepare_dir, write_atomic};
+use crate::plot::{self, HistoryLine};
+use crate::source::SourceArgs;
+
+/// Columns of the metrics table that can be plotted directly; anything else is looked up in
+/// the row's diagnostics (`extra`).
+const COLUMNS: [&str; 7] = [
+    "lr",
+    "loss_r",
+    "loss_b",
+    "rel_l2",
+    "abs_err",
+    "abs_err_max",
+    "elapsed_s",
+];
+
+#[derive(Args)]
+pub struct HistoryArgs {
+    /// Sweep id (its name).
+    sweep: String,
+    /// A metric column (lr, loss_r, loss_b, rel_l2, abs_err, abs_err_max, elapsed_s) or a
+    /// diagnostic of the metric rows (cos_rb, norm_g_r, norm_g_b, kept_l0, …).
+    #[arg(long)]
+    metric: String,
+    /// Only these methods (repeatable; default: every method of the sweep).
+    #[arg(long = "method")]
+    methods: Vec<String>,
+    /// Plot |metric| (e.g. for a cosine near 0 on a log axis); default: the value as it is.
+    #[arg(long)]
+    abs: bool,
+    /// Directory for <metric>.csv and <metric>.svg.
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    source: SourceArgs,
+}
+
+/// Names that can be put into the SQL text: the metric is quoted into a JSON path, so it must
+/// be a plain identifier.
+fn check_metric(metric: &str) -> Result<()> {
+    let ok = !metric.is_empty()
+        && metric.len() <= 64
+        && metric
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !ok {
+        bail!("invalid --metric: {metric:?} is not a metric name (letters, digits and _)");
+    }
+    Ok(())
+}
+
+/// The SELECT returning (pde, method, width, seed, iter, value) of every finite value.
+fn select(sweep: &str, metric: &str) -> String {
+    let value = if COLUMNS.contains(&metric) {
+        format!("m.{metric}")
+    } else {
+        format!("json_extract(m.extra, '$.{metric}')")
+    };
+    format!(
+        "SELECT j.pde, j.method, j.width, j.seed, m.iter, {value} AS v \
+         FROM metrics m JOIN jobs j ON j.id = m.job_id \
+         WHERE j.sweep_id = '{}' AND v IS NOT NULL \
+         ORDER BY j.pde, j.method, j.width, m.iter, j.seed",
+        sweep.replace('\'', "''")
+    )
+}
+
+/// One point of a line: an iteration with the median and range over seeds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HistoryPoint {
+    pub iter: u64,
+    pub n: usize,
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+/// (pde, method, width) → its points in iteration order.
+type Lines = BTreeMap<(String, String, u64), Vec<HistoryPoint>>;
+
+pub fn run(args: HistoryArgs) -> Result<()> {
+    check_metric(&args.metric)?;
+    prepare_dir(&args.out, "--out")?;
+    let mut source = args.source.open()?;
+    let response = source.query("history", &select(&args.sweep, &args.metric), 0)?;
+    if response.truncated {
+        bail!(
+            "history: the rows of sweep {} were cut at {}; ask fewer with --method",
+            args.sweep,
+            source.row_cap_note()
+        );
+    }
+    let mut samples: BTreeMap<(String, String, u64), BTreeMap<u64, Vec<f64>>> = BTreeMap::new();
+    for row in &response.rows {
+        let cell = |i: usize| row.values.get(i).map(sql::cell).unwrap_or_default();
+        let method = cell(1);
+        if !args.methods.is_empty() && !args.methods.contains(&method) {
+            continue;
+        }
+        let (Ok(width), Ok(iter), Ok(mut v)) = (
+            cell(2).parse::<u64>(),
+            cell(4).parse::<u64>(),
+            cell(5).parse::<f64>(),
+        ) else {
+            continue;
+        };
+        if args.abs {
+            v = v.abs();
+        }
+        samples
+            .entry((cell(0), method, width))
+            .or_default()
+            .entry(iter)
+            .or_default()
+            .push(v);
+    }
+    if samples.is_empty() {
+        bail!(
+            "history: sweep {} has no metric rows with {} (for the methods asked)",
+            args.sweep,
+            args.metric
+        );
+    }
+    let lines: Lines = samples
+        .into_iter()
+        .map(|(key, by_iter)| {
+            let points = by_iter
+                .into_iter()
+                .map(|(iter, values)| summarise(iter, values))
+                .collect();
+            (key, points)
+        })
+        .collect();
+    let stem = if args.abs {
+        format!("abs_{}", args.metric)
+    } else {
+        args.metric.clone()
+    };
+    write_atomic(
+        &args.out.join(format!("{stem}.csv")),
+        to_csv(&lines).as_bytes(),
+    )?;
+    let plotted: Vec<HistoryLine> = lines
+        .iter()
+        .map(|((pde, method, width), points)| HistoryLine {
+            panel: format!("{pde}, {method}"),
+            width: *width,
+            points: points.iter().map(|p| (p.iter, p.median)).collect(),
+        })
+        .collect();
+    let label = if args.abs {
+        format!("|{}|", args.metric)
+    } else {
+        args.metric.clone()
+    };
+    let svg = plot::history_svg(&format!("{}: {label}", args.sweep), &label, &plotted)?;
+    write_atomic(&args.out.join(format!("{stem}.svg")), svg.as_bytes())?;
+    eprintln!(
+        "wrote {}/{stem}.csv and .svg ({} lines)",
+        args.out.display(),
+        lines.len()
+    );
+    Ok(())
+}
+
+/// The median (mean of the middle two for an even count) and range of one iteration's values.
+fn summarise(iter: u64, mut values: Vec<f64>) -> HistoryPoint {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    let median = if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    };
+    HistoryPoint {
+        iter,
+        n,
+        median,
+        min: values[0],
+        max: values[n - 1],
+    }
+}
+
+fn to_csv(lines: &Lines) -> String {
+    let mut out = String::from("pde,method,width,iter,n,median,min,max\n");
+    for ((pde, method, width), points) in lines {
+        for p in points {
+            out.push_str(&format!(
+                "{pde},{method},{width},{},{},{},{},{}\n",
+                p.iter,
+                p.n,
+                csv_number(p.median),
+                csv_number(p.min),
+                csv_number(p.max)
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians_and_ranges_over_seeds() {
+        let p = summarise(100, vec![0.3, 0.1, 0.2]);
+        assert_eq!((p.n, p.median, p.min, p.max), (3, 0.2, 0.1, 0.3));
+        let p = summarise(100, vec![0.4, 0.1]);
+        assert_eq!((p.n, p.median, p.min, p.max), (2, 0.25, 0.1, 0.4));
+    }
+
+    #[test]
+    fn metric_names_cannot_reach_the_sql_text() {
+        assert!(check_metric("cos_rb").is_ok());
+        for bad in ["", "cos') OR 1=1 --", "a.b", "x y"] {
+            let e = check_metric(bad).unwrap_err().to_string();
+            assert!(e.starts_with("invalid --metric"), "{e}");
+        }
+        // Columns are read directly, diagnostics through the JSON of the row.
+        assert!(select("s", "loss_b").contains("m.loss_b AS v"));
+        assert!(select("s", "cos_rb").contains("json_extract(m.extra, '$.cos_rb')"));
+        assert!(select("it's", "rel_l2").contains("'it''s'"));
+    }
+}
