@@ -85,6 +85,17 @@ pub const MAX_DEPTH: usize = 64;
 pub const MAX_ITERS: u64 = 100_000_000;
 
 impl TrainConfig {
+    /// Every field with its default as JSON — the shape a config's JSON may have. Unlike
+    /// `serde_json::to_value(TrainConfig::default())` it includes the fields that serialisation
+    /// leaves out at their default so that configs stored before they existed keep their
+    /// canonical JSON and hash (`pde_options.boundary_loss`).
+    pub fn every_field_json() -> serde_json::Value {
+        let mut json = serde_json::to_value(Self::default()).expect("TrainConfig serialises");
+        json["pde_options"]["boundary_loss"] =
+            serde_json::to_value(pde::BoundaryLoss::default()).expect("an enum serialises");
+        json
+    }
+
     /// Checks every field; the error names the first offending field and what is wrong with it.
     pub fn validate(&self) -> Result<(), ConfigError> {
         fn bad(field: &str, problem: String) -> Result<(), ConfigError> {
@@ -153,5 +164,22 @@ impl TrainConfig {
         } else {
             self.lr
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shape includes the fields serialisation omits at their default, and nothing that
+    /// is not a field: it reads back as the default config under `deny_unknown_fields`.
+    #[test]
+    fn every_field_json_is_the_default_with_no_field_left_out() {
+        let every = TrainConfig::every_field_json();
+        let back: TrainConfig = serde_json::from_value(every.clone()).unwrap();
+        assert_eq!(back, TrainConfig::default());
+        assert_eq!(every["pde_options"]["boundary_loss"], "sum_of_means");
+        let serialised = serde_json::to_value(TrainConfig::default()).unwrap();
+        assert!(serialised["pde_options"].get("boundary_loss").is_none());
     }
 }
