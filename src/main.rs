@@ -3,6 +3,7 @@
 
 mod client;
 mod cmd;
+mod metrics_csv;
 mod output;
 mod plot;
 mod source;

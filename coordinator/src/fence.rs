@@ -2,7 +2,7 @@
 //! coordinator's write path (it imports nothing of the coordinator but [`Error`]).
 //!
 //! - [`LeaseTerms`]: how long a lease lasts and how often its worker heartbeats.
-//! - [`WireMetricsRow`] and [`parse_metrics`]: a metrics row as it arrives over the wire.
+//! - [`parse_metrics`]: the metrics rows of a progress report, as they arrive over the wire.
 //! - the checks a request passes *before* it reaches the writer (names, checkpoint bytes, a
 //!   result's numbers), so a bad request never holds the write lock nor writes half of itself.
 //! - [`stale`]: the refusal of a write whose token does not hold the lease (FAILED_PRECONDITION).
@@ -10,12 +10,10 @@
 //!   before anything is written — is SQL, in `jobs/`.
 //! - the time and integer conversions of every `*_ms` and INTEGER column.
 
-use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use modsync_proto::ReportProgressRequest;
-use serde::Deserialize;
-use trainer_core::{Checkpoint, RunResult, RunStatus};
+use trainer_core::{Checkpoint, MetricsRow, RunResult, RunStatus};
 
 use crate::error::{Error, Result};
 
@@ -31,37 +29,21 @@ pub struct LeaseTerms {
     pub heartbeat_ms: u64,
 }
 
-/// A `trainer_core::MetricsRow` as it arrives over the wire. Numbers are optional because
-/// serde_json writes NaN and ±inf as `null`: such rows (a diverging run) are kept, with SQL NULL
-/// in the non-finite columns, rather than refused — refusing would also refuse the checkpoint
-/// that travels with them. A unit test keeps this in step with `MetricsRow`.
-#[derive(Debug, Deserialize)]
-pub(crate) struct WireMetricsRow {
-    pub(crate) iter: u64,
-    pub(crate) lr: Option<f64>,
-    pub(crate) loss_r: Option<f64>,
-    pub(crate) loss_b: Option<f64>,
-    pub(crate) rel_l2: Option<f64>,
-    pub(crate) abs_err: Option<f64>,
-    pub(crate) abs_err_max: Option<f64>,
-    pub(crate) skipped_steps: u64,
-    pub(crate) elapsed_s: Option<f64>,
-    #[serde(default)]
-    pub(crate) extra: BTreeMap<String, Option<f64>>,
+/// `Some(x)` only for finite `x`: a non-finite metric is stored as SQL NULL.
+pub(crate) fn finite(x: f64) -> Option<f64> {
+    Some(x).filter(|v| v.is_finite())
 }
 
-/// `Some(x)` only for finite `x`.
-pub(crate) fn finite(x: Option<f64>) -> Option<f64> {
-    x.filter(|v| v.is_finite())
-}
-
-/// The metric rows of a progress report, each checked against its `iter`.
-pub(crate) fn parse_metrics(req: &ReportProgressRequest) -> Result<Vec<WireMetricsRow>> {
+/// The metric rows of a progress report, each checked against its `iter`. A real that arrives
+/// as `null` (serde_json's NaN and ±inf) reads as NaN: such rows (a diverging run) are kept,
+/// with NULL in the non-finite columns, rather than refused — refusing would also refuse the
+/// checkpoint that travels with them.
+pub(crate) fn parse_metrics(req: &ReportProgressRequest) -> Result<Vec<MetricsRow>> {
     req.metrics
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            let row: WireMetricsRow = serde_json::from_str(&m.row_json).map_err(|e| {
+            let row: MetricsRow = serde_json::from_str(&m.row_json).map_err(|e| {
                 Error::invalid(
                     format!("metrics[{i}].row_json"),
                     format!("not a MetricsRow: {e}"),
@@ -190,8 +172,16 @@ mod tests {
     use super::*;
     use trainer_core::MetricsRow;
 
+    /// The proto message carries a row as its JSON: a row with a different value in every
+    /// column, sent as the worker sends it and encoded by prost, arrives with every column.
     #[test]
-    fn wire_metrics_row_reads_every_metrics_row_field() {
+    fn a_metrics_row_crosses_the_wire_with_every_column() {
+        use std::collections::BTreeSet;
+
+        use modsync_proto::MetricRow;
+        use prost::Message;
+        use trainer_core::METRICS_COLUMNS;
+
         let row = MetricsRow {
             iter: 7,
             lr: 1e-3,
@@ -204,35 +194,43 @@ mod tests {
             elapsed_s: 1.5,
             extra: [("cos".to_string(), -0.5)].into_iter().collect(),
         };
-        let json = serde_json::to_value(&row).unwrap();
-        let wire: WireMetricsRow = serde_json::from_value(json.clone()).unwrap();
-        // Every key MetricsRow writes is one the wire struct knows (so nothing is dropped).
-        let known = [
-            "iter",
-            "lr",
-            "loss_r",
-            "loss_b",
-            "rel_l2",
-            "abs_err",
-            "abs_err_max",
-            "skipped_steps",
-            "elapsed_s",
-            "extra",
-        ];
-        for key in json.as_object().unwrap().keys() {
-            assert!(known.contains(&key.as_str()), "MetricsRow gained {key}");
-        }
-        assert_eq!(wire.iter, 7);
-        assert_eq!(wire.rel_l2, Some(0.125));
-        assert_eq!(wire.extra["cos"], Some(-0.5));
-        // NaN becomes null on the wire and then SQL NULL, not an error.
         let nan = MetricsRow {
             loss_r: f64::NAN,
-            ..row
+            abs_err_max: f64::INFINITY,
+            ..row.clone()
         };
-        let wire: WireMetricsRow =
-            serde_json::from_str(&serde_json::to_string(&nan).unwrap()).unwrap();
-        assert_eq!(finite(wire.loss_r), None);
+        let sent = ReportProgressRequest {
+            metrics: [&row, &nan]
+                .map(|r| MetricRow {
+                    iter: r.iter,
+                    row_json: serde_json::to_string(r).unwrap(),
+                })
+                .to_vec(),
+            ..Default::default()
+        };
+        let received = ReportProgressRequest::decode(&*sent.encode_to_vec()).unwrap();
+        let keys: BTreeSet<String> =
+            serde_json::from_str::<serde_json::Map<_, _>>(&received.metrics[0].row_json)
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect();
+        let columns: BTreeSet<String> = METRICS_COLUMNS
+            .iter()
+            .map(|c| c.name)
+            .chain(["extra"])
+            .map(String::from)
+            .collect();
+        assert_eq!(keys, columns, "the wire's keys are not the columns and `extra`");
+        let rows = parse_metrics(&received).unwrap();
+        assert_eq!(rows[0], row);
+        for column in &METRICS_COLUMNS {
+            assert_eq!(column.value(&rows[0]), column.value(&row), "{}", column.name);
+        }
+        // NaN and ±inf become null on the wire and then SQL NULL, not an error.
+        assert_eq!(finite(rows[1].loss_r), None);
+        assert_eq!(finite(rows[1].abs_err_max), None);
+        assert_eq!(finite(rows[1].rel_l2), Some(0.125));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! and `metrics.csv` in `--out`.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -11,7 +11,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use trainer_core::config::PdeOptions;
 use trainer_core::{Checkpoint, MetricsRow, Observer, Precision, RunResult, TrainConfig, Trainer};
 
-use crate::output::{csv_number, prepare_dir, write_atomic};
+use crate::metrics_csv::MetricsCsv;
+use crate::output::{prepare_dir, write_atomic};
 
 #[derive(Args)]
 pub struct TrainArgs {
@@ -98,57 +99,8 @@ impl TrainArgs {
 /// Progress bar plus the metrics CSV, written row by row so a killed run keeps its history.
 struct CliObserver {
     bar: ProgressBar,
-    csv: Option<MetricsCsv>,
+    csv: Option<MetricsCsv<BufWriter<File>>>,
     last_rel_l2: f64,
-}
-
-struct MetricsCsv {
-    out: BufWriter<File>,
-    extra_columns: Option<Vec<String>>,
-}
-
-impl MetricsCsv {
-    fn write(&mut self, row: &MetricsRow) -> std::io::Result<()> {
-        let base = [
-            "iter",
-            "lr",
-            "loss_r",
-            "loss_b",
-            "rel_l2",
-            "abs_err",
-            "abs_err_max",
-            "skipped_steps",
-            "elapsed_s",
-        ];
-        let extra = self.extra_columns.get_or_insert_with(|| {
-            let extra: Vec<String> = row.extra.keys().cloned().collect();
-            let header: Vec<&str> = base
-                .iter()
-                .copied()
-                .chain(extra.iter().map(String::as_str))
-                .collect();
-            let _ = writeln!(self.out, "{}", header.join(","));
-            extra
-        });
-        let mut cells = vec![
-            row.iter.to_string(),
-            csv_number(row.lr),
-            csv_number(row.loss_r),
-            csv_number(row.loss_b),
-            csv_number(row.rel_l2),
-            csv_number(row.abs_err),
-            csv_number(row.abs_err_max),
-            row.skipped_steps.to_string(),
-            csv_number(row.elapsed_s),
-        ];
-        cells.extend(
-            extra
-                .iter()
-                .map(|k| row.extra.get(k).map_or(String::new(), |v| csv_number(*v))),
-        );
-        writeln!(self.out, "{}", cells.join(","))?;
-        self.out.flush()
-    }
 }
 
 impl Observer for CliObserver {
@@ -180,10 +132,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             let path = dir.join("metrics.csv");
             let file = File::create(&path)
                 .with_context(|| format!("invalid --out: cannot create {}", path.display()))?;
-            Some(MetricsCsv {
-                out: BufWriter::new(file),
-                extra_columns: None,
-            })
+            Some(MetricsCsv::new(BufWriter::new(file)))
         }
         None => None,
     };

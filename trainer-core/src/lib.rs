@@ -32,6 +32,7 @@ pub mod device;
 pub mod error;
 pub mod jet;
 pub mod methods;
+pub mod metrics_row;
 pub mod mlp;
 pub mod modsync;
 pub mod observer;
@@ -44,7 +45,8 @@ pub use checkpoint::Checkpoint;
 pub use config::{Precision, TrainConfig};
 pub use device::parse_device;
 pub use error::{ConfigError, TrainError};
-pub use observer::{MetricsRow, NoopObserver, Observer};
+pub use metrics_row::{METRICS_COLUMNS, MetricValue, MetricsColumn, MetricsRow, ReadMetric};
+pub use observer::{NoopObserver, Observer};
 pub use trainer::{
     Left, Member, Pack, PackError, PackKey, RunResult, RunStatus, Trainer, pack_key,
 };

@@ -6,9 +6,9 @@
 //! [`Answer`] after the COMMIT.
 
 use modsync_proto::{CompleteJobRequest, Job, LeaseJobRequest, ReportProgressRequest};
-use trainer_core::RunResult;
+use trainer_core::{MetricsRow, RunResult};
 
-use crate::fence::{LeaseTerms, WireMetricsRow};
+use crate::fence::LeaseTerms;
 
 /// One worker write, as the writer receives it.
 pub(crate) enum OpKind {
@@ -26,7 +26,7 @@ pub(crate) enum OpKind {
     },
     Progress {
         req: ReportProgressRequest,
-        rows: Vec<WireMetricsRow>,
+        rows: Vec<MetricsRow>,
         checkpoint_iter: Option<i64>,
         lease_ms: u64,
     },

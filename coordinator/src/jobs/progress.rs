@@ -7,12 +7,16 @@ use modsync_proto::ReportProgressRequest;
 use sqlx::SqliteConnection;
 
 use crate::error::Result;
-use crate::fence::{WireMetricsRow, finite, to_i64};
+use trainer_core::{METRICS_COLUMNS, MetricValue, MetricsRow};
+
+use crate::fence::{finite, to_i64};
 use crate::jobs::ops::{Answer, OpKind};
 use crate::jobs::sql::{placeholders, query, refusal};
 
-/// Metric rows per INSERT statement: 12 parameters each, well under SQLite's 32,766.
+/// Metric rows per INSERT statement: [`METRICS_INSERT_PARAMS`] each, well under SQLite's 32,766.
 const METRIC_ROWS_PER_INSERT: usize = 256;
+/// The parameters of one stored metrics row: its job, its fixed columns, `extra`, the token.
+const METRICS_INSERT_PARAMS: usize = METRICS_COLUMNS.len() + 3;
 
 /// What the fenced extension returns for each lease it extended.
 #[derive(sqlx::FromRow)]
@@ -70,7 +74,7 @@ pub(crate) async fn extensions(
         extended.insert(row.id, (row.token, row.cancel_requested));
     }
     let mut checkpoints: Vec<(&ReportProgressRequest, i64)> = Vec::new();
-    let mut rows: Vec<(&ReportProgressRequest, &WireMetricsRow)> = Vec::new();
+    let mut rows: Vec<(&ReportProgressRequest, &MetricsRow)> = Vec::new();
     for (i, job_id, token, _) in &fenced {
         let answer = match extended.get(job_id) {
             Some((current, cancel)) if current == token => {
@@ -96,30 +100,34 @@ pub(crate) async fn extensions(
     insert_checkpoints(conn, &checkpoints, now).await
 }
 
+/// `INSERT OR REPLACE INTO metrics (...)` of `rows` rows, columns in the order
+/// [`insert_metrics`] binds them.
+fn insert_metrics_sql(rows: usize) -> String {
+    let columns: Vec<&str> = METRICS_COLUMNS.iter().map(|c| c.name).collect();
+    format!(
+        "INSERT OR REPLACE INTO metrics (job_id, {}, extra, token) VALUES {}",
+        columns.join(", "),
+        placeholders(rows, METRICS_INSERT_PARAMS)
+    )
+}
+
 async fn insert_metrics(
     conn: &mut SqliteConnection,
-    rows: &[(&ReportProgressRequest, &WireMetricsRow)],
+    rows: &[(&ReportProgressRequest, &MetricsRow)],
 ) -> sqlx::Result<()> {
     for chunk in rows.chunks(METRIC_ROWS_PER_INSERT) {
-        let mut q = query(format!(
-            "INSERT OR REPLACE INTO metrics (job_id, iter, lr, loss_r, loss_b, rel_l2, abs_err,
-                 abs_err_max, skipped_steps, elapsed_s, extra, token) VALUES {}",
-            placeholders(chunk.len(), 12)
-        ));
+        let mut q = query(insert_metrics_sql(chunk.len()));
         for (req, row) in chunk {
+            q = q.bind(req.job_id);
+            for column in &METRICS_COLUMNS {
+                q = match column.value(row) {
+                    MetricValue::Integer(n) => q.bind(to_i64(n)),
+                    MetricValue::Real(x) => q.bind(finite(x)),
+                };
+            }
             let extra: BTreeMap<&String, Option<f64>> =
                 row.extra.iter().map(|(k, v)| (k, finite(*v))).collect();
             q = q
-                .bind(req.job_id)
-                .bind(to_i64(row.iter))
-                .bind(finite(row.lr))
-                .bind(finite(row.loss_r))
-                .bind(finite(row.loss_b))
-                .bind(finite(row.rel_l2))
-                .bind(finite(row.abs_err))
-                .bind(finite(row.abs_err_max))
-                .bind(to_i64(row.skipped_steps))
-                .bind(finite(row.elapsed_s))
                 .bind(serde_json::to_string(&extra).unwrap_or_else(|_| "{}".into()))
                 .bind(req.token);
         }

@@ -1,9 +1,49 @@
 //! Migrations applied to a store that already holds data: a file that an older build left at
-//! version 3 (sweeps, jobs, results in it), opened by this build.
+//! version 3 (sweeps, jobs, results in it), opened by this build. And the schema they make
+//! against trainer-core's definitions (the `metrics` table against `METRICS_COLUMNS`).
 
 use coordinator::{MIGRATOR, Store};
 use sqlx::AssertSqlSafe;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+use trainer_core::METRICS_COLUMNS;
+
+/// A pool on the SQLite file `db`, created empty if missing; no migration applied.
+async fn pool_on(db: &std::path::Path) -> SqlitePool {
+    SqlitePool::connect_with(
+        SqliteConnectOptions::new()
+            .filename(db)
+            .create_if_missing(true),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_metrics_table_has_the_columns_of_a_metrics_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_on(&dir.path().join("fresh.db")).await;
+    MIGRATOR.run(&pool).await.unwrap();
+    let table: Vec<(String, String)> =
+        sqlx::query_as("SELECT name, type FROM pragma_table_info('metrics') ORDER BY cid")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    // The row's fixed columns, between the storage columns: which job the row is of, the
+    // diagnostics map as one JSON object (`MetricsRow::extra`), and the lease that wrote it.
+    let mut expected = vec![("job_id".to_string(), "INTEGER".to_string())];
+    expected.extend(
+        METRICS_COLUMNS
+            .iter()
+            .map(|c| (c.name.to_string(), c.sql_type().to_string())),
+    );
+    expected.push(("extra".into(), "TEXT".into()));
+    expected.push(("token".into(), "INTEGER".into()));
+    assert_eq!(
+        table, expected,
+        "the metrics table and trainer-core's METRICS_COLUMNS differ"
+    );
+    pool.close().await;
+}
 
 /// The `curves` view of version 1 as a plain SELECT (the body of its CREATE VIEW).
 fn curves_v1() -> String {
@@ -21,13 +61,7 @@ type CurveRow = (String, String, String, i64, i64, f64, f64, f64, f64);
 async fn version_4_applies_to_a_store_with_data() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("old.db");
-    let pool = SqlitePool::connect_with(
-        SqliteConnectOptions::new()
-            .filename(&db)
-            .create_if_missing(true),
-    )
-    .await
-    .unwrap();
+    let pool = pool_on(&db).await;
     MIGRATOR.run_to(3, &pool).await.unwrap();
 
     // Two sweeps; per (pde, method, width) 0, 1, 2 or 5 finished seeds, one failed job.
