@@ -80,7 +80,8 @@ mod tests {
     fn writes_the_header_then_a_line_per_row() {
         let mut csv = MetricsCsv::new(Vec::new());
         csv.write(&row(0, &[("cos", -0.5), ("a", 1.0)])).unwrap();
-        csv.write(&row(100, &[("cos", 0.25), ("new", 9.0)])).unwrap();
+        csv.write(&row(100, &[("cos", 0.25), ("new", 9.0)]))
+            .unwrap();
         let text = String::from_utf8(csv.out).unwrap();
         assert_eq!(
             text,

@@ -47,16 +47,17 @@ pub struct MetricsRow {
 /// How to read one fixed column of a row, which also says its kind.
 #[derive(Clone, Copy, Debug)]
 pub enum ReadMetric {
-    /// A count (SQL INTEGER).
+    /// A count.
     Integer(fn(&MetricsRow) -> u64),
-    /// A real number, possibly non-finite (SQL REAL, NULL where non-finite).
+    /// A real number, possibly non-finite (which the coordinator stores as NULL).
     Real(fn(&MetricsRow) -> f64),
 }
 
 /// One fixed column of a metrics row.
 #[derive(Clone, Copy, Debug)]
 pub struct MetricsColumn {
-    /// The JSON key, the SQL column and the CSV header of the column.
+    /// The column's JSON key, its name in the coordinator's `metrics` table and in the CSV
+    /// header.
     pub name: &'static str,
     pub read: ReadMetric,
 }
@@ -73,14 +74,6 @@ impl MetricsColumn {
         match self.read {
             ReadMetric::Integer(read) => MetricValue::Integer(read(row)),
             ReadMetric::Real(read) => MetricValue::Real(read(row)),
-        }
-    }
-
-    /// The column's SQL type in the `metrics` table.
-    pub fn sql_type(&self) -> &'static str {
-        match self.read {
-            ReadMetric::Integer(_) => "INTEGER",
-            ReadMetric::Real(_) => "REAL",
         }
     }
 }
@@ -155,21 +148,36 @@ mod tests {
     fn the_columns_are_the_rows_json_keys_with_their_values() {
         let row = distinct_row();
         let json = serde_json::to_value(&row).unwrap();
-        let keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         let mut expected: Vec<&str> = METRICS_COLUMNS.iter().map(|c| c.name).collect();
         expected.push("extra");
         expected.sort_unstable();
-        assert_eq!(keys, expected, "MetricsRow's fields and METRICS_COLUMNS differ");
+        assert_eq!(
+            keys, expected,
+            "MetricsRow's fields and METRICS_COLUMNS differ"
+        );
         for column in &METRICS_COLUMNS {
             let value = match column.value(&row) {
                 MetricValue::Integer(n) => serde_json::json!(n),
                 MetricValue::Real(x) => serde_json::json!(x),
             };
-            assert_eq!(json[column.name], value, "column {} reads another field", column.name);
+            assert_eq!(
+                json[column.name], value,
+                "column {} reads another field",
+                column.name
+            );
         }
         let values: Vec<MetricValue> = METRICS_COLUMNS.iter().map(|c| c.value(&row)).collect();
         for (i, v) in values.iter().enumerate() {
-            assert!(!values[..i].contains(v), "two columns read the same value {v:?}");
+            assert!(
+                !values[..i].contains(v),
+                "two columns read the same value {v:?}"
+            );
         }
     }
 
@@ -198,7 +206,12 @@ mod tests {
 
         // A missing real reads as NaN too; a missing count is refused.
         json.as_object_mut().unwrap().remove("lr");
-        assert!(serde_json::from_value::<MetricsRow>(json.clone()).unwrap().lr.is_nan());
+        assert!(
+            serde_json::from_value::<MetricsRow>(json.clone())
+                .unwrap()
+                .lr
+                .is_nan()
+        );
         json.as_object_mut().unwrap().remove("skipped_steps");
         assert!(serde_json::from_value::<MetricsRow>(json).is_err());
     }

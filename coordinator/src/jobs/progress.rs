@@ -5,15 +5,14 @@ use std::collections::{BTreeMap, HashMap};
 
 use modsync_proto::ReportProgressRequest;
 use sqlx::SqliteConnection;
-
-use crate::error::Result;
 use trainer_core::{METRICS_COLUMNS, MetricValue, MetricsRow};
 
+use crate::error::Result;
 use crate::fence::{finite, to_i64};
 use crate::jobs::ops::{Answer, OpKind};
 use crate::jobs::sql::{placeholders, query, refusal};
 
-/// Metric rows per INSERT statement: [`METRICS_INSERT_PARAMS`] each, well under SQLite's 32,766.
+/// Metric rows per INSERT: [`METRICS_INSERT_PARAMS`] parameters each, well under SQLite's 32,766.
 const METRIC_ROWS_PER_INSERT: usize = 256;
 /// The parameters of one stored metrics row: its job, its fixed columns, `extra`, the token.
 const METRICS_INSERT_PARAMS: usize = METRICS_COLUMNS.len() + 3;

@@ -5,7 +5,7 @@
 use coordinator::{MIGRATOR, Store};
 use sqlx::AssertSqlSafe;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
-use trainer_core::METRICS_COLUMNS;
+use trainer_core::{METRICS_COLUMNS, ReadMetric};
 
 /// A pool on the SQLite file `db`, created empty if missing; no migration applied.
 async fn pool_on(db: &std::path::Path) -> SqlitePool {
@@ -31,11 +31,13 @@ async fn the_metrics_table_has_the_columns_of_a_metrics_row() {
     // The row's fixed columns, between the storage columns: which job the row is of, the
     // diagnostics map as one JSON object (`MetricsRow::extra`), and the lease that wrote it.
     let mut expected = vec![("job_id".to_string(), "INTEGER".to_string())];
-    expected.extend(
-        METRICS_COLUMNS
-            .iter()
-            .map(|c| (c.name.to_string(), c.sql_type().to_string())),
-    );
+    expected.extend(METRICS_COLUMNS.iter().map(|c| {
+        let sql_type = match c.read {
+            ReadMetric::Integer(_) => "INTEGER",
+            ReadMetric::Real(_) => "REAL",
+        };
+        (c.name.to_string(), sql_type.to_string())
+    }));
     expected.push(("extra".into(), "TEXT".into()));
     expected.push(("token".into(), "INTEGER".into()));
     assert_eq!(

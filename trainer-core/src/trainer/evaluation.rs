@@ -7,8 +7,8 @@ use super::Trainer;
 use super::batch::Batch;
 use super::losses::StepGradients;
 use crate::checkpoint::Evaluation;
-use crate::mlp::Layers;
 use crate::metrics_row::MetricsRow;
+use crate::mlp::Layers;
 use crate::pde::{self, Grid};
 use crate::tensors::to_host;
 
