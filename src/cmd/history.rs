@@ -9,31 +9,37 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use clap::Args;
+use trainer_core::METRICS_COLUMNS;
 
 use crate::cmd::sql;
 use crate::output::{csv_number, prepare_dir, write_atomic};
 use crate::plot::{self, HistoryLine};
 use crate::source::SourceArgs;
 
-/// Columns of the metrics table that can be plotted directly; anything else is looked up in
-/// the row's diagnostics (`extra`).
-const COLUMNS: [&str; 7] = [
-    "lr",
-    "loss_r",
-    "loss_b",
-    "rel_l2",
-    "abs_err",
-    "abs_err_max",
-    "elapsed_s",
-];
+/// The metrics table's columns that can be plotted directly (the real ones); anything else is
+/// looked up in the row's diagnostics (`extra`).
+fn columns() -> impl Iterator<Item = &'static str> {
+    METRICS_COLUMNS
+        .iter()
+        .filter(|c| c.is_real())
+        .map(|c| c.name)
+}
+
+/// `--metric`'s help, naming the columns.
+fn metric_help() -> String {
+    let columns: Vec<&str> = columns().collect();
+    format!(
+        "A metric column ({}) or a diagnostic of the metric rows (cos_rb, norm_g_r, norm_g_b, \
+         kept_l0, …)",
+        columns.join(", ")
+    )
+}
 
 #[derive(Args)]
 pub struct HistoryArgs {
     /// Sweep id (its name).
     sweep: String,
-    /// A metric column (lr, loss_r, loss_b, rel_l2, abs_err, abs_err_max, elapsed_s) or a
-    /// diagnostic of the metric rows (cos_rb, norm_g_r, norm_g_b, kept_l0, …).
-    #[arg(long)]
+    #[arg(long, help = metric_help())]
     metric: String,
     /// Only these methods (repeatable; default: every method of the sweep).
     #[arg(long = "method")]
@@ -64,7 +70,7 @@ fn check_metric(metric: &str) -> Result<()> {
 
 /// The SELECT returning (pde, method, width, seed, iter, value) of every finite value.
 fn select(sweep: &str, metric: &str) -> String {
-    let value = if COLUMNS.contains(&metric) {
+    let value = if columns().any(|c| c == metric) {
         format!("m.{metric}")
     } else {
         format!("json_extract(m.extra, '$.{metric}')")

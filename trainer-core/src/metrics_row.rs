@@ -76,6 +76,11 @@ impl MetricsColumn {
             ReadMetric::Real(read) => MetricValue::Real(read(row)),
         }
     }
+
+    /// A real column: one that may be non-finite, and one a plot of a metric can show.
+    pub fn is_real(&self) -> bool {
+        matches!(self.read, ReadMetric::Real(_))
+    }
 }
 
 /// The fixed columns of a metrics row, in the order of `metrics.csv` and the `metrics` table.
@@ -190,7 +195,7 @@ mod tests {
         // Every real column and diagnostic non-finite: written as null, read back as NaN.
         let mut json = serde_json::to_value(&row).unwrap();
         for column in &METRICS_COLUMNS {
-            if let ReadMetric::Real(_) = column.read {
+            if column.is_real() {
                 json[column.name] = serde_json::Value::Null;
             }
         }

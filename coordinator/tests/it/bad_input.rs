@@ -11,7 +11,7 @@ use modsync_proto::*;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use tonic::{Code, Status};
-use trainer_core::{METRICS_COLUMNS, ReadMetric, TrainConfig};
+use trainer_core::{METRICS_COLUMNS, TrainConfig};
 
 use crate::common::*;
 
@@ -443,7 +443,7 @@ fn number_token() -> impl Strategy<Value = String> {
 fn real_columns() -> Vec<&'static str> {
     METRICS_COLUMNS
         .iter()
-        .filter(|c| matches!(c.read, ReadMetric::Real(_)))
+        .filter(|c| c.is_real())
         .map(|c| c.name)
         .collect()
 }
