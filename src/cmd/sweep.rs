@@ -26,7 +26,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::{hostname, runtime, shutdown_signal};
 use crate::output::prepare_dir;
-use crate::sweep_file;
 
 #[derive(Args)]
 pub struct SweepArgs {
@@ -95,7 +94,7 @@ enum Ending {
 
 fn run_sweep(args: RunArgs) -> Result<()> {
     // Everything is validated before anything is created on disk.
-    let sweep = sweep_file::load(&args.file)?;
+    let sweep = coordinator::sweep_file::load(&args.file).map_err(|e| anyhow!(e))?;
     trainer_core::parse_device(&args.device)?;
     let workers = args.workers.unwrap_or_else(|| {
         if args.device == "cpu" {
