@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::{Result, anyhow};
 use clap::Args;
+use modsync_client::{Client, describe};
 use tonic::{Code, Status};
-use worker::client::{Client, describe};
 
 /// The coordinator's address when neither `--coordinator` nor `$MODSYNC_COORDINATOR` says.
 pub const DEFAULT_COORDINATOR: &str = "http://127.0.0.1:50051";
@@ -43,7 +43,7 @@ impl ClientArgs {
         let rt = runtime()?;
         let client = {
             let _entered = rt.enter();
-            worker::client::connect_with(
+            modsync_client::connect_with(
                 &self.coordinator,
                 self.token.as_deref(),
                 self.tls_ca.as_deref(),

@@ -7,7 +7,6 @@ mod metrics_csv;
 mod output;
 mod plot;
 mod source;
-mod sweep_file;
 
 use std::process::ExitCode;
 

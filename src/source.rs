@@ -9,12 +9,12 @@ use std::path::PathBuf;
 use anyhow::{Result, anyhow, bail};
 use clap::Args;
 use coordinator::{Reader, ServeConfig};
+use modsync_client::Client;
 use modsync_proto::{
     CurvePoint, GetCurvesRequest, GetSweepRequest, ListSweepsRequest, QueryRequest, QueryResponse,
     SweepSummary,
 };
 use tokio::runtime::Runtime;
-use worker::client::Client;
 
 use crate::client::{ClientArgs, runtime};
 

@@ -310,7 +310,7 @@ async fn run(args: Args) -> Result<bool> {
     let submitted = admin
         .submit_sweep(SubmitSweepRequest { spec: Some(spec) })
         .await
-        .map_err(|s| anyhow!("SubmitSweep: {}", worker::client::describe(&s)))?
+        .map_err(|s| anyhow!("SubmitSweep: {}", modsync_client::describe(&s)))?
         .into_inner();
     if submitted.jobs_created != args.jobs {
         bail!(
@@ -597,7 +597,7 @@ async fn query(c: &mut Client, sql: &str, max_rows: u32) -> Result<Vec<Vec<Kind>
             max_rows,
         })
         .await
-        .map_err(|s| anyhow!("Query {sql:?}: {}", worker::client::describe(&s)))?
+        .map_err(|s| anyhow!("Query {sql:?}: {}", modsync_client::describe(&s)))?
         .into_inner();
     if r.truncated {
         bail!("Query {sql:?}: result truncated at {max_rows} rows");

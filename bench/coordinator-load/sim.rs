@@ -112,7 +112,7 @@ fn micros(d: Duration) -> u32 {
 }
 
 fn transient(s: &Status) -> bool {
-    worker::client::is_transient(s)
+    modsync_client::is_transient(s)
 }
 
 impl Worker {
@@ -137,7 +137,7 @@ impl Worker {
             tokio::time::sleep(d).await;
         }
         let mut idle =
-            worker::client::Backoff::new(Duration::from_millis(50), Duration::from_millis(500));
+            modsync_client::Backoff::new(Duration::from_millis(50), Duration::from_millis(500));
         let mut stall_pending = self.stall;
         while !self.shared.finished() {
             let req = LeaseJobRequest {
@@ -181,7 +181,7 @@ impl Worker {
     fn transient(&mut self, rpc: &str, s: &Status) {
         self.stats.transient_errors += 1;
         if self.stats.transient_seen.len() < 3 {
-            let line = format!("{}: {rpc}: {}", self.id, worker::client::describe(s));
+            let line = format!("{}: {rpc}: {}", self.id, modsync_client::describe(s));
             self.stats.transient_seen.push(line);
         }
     }
@@ -190,7 +190,7 @@ impl Worker {
         self.stats.unexpected.push(format!(
             "{}: {rpc}: {}",
             self.id,
-            worker::client::describe(s)
+            modsync_client::describe(s)
         ));
     }
 

@@ -16,10 +16,8 @@
 //! - `max_attempts`: 0 means [`DEFAULT_MAX_ATTEMPTS`] (proto3 cannot tell "unset" from 0, and
 //!   `QueryRequest.max_rows` uses the same convention); otherwise at most [`MAX_ATTEMPTS`].
 //! - every expanded config passes [`TrainConfig::validate`]: trainer-core owns the PDE and method
-//!   names and every range, so nothing here duplicates them.
-//! - the network of every job has at most [`MAX_PARAMS`] parameters: trainer-core bounds width
-//!   (16,384) and depth (64) one at a time, but width 16,384 at depth 64 is 17 billion
-//!   parameters, which no worker can allocate (it would crash, be re-leased and crash the next).
+//!   names and every range (width, depth and the network's size included), so nothing here
+//!   duplicates them; its field names are translated to the spec's (`width` → `widths[2]`).
 //!
 //! Values quoted back in a message are cut to [`MAX_QUOTED`] characters.
 
@@ -40,13 +38,8 @@ pub const MAX_ATTEMPTS: u32 = 1_000;
 pub const MAX_JOBS: usize = 100_000;
 /// Longest sweep name (it is also the sweep id).
 pub const MAX_NAME_LEN: usize = 128;
-/// Most parameters one job's network may have: 2²⁵ ≈ 33.5 M (width 2,048 at depth 8; the
-/// paper's widest, 512 at depth 5, is 1.05 M). Its checkpoint is ~24 bytes per parameter.
-pub const MAX_PARAMS: usize = 1 << 25;
 /// Longest value quoted back in an error message.
 pub const MAX_QUOTED: usize = 64;
-/// Input dimension assumed for [`MAX_PARAMS`] (the largest of the benchmark PDEs is 3; one spare).
-const MAX_INPUT_DIM: usize = 4;
 
 /// Fields of `TrainConfig` that the grid axes own; the base config may not set them.
 const AXIS_FIELDS: [(&str, &str); 4] = [
@@ -128,9 +121,8 @@ pub fn expand(spec: &SweepSpec) -> Result<Vec<TrainConfig>, FieldError> {
             .then_some(())
             .ok_or("must not be empty")
     })?;
-    let widths = axis("widths", &spec.widths, |&w| {
-        (w > 0).then_some(()).ok_or("must be >= 1")
-    })?;
+    // Width bounds are trainer-core's (checked per config below).
+    let widths = axis("widths", &spec.widths, |_| Ok(()))?;
     let seeds = axis("seeds", &spec.seeds, |&s| {
         (s >= 0).then_some(()).ok_or("must be >= 0")
     })?;
@@ -159,6 +151,7 @@ pub fn expand(spec: &SweepSpec) -> Result<Vec<TrainConfig>, FieldError> {
         for (im, method) in methods.iter().enumerate() {
             for (iw, &&width) in widths.iter().enumerate() {
                 for (is, &&seed) in seeds.iter().enumerate() {
+                    // Beyond usize: out of trainer-core's bounds as usize::MAX is.
                     let width = usize::try_from(width).unwrap_or(usize::MAX);
                     let config = TrainConfig {
                         pde: (*pde).clone(),
@@ -168,31 +161,12 @@ pub fn expand(spec: &SweepSpec) -> Result<Vec<TrainConfig>, FieldError> {
                         ..base.clone()
                     };
                     config.validate().map_err(|e| locate(e, [ip, im, iw, is]))?;
-                    check_params(&config, iw)?;
                     configs.push(config);
                 }
             }
         }
     }
     Ok(configs)
-}
-
-/// Refuses a network too large for any worker (see [`MAX_PARAMS`]).
-fn check_params(config: &TrainConfig, iw: usize) -> Result<(), FieldError> {
-    // Width and depth are already within trainer-core's bounds, so this cannot overflow.
-    let params = trainer_core::mlp::Architecture::new(MAX_INPUT_DIM, config.width, config.depth)
-        .num_params();
-    if params > MAX_PARAMS {
-        return Err(FieldError::new(
-            format!("widths[{iw}]"),
-            format!(
-                "width {} at depth {} is about {params} parameters, more than the {MAX_PARAMS} \
-                 a job may have (lower the width or base_config.depth)",
-                config.width, config.depth
-            ),
-        ));
-    }
-    Ok(())
 }
 
 /// `v` for an error message: its `Debug` form, cut to [`MAX_QUOTED`] characters.

@@ -12,8 +12,9 @@
 //! the new one opens the same file and carries on, and leases that expired meanwhile are reaped.
 //!
 //! Entry points: [`serve`] / [`serve_with_listener`] run the whole server; [`Store`] gives the
-//! same operations without gRPC (for tests and in-process use); [`grid::expand`] is the
-//! validation the CLI runs before submitting.
+//! same operations without gRPC (for tests and in-process use); [`sweep_file::load`] reads a
+//! sweep file (TOML) into the spec the CLI submits, checked by [`grid::expand`], the same
+//! validation the coordinator runs when the sweep arrives.
 //!
 //! The write path, bottom up (each file imports only those before it):
 //! `fence.rs` (the rules every worker write obeys, its wire types, time helpers) →
@@ -42,6 +43,7 @@ mod server;
 mod service;
 mod sqlite_ext;
 mod store;
+pub mod sweep_file;
 mod sweep_ops;
 mod worker_ops;
 mod writer;

@@ -2,12 +2,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Result, anyhow};
 use clap::Args;
 use modsync_proto::SubmitSweepRequest;
 
 use crate::client::ClientArgs;
-use crate::sweep_file;
 
 #[derive(Args)]
 pub struct SubmitArgs {
@@ -19,7 +18,7 @@ pub struct SubmitArgs {
 
 pub fn run(args: SubmitArgs) -> Result<()> {
     // Validated here first: a bad file is refused before anything is sent or written.
-    let sweep = sweep_file::load(&args.file)?;
+    let sweep = coordinator::sweep_file::load(&args.file).map_err(|e| anyhow!(e))?;
     let (rt, mut client) = args.client.connect()?;
     let response = rt
         .block_on(client.submit_sweep(SubmitSweepRequest {

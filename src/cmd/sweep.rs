@@ -16,17 +16,16 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use coordinator::ServeConfig;
 use indicatif::{ProgressBar, ProgressStyle};
+use modsync_client::{Client, describe};
 use modsync_proto::{
     GetCurvesRequest, GetSweepRequest, RetryFailedRequest, SubmitSweepRequest, SweepSummary,
 };
 use rand::Rng;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use worker::client::{Client, describe};
 
 use crate::client::{hostname, runtime, shutdown_signal};
 use crate::output::prepare_dir;
-use crate::sweep_file;
 
 #[derive(Args)]
 pub struct SweepArgs {
@@ -95,7 +94,7 @@ enum Ending {
 
 fn run_sweep(args: RunArgs) -> Result<()> {
     // Everything is validated before anything is created on disk.
-    let sweep = sweep_file::load(&args.file)?;
+    let sweep = coordinator::sweep_file::load(&args.file).map_err(|e| anyhow!(e))?;
     trainer_core::parse_device(&args.device)?;
     let workers = args.workers.unwrap_or_else(|| {
         if args.device == "cpu" {
@@ -128,8 +127,8 @@ fn run_sweep(args: RunArgs) -> Result<()> {
         lease_ms: args.lease_ms,
         heartbeat_ms: args.heartbeat_ms,
         // Loopback only: let checkpoints of wide networks through (width 1024 × depth 5 ≈ 100 MB).
-        max_message_bytes: worker::client::MAX_MESSAGE_BYTES,
-        max_checkpoint_bytes: worker::client::MAX_MESSAGE_BYTES,
+        max_message_bytes: modsync_client::MAX_MESSAGE_BYTES,
+        max_checkpoint_bytes: modsync_client::MAX_MESSAGE_BYTES,
         ..ServeConfig::default()
     };
     config.validate().map_err(|e| anyhow!("{e}"))?;
@@ -154,7 +153,7 @@ fn run_sweep(args: RunArgs) -> Result<()> {
             listener,
             coordinator_stop.clone().cancelled_owned(),
         ));
-        let mut client = worker::client::connect(&url, token.as_deref())?;
+        let mut client = modsync_client::connect(&url, token.as_deref())?;
 
         // Submit (idempotent), racing the coordinator's start-up so that an unusable store is
         // reported as such instead of as a refused connection.

@@ -6,7 +6,7 @@ use std::io::BufWriter;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use clap::Args;
+use clap::{ArgAction, Args};
 use indicatif::{ProgressBar, ProgressStyle};
 use trainer_core::config::PdeOptions;
 use trainer_core::{Checkpoint, MetricsRow, Observer, Precision, RunResult, TrainConfig, Trainer};
@@ -14,35 +14,43 @@ use trainer_core::{Checkpoint, MetricsRow, Observer, Precision, RunResult, Train
 use crate::metrics_csv::MetricsCsv;
 use crate::output::{prepare_dir, write_atomic};
 
+/// The flags of `modsync train`. Every default is trainer-core's (`TrainConfig::default()`), so
+/// `modsync train` without flags trains exactly the default config; the tests below hold every
+/// scalar field of `TrainConfig` to having a flag or a reason not to.
 #[derive(Args)]
 pub struct TrainArgs {
-    #[arg(long, default_value = "burgers", help = pde_help())]
+    #[arg(long, default_value_t = TrainConfig::default().pde, help = pde_help())]
     pde: String,
     /// Gradient method (see `modsync methods`).
-    #[arg(long, default_value = "adam")]
+    #[arg(long, default_value_t = TrainConfig::default().method)]
     method: String,
     /// Hidden units per layer.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = TrainConfig::default().width)]
     width: usize,
     /// Hidden layers.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = TrainConfig::default().depth)]
     depth: usize,
     /// Optimisation steps.
-    #[arg(long, default_value_t = 50_000)]
+    #[arg(long, default_value_t = TrainConfig::default().iters)]
     iters: u64,
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = TrainConfig::default().seed)]
     seed: u64,
     /// Adam learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = TrainConfig::default().lr)]
     lr: f64,
-    /// Turn off the StepLR schedule (×0.9 every 1,000 iterations).
-    #[arg(long)]
-    no_lr_decay: bool,
+    /// `--no-lr-decay` turns the StepLR schedule off.
+    #[arg(
+        long = "no-lr-decay",
+        action = ArgAction::SetFalse,
+        default_value_t = TrainConfig::default().lr_decay,
+        help = lr_decay_help(),
+    )]
+    lr_decay: bool,
     /// Evaluate on the test grid every this many iterations.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = TrainConfig::default().eval_every)]
     eval_every: u64,
-    /// f32 (default) or f64.
-    #[arg(long, default_value = "f32", value_parser = parse_precision)]
+    /// f32 or f64.
+    #[arg(long, default_value = precision_name(TrainConfig::default().precision), value_parser = parse_precision)]
     precision: Precision,
     /// Points per axis of the 3-D collocation lattice.
     #[arg(long, default_value_t = PdeOptions::default().nc)]
@@ -66,11 +74,25 @@ pub fn pde_help() -> String {
     format!("Benchmark: {}", trainer_core::pde::NAMES.join(", "))
 }
 
+/// `--no-lr-decay`'s help, with the schedule it turns off.
+fn lr_decay_help() -> String {
+    let c = TrainConfig::default();
+    format!(
+        "Turn off the StepLR schedule (×{} every {} iterations)",
+        c.lr_decay_gamma, c.lr_decay_every
+    )
+}
+
+/// A precision by its name in configs (`f32`, `f64`): trainer-core's serde names.
 fn parse_precision(s: &str) -> Result<Precision, String> {
-    match s {
-        "f32" => Ok(Precision::F32),
-        "f64" => Ok(Precision::F64),
-        _ => Err(format!("expected f32 or f64, got {s:?}")),
+    serde_json::from_value(serde_json::Value::from(s))
+        .map_err(|_| format!("expected f32 or f64, got {s:?}"))
+}
+
+fn precision_name(p: Precision) -> String {
+    match serde_json::to_value(p) {
+        Ok(serde_json::Value::String(name)) => name,
+        other => unreachable!("Precision serialises to its name, not {other:?}"),
     }
 }
 
@@ -84,13 +106,13 @@ impl TrainArgs {
             iters: self.iters,
             seed: self.seed,
             lr: self.lr,
-            lr_decay: !self.no_lr_decay,
+            lr_decay: self.lr_decay,
             eval_every: self.eval_every,
             precision: self.precision,
             ..TrainConfig::default()
         };
         c.pde_options.nc = self.nc;
-        c.pde_options.test_grid = self.test_grid;
+        c.pde_options.test_grid = self.test_grid.or(c.pde_options.test_grid);
         self.method_flags.apply(&mut c)?;
         Ok(c)
     }
@@ -179,4 +201,91 @@ fn summary(r: &RunResult) -> String {
         r.iters_per_s,
         r.skipped_steps
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+    use serde_json::Value;
+
+    use super::*;
+    use crate::{Cli, Command};
+
+    /// Top-level `TrainConfig` fields that `modsync train` has no flag for: a run that needs
+    /// them is a sweep file's (`[train]` takes every field). A field `TrainConfig` gains must get
+    /// a flag in `TrainArgs` or a line here with its reason.
+    const LEFT_TO_SWEEP_FILES: &[&str] = &[
+        // The StepLR schedule's shape: `--no-lr-decay` turns it off, else SPEC's shape.
+        "lr_decay_every",
+        "lr_decay_gamma",
+        // Checkpoints are for resuming a job on another worker; `train` resumes nothing.
+        "checkpoint_every",
+        // How long a run of skipped steps may last before the run counts as diverged: a guard,
+        // not a setting one run tunes.
+        "max_consecutive_skips",
+    ];
+
+    fn train_args(flags: &[&str]) -> TrainArgs {
+        let argv = ["modsync", "train"].iter().chain(flags);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Train(args) => args,
+            _ => unreachable!("parsed `modsync train`"),
+        }
+    }
+
+    #[test]
+    fn no_flags_train_exactly_the_default_config() {
+        assert_eq!(train_args(&[]).config().unwrap(), TrainConfig::default());
+    }
+
+    #[test]
+    fn flags_reach_their_fields() {
+        let c = train_args(&[
+            "--width",
+            "7",
+            "--no-lr-decay",
+            "--precision",
+            "f64",
+            "--nc",
+            "5",
+        ])
+        .config()
+        .unwrap();
+        assert_eq!(
+            (c.width, c.lr_decay, c.precision),
+            (7, false, Precision::F64)
+        );
+        assert_eq!(c.pde_options.nc, 5);
+    }
+
+    #[test]
+    fn every_scalar_config_field_has_a_flag_or_is_left_to_sweep_files() {
+        let cli = Cli::command();
+        let train = cli.find_subcommand("train").expect("a train subcommand");
+        let flags: Vec<&str> = train.get_arguments().map(|a| a.get_id().as_str()).collect();
+        let Value::Object(fields) = serde_json::to_value(TrainConfig::default()).unwrap() else {
+            unreachable!("TrainConfig serialises to an object")
+        };
+        // Option groups (pde_options, method_options, …) are tables: their flags are
+        // `--nc`/`--test-grid` and the catalogue's (`cmd/methods.rs`).
+        for (field, _) in fields.iter().filter(|(_, v)| !v.is_object()) {
+            let has_flag = flags.contains(&field.as_str());
+            let left = LEFT_TO_SWEEP_FILES.contains(&field.as_str());
+            assert!(
+                has_flag || left,
+                "TrainConfig.{field} has no `modsync train` flag: add one to TrainArgs, or add \
+                 it to LEFT_TO_SWEEP_FILES with the reason"
+            );
+            assert!(
+                !(has_flag && left),
+                "TrainConfig.{field} has a flag: remove it from LEFT_TO_SWEEP_FILES"
+            );
+        }
+        for field in LEFT_TO_SWEEP_FILES {
+            assert!(
+                fields.contains_key(*field),
+                "{field} is no TrainConfig field"
+            );
+        }
+    }
 }

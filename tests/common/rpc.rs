@@ -6,10 +6,10 @@
 use std::future::Future;
 use std::time::Duration;
 
+use modsync_client::Client;
 use modsync_proto::value::Kind;
 use modsync_proto::*;
 use tonic::Status;
-use worker::client::Client;
 
 use super::Coordinator;
 
@@ -28,7 +28,7 @@ impl Rpc {
             .unwrap();
         let client = {
             let _inside = rt.enter();
-            worker::client::connect(&coord.url, coord.token.as_deref()).unwrap()
+            modsync_client::connect(&coord.url, coord.token.as_deref()).unwrap()
         };
         Rpc { rt, client }
     }

@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
+use crate::mlp::Architecture;
 use crate::pde;
 
 pub use crate::methods::MethodOptions;
@@ -83,6 +84,14 @@ impl Default for TrainConfig {
 pub const MAX_WIDTH: usize = 16_384;
 pub const MAX_DEPTH: usize = 64;
 pub const MAX_ITERS: u64 = 100_000_000;
+/// Most parameters one network may have: 2²⁵ ≈ 33.5 M (width 2,048 at depth 8; the paper's
+/// widest, 1,024 at depth 5, is 4.2 M). Width and depth are bounded one at a time above, but
+/// width 16,384 at depth 64 is 17 billion parameters, which no worker can allocate (in a sweep
+/// it would crash, be re-leased and crash the next). A checkpoint is ~24 bytes per parameter.
+pub const MAX_PARAMS: usize = 1 << 25;
+/// Input dimension assumed for [`MAX_PARAMS`] (the largest of the benchmark PDEs is 3; one
+/// spare), so the bound does not depend on which PDE a sweep pairs the width with.
+const MAX_INPUT_DIM: usize = 4;
 
 impl TrainConfig {
     /// Every field with its default as JSON — the shape a config's JSON may have. Unlike
@@ -116,6 +125,18 @@ impl TrainConfig {
             return bad(
                 "depth",
                 format!("must be in 1..={MAX_DEPTH}, got {}", self.depth),
+            );
+        }
+        // Width and depth are within their bounds, so this cannot overflow.
+        let params = Architecture::new(MAX_INPUT_DIM, self.width, self.depth).num_params();
+        if params > MAX_PARAMS {
+            return bad(
+                "width",
+                format!(
+                    "width {} at depth {} is about {params} parameters, more than the \
+                     {MAX_PARAMS} a network may have (lower the width or the depth)",
+                    self.width, self.depth
+                ),
             );
         }
         if self.iters == 0 || self.iters > MAX_ITERS {
@@ -181,5 +202,38 @@ mod tests {
         assert_eq!(every["pde_options"]["boundary_loss"], "sum_of_means");
         let serialised = serde_json::to_value(TrainConfig::default()).unwrap();
         assert!(serialised["pde_options"].get("boundary_loss").is_none());
+    }
+
+    fn with_shape(width: usize, depth: usize) -> Result<(), ConfigError> {
+        TrainConfig {
+            width,
+            depth,
+            ..TrainConfig::default()
+        }
+        .validate()
+    }
+
+    /// Width, depth and the network's size are checked here and nowhere else (the coordinator
+    /// and the sweep files translate the field names), so each bound is pinned down here.
+    #[test]
+    fn network_shape_is_bounded_naming_the_field() {
+        assert!(with_shape(50, 5).is_ok());
+        for (width, depth, field) in [
+            (0, 5, "width"),
+            (MAX_WIDTH + 1, 1, "width"),
+            (50, 0, "depth"),
+            (50, MAX_DEPTH + 1, "depth"),
+        ] {
+            let e = with_shape(width, depth).unwrap_err();
+            assert_eq!(e.field, field, "{width}×{depth}: {e}");
+        }
+        // Each within its bound, together far too large for any worker.
+        assert!(with_shape(MAX_WIDTH, 1).is_ok());
+        let e = with_shape(MAX_WIDTH, MAX_DEPTH).unwrap_err();
+        assert_eq!(e.field, "width");
+        assert!(e.problem.contains("parameters"), "{e}");
+        // The bound itself: width 2,048 fits at depth 8 (29.4 M), not at depth 9 (33.6 M).
+        assert!(with_shape(2048, 8).is_ok());
+        assert_eq!(with_shape(2048, 9).unwrap_err().field, "width");
     }
 }

@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
+use modsync_client::{Backoff, Client, describe, is_auth_error, is_transient};
 use modsync_proto::{
     CompleteJobRequest, FailJobRequest, HeartbeatRequest, Job, MetricRow, ReleaseJobRequest,
     ReportProgressRequest,
@@ -21,7 +22,6 @@ use tonic::{Code, Status};
 use trainer_core::{Checkpoint, RunResult, RunStatus, TrainConfig};
 
 use crate::WorkerConfig;
-use crate::client::{Backoff, Client, describe, is_auth_error, is_transient};
 use crate::observer::{Control, Event};
 use crate::pack_host::{Joining, PackHost, Start};
 

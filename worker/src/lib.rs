@@ -22,7 +22,6 @@
 //! exponential backoff (100 ms → 5 s), and a finished result is re-sent until the coordinator
 //! accepts or definitively refuses it. Only a refused token ends the worker with an error.
 
-pub mod client;
 mod job;
 mod observer;
 mod pack_host;
@@ -44,7 +43,7 @@ pub struct WorkerConfig {
     pub coordinator: String,
     /// Bearer token sent on every call, when the coordinator requires one.
     pub token: Option<String>,
-    /// CA certificate (PEM) to trust for an `https://` coordinator; see `client::connect_with`.
+    /// CA certificate (PEM) to trust for an `https://` coordinator; see `modsync_client::connect_with`.
     pub tls_ca: Option<std::path::PathBuf>,
     /// Packs trained at the same time by this process, each on a thread of its own.
     pub slots: usize,
@@ -117,7 +116,7 @@ pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> Re
         bail!("invalid --worker-id: must not be empty");
     }
     let device = parse_device(&config.device)?;
-    let client = client::connect_with(
+    let client = modsync_client::connect_with(
         &config.coordinator,
         config.token.as_deref(),
         config.tls_ca.as_deref(),

@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use burn::tensor::Device;
+use modsync_client::{Backoff, Client, describe, is_auth_error, is_transient};
 use modsync_proto::{Job, LeaseJobRequest};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::WorkerConfig;
-use crate::client::{Backoff, Client, describe, is_auth_error, is_transient};
 use crate::job::JobRun;
 use crate::pack_host::PackHost;
 

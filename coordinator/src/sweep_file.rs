@@ -16,28 +16,61 @@
 //! iters = 1000
 //! ```
 //!
-//! Every table refuses unknown keys, so a typo is an error naming the key rather than a silently
-//! ignored setting. `[train]` is passed through as the sweep's base config JSON, so fields that
-//! `TrainConfig` gains later work without touching this file; the coordinator's own validation
-//! ([`coordinator::grid::expand`]) runs here before anything is sent or written, and its field
+//! The file is read with serde ([`SweepFile`], [`GridTable`]): every table refuses unknown keys
+//! (`deny_unknown_fields`), so a typo is an error naming the key rather than a silently ignored
+//! setting, and every error names the key path (`grid.widths[1]`). `[train]` is passed through
+//! as the sweep's base config JSON, so fields that `TrainConfig` gains later work without
+//! touching this file; the sweep's own validation ([`grid::expand`], the one the coordinator
+//! runs when it receives the sweep) runs here before anything is sent or written, and its field
 //! names are translated back to the file's (`base_config.lr` → `train.lr`, `pdes[1]` →
 //! `grid.pdes[1]`).
 
 use std::path::Path;
 
-use anyhow::{Context, Result, anyhow};
 use modsync_proto::SweepSpec;
+use serde::Deserialize;
 use toml::{Table, Value};
 use trainer_core::TrainConfig;
 
-/// Keys of the file's top level, and of `[grid]`.
-const TOP_KEYS: [&str; 5] = ["name", "max_attempts", "priority", "grid", "train"];
-const GRID_KEYS: [&str; 4] = ["pdes", "methods", "widths", "seeds"];
+use crate::grid;
+
 /// Deepest nesting accepted in `[train]` (TrainConfig itself is 2 levels deep); deeper input is
 /// refused before anything recurses through it.
 const MAX_TRAIN_DEPTH: usize = 8;
-/// Longest value quoted back in an error.
-const MAX_QUOTED: usize = 64;
+/// Longest key or value quoted back in an error.
+const MAX_QUOTED: usize = grid::MAX_QUOTED;
+/// Longest message (serde's quote the offending key or value in full).
+const MAX_MESSAGE: usize = 512;
+
+/// A sweep file as written. The required keys are `Option`s so that a missing one is refused
+/// with its name and what belongs there.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a sweep file")]
+struct SweepFile {
+    name: Option<String>,
+    /// 0: the coordinator's default ([`grid::DEFAULT_MAX_ATTEMPTS`]).
+    #[serde(default)]
+    max_attempts: u32,
+    #[serde(default)]
+    priority: i32,
+    grid: Option<GridTable>,
+    /// TrainConfig fields, passed through (see the module docs).
+    #[serde(default)]
+    train: Table,
+}
+
+/// `[grid]`: the axes whose every combination is one job.
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table ([grid] with pdes, methods, widths, seeds)"
+)]
+struct GridTable {
+    pdes: Option<Vec<String>>,
+    methods: Option<Vec<String>>,
+    widths: Option<Vec<u64>>,
+    seeds: Option<Vec<i64>>,
+}
 
 /// A validated sweep: the spec to submit and the configs it expands to.
 pub struct Sweep {
@@ -46,101 +79,67 @@ pub struct Sweep {
 }
 
 /// Reads, parses and validates a sweep file. Errors are one line naming the file and field.
-pub fn load(path: &Path) -> Result<Sweep> {
+pub fn load(path: &Path) -> Result<Sweep, String> {
     let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read sweep file {}", path.display()))?;
-    parse(&text).map_err(|e| anyhow!("invalid sweep file {}: {e}", path.display()))
+        .map_err(|e| format!("cannot read sweep file {}: {e}", path.display()))?;
+    parse(&text).map_err(|e| format!("invalid sweep file {}: {e}", path.display()))
 }
 
 /// Parses and validates sweep-file text (see the module docs for the format). The error is one
 /// line naming the field (`grid.widths[1]`, `train.lr`), or for a TOML syntax error the line
 /// and, where it can be told, the key.
 pub fn parse(text: &str) -> Result<Sweep, String> {
-    let file: Table = text.parse().map_err(|e: toml::de::Error| {
+    let table: Table = text.parse().map_err(|e: toml::de::Error| {
         let at = e
             .span()
             .map_or_else(|| "invalid TOML: ".to_string(), |s| locate(text, s.start));
         format!("{at}{}", one_line(e.message()))
     })?;
-    for key in file.keys() {
-        if !TOP_KEYS.contains(&key.as_str()) {
-            return Err(format!(
-                "invalid {}: unknown key (known: name, max_attempts, priority, [grid], [train])",
-                short(key)
-            ));
-        }
+    // Before serde turns date-times into strings, and before anything recurses through it.
+    if let Some(train) = table.get("train") {
+        check_train(train, "train", 0)?;
     }
-    let name = match file.get("name") {
-        Some(Value::String(s)) => s.clone(),
-        Some(v) => return Err(format!("invalid name: must be a string, got {}", kind(v))),
-        None => return Err("invalid name: missing (the sweep's name, also its id)".into()),
-    };
-    let max_attempts =
-        integer(file.get("max_attempts"), "max_attempts", 0, u32::MAX.into())? as u32;
-    let priority = integer(
-        file.get("priority"),
-        "priority",
-        i32::MIN.into(),
-        i32::MAX.into(),
-    )? as i32;
-    let grid = match file.get("grid") {
-        Some(Value::Table(t)) => t,
-        Some(v) => {
-            return Err(format!(
-                "invalid grid: must be a table ([grid]), got {}",
-                kind(v)
-            ));
-        }
-        None => {
-            return Err("invalid grid: missing ([grid] with pdes, methods, widths, seeds)".into());
-        }
-    };
-    for key in grid.keys() {
-        if !GRID_KEYS.contains(&key.as_str()) {
-            return Err(format!(
-                "invalid grid.{}: unknown key (known: {})",
-                short(key),
-                GRID_KEYS.join(", ")
-            ));
-        }
-    }
-    let pdes = strings(grid, "pdes")?;
-    let methods = strings(grid, "methods")?;
-    let widths = integers(grid, "widths")?;
-    let seeds = integers(grid, "seeds")?;
-    let mut width_values = Vec::with_capacity(widths.len());
-    for (i, &w) in widths.iter().enumerate() {
-        if w < 1 {
-            return Err(format!("invalid grid.widths[{i}]: {w}: must be >= 1"));
-        }
-        width_values.push(w as u64);
-    }
-    let base = match file.get("train") {
-        Some(t @ Value::Table(_)) => t.clone(),
-        Some(v) => {
-            return Err(format!(
-                "invalid train: must be a table ([train]), got {}",
-                kind(v)
-            ));
-        }
-        None => Value::Table(Table::new()),
-    };
-    check_train(&base, "train", 0)?;
-    let base_config_json = serde_json::to_string(&base)
+    let file: SweepFile = serde_path_to_error::deserialize(Value::Table(table)).map_err(|e| {
+        format!(
+            "invalid {}: {}",
+            key_path(&e.path().to_string()),
+            one_line(e.inner().message())
+        )
+    })?;
+    let name = required(file.name, "name", "the sweep's name, also its id")?;
+    let grid = required(
+        file.grid,
+        "grid",
+        "[grid] with pdes, methods, widths, seeds",
+    )?;
+    let base_config_json = serde_json::to_string(&file.train)
         .map_err(|e| format!("invalid train: {}", one_line(&e.to_string())))?;
     let spec = SweepSpec {
         name,
-        pdes,
-        methods,
-        widths: width_values,
-        seeds,
+        pdes: required(grid.pdes, "grid.pdes", "an array of strings")?,
+        methods: required(grid.methods, "grid.methods", "an array of strings")?,
+        widths: required(grid.widths, "grid.widths", "an array of integers")?,
+        seeds: required(grid.seeds, "grid.seeds", "an array of integers")?,
         base_config_json,
-        max_attempts,
-        priority,
+        max_attempts: file.max_attempts,
+        priority: file.priority,
     };
-    let configs = coordinator::grid::expand(&spec)
+    let configs = grid::expand(&spec)
         .map_err(|e| format!("invalid {}: {}", file_field(&e.field), one_line(&e.problem)))?;
     Ok(Sweep { spec, configs })
+}
+
+/// A key the file must have.
+fn required<T>(value: Option<T>, field: &str, what: &str) -> Result<T, String> {
+    value.ok_or_else(|| format!("invalid {field}: missing ({what})"))
+}
+
+/// A serde key path for a message: cut when a key in it is very long; the root has no name.
+fn key_path(path: &str) -> String {
+    match path {
+        "." => "sweep file".to_string(),
+        _ => short(path),
+    }
 }
 
 /// "line N: " or "line N (table.key): " for a byte offset into `text`.
@@ -174,99 +173,38 @@ fn locate(text: &str, offset: usize) -> String {
     }
 }
 
-/// A message on one line (TOML's can span several).
+/// A message on one line (TOML's can span several), cut to [`MAX_MESSAGE`] characters.
 fn one_line(msg: &str) -> String {
-    msg.split_whitespace().collect::<Vec<_>>().join(" ")
+    cut(
+        &msg.split_whitespace().collect::<Vec<_>>().join(" "),
+        MAX_MESSAGE,
+    )
 }
 
 /// A key or value for an error message, cut to [`MAX_QUOTED`] characters.
 fn short(s: &str) -> String {
-    match s.char_indices().nth(MAX_QUOTED) {
+    cut(s, MAX_QUOTED)
+}
+
+/// `s` cut to `max` characters, "…" marking the cut.
+fn cut(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
         None => s.to_string(),
         Some((end, _)) => format!("{}…", &s[..end]),
     }
 }
 
-/// The TOML type of a value, for messages.
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::String(_) => "a string",
-        Value::Integer(_) => "an integer",
-        Value::Float(_) => "a float",
-        Value::Boolean(_) => "a boolean",
-        Value::Datetime(_) => "a date-time",
-        Value::Array(_) => "an array",
-        Value::Table(_) => "a table",
-    }
-}
-
-/// An optional integer key in `lo..=hi` (absent = 0).
-fn integer(v: Option<&Value>, field: &str, lo: i64, hi: i64) -> Result<i64, String> {
-    match v {
-        None => Ok(0),
-        Some(Value::Integer(n)) if (lo..=hi).contains(n) => Ok(*n),
-        Some(Value::Integer(n)) => Err(format!("invalid {field}: must be in {lo}..={hi}, got {n}")),
-        Some(v) => Err(format!(
-            "invalid {field}: must be an integer, got {}",
-            kind(v)
-        )),
-    }
-}
-
-fn array<'a>(grid: &'a Table, key: &str, what: &str) -> Result<&'a Vec<Value>, String> {
-    match grid.get(key) {
-        Some(Value::Array(a)) => Ok(a),
-        Some(v) => Err(format!(
-            "invalid grid.{key}: must be an array of {what}, got {}",
-            kind(v)
-        )),
-        None => Err(format!("invalid grid.{key}: missing (an array of {what})")),
-    }
-}
-
-fn strings(grid: &Table, key: &str) -> Result<Vec<String>, String> {
-    array(grid, key, "strings")?
-        .iter()
-        .enumerate()
-        .map(|(i, v)| match v {
-            Value::String(s) => Ok(s.clone()),
-            v => Err(format!(
-                "invalid grid.{key}[{i}]: must be a string, got {}",
-                kind(v)
-            )),
-        })
-        .collect()
-}
-
-fn integers(grid: &Table, key: &str) -> Result<Vec<i64>, String> {
-    array(grid, key, "integers")?
-        .iter()
-        .enumerate()
-        .map(|(i, v)| match v {
-            Value::Integer(n) => Ok(*n),
-            v => Err(format!(
-                "invalid grid.{key}[{i}]: must be an integer, got {}",
-                kind(v)
-            )),
-        })
-        .collect()
-}
-
-/// The coordinator's name of a field → the name it has in a sweep file.
-pub fn file_field(field: &str) -> String {
+/// The sweep's name of a field ([`grid::FieldError::field`]) → the name it has in the file.
+fn file_field(field: &str) -> String {
     if let Some(rest) = field.strip_prefix("base_config.") {
         format!("train.{rest}")
     } else if field == "base_config_json" {
         "train".to_string()
-    } else if ["pdes", "methods", "widths", "seeds", "grid"]
+    } else if ["pdes", "methods", "widths", "seeds"]
         .iter()
         .any(|axis| field.starts_with(axis))
     {
-        if field == "grid" {
-            field.to_string()
-        } else {
-            format!("grid.{field}")
-        }
+        format!("grid.{field}")
     } else {
         field.to_string()
     }
@@ -334,12 +272,12 @@ pde_options = { nc = 4 }
     /// The sweep files users are pointed at must stay valid as the format and TrainConfig move.
     #[test]
     fn every_example_sweep_file_is_valid() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
         let mut checked = 0;
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "toml") {
-                let sweep = load(&path).unwrap_or_else(|e| panic!("{e:#}"));
+                let sweep = load(&path).unwrap_or_else(|e| panic!("{e}"));
                 assert!(!sweep.configs.is_empty(), "{}", path.display());
                 checked += 1;
             }
@@ -410,6 +348,24 @@ pde_options = { nc = 4 }
         // A syntax error names the line, and the key when it can.
         let e = err(&GOOD.replace("[8, 16]", "[8, 99999999999999999999]"));
         assert!(e.starts_with("line 6 (grid.widths): "), "{e}");
+    }
+
+    /// serde reads a TOML date-time as a string; it is refused as what it is, before that.
+    #[test]
+    fn date_times_are_refused_as_date_times() {
+        let e = err(&GOOD.replace("depth = 2", "depth = 1979-05-27"));
+        assert!(e.contains("train.depth") && e.contains("date-time"), "{e}");
+    }
+
+    /// A wrong type is told in the file's words, not by the name of a struct of ours.
+    #[test]
+    fn a_table_of_the_wrong_type_says_what_belongs_there() {
+        let e = err(&GOOD.replace("[grid]", "grid = 3\n[x]"));
+        assert!(
+            e.starts_with("invalid grid: ") && e.contains("[grid]"),
+            "{e}"
+        );
+        assert!(!e.contains("GridTable"), "{e}");
     }
 
     #[test]
