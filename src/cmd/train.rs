@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use clap::{ArgAction, Args};
 use indicatif::{ProgressBar, ProgressStyle};
 use trainer_core::config::PdeOptions;
+use trainer_core::pde::BoundaryLoss;
 use trainer_core::{Checkpoint, MetricsRow, Observer, Precision, RunResult, TrainConfig, Trainer};
 
 use crate::metrics_csv::MetricsCsv;
@@ -58,6 +59,10 @@ pub struct TrainArgs {
     /// Points per axis of the test grid (default: the benchmark's).
     #[arg(long)]
     test_grid: Option<usize>,
+    /// How the boundary and initial-condition terms make up L_b: sum_of_means (SPEC: one mean
+    /// per condition, summed) or pooled_mean (the paper's eq. (2): one mean over all points).
+    #[arg(long, default_value = PdeOptions::default().boundary_loss.name(), value_parser = parse_boundary_loss)]
+    boundary_loss: BoundaryLoss,
     /// Directory for result.json and metrics.csv.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -89,6 +94,11 @@ fn parse_precision(s: &str) -> Result<Precision, String> {
         .map_err(|_| format!("expected f32 or f64, got {s:?}"))
 }
 
+fn parse_boundary_loss(s: &str) -> Result<BoundaryLoss, String> {
+    BoundaryLoss::parse(s)
+        .ok_or_else(|| format!("expected {}, got {s:?}", BoundaryLoss::NAMES.join(" or ")))
+}
+
 fn precision_name(p: Precision) -> String {
     match serde_json::to_value(p) {
         Ok(serde_json::Value::String(name)) => name,
@@ -113,6 +123,7 @@ impl TrainArgs {
         };
         c.pde_options.nc = self.nc;
         c.pde_options.test_grid = self.test_grid.or(c.pde_options.test_grid);
+        c.pde_options.boundary_loss = self.boundary_loss;
         self.method_flags.apply(&mut c)?;
         Ok(c)
     }
@@ -248,6 +259,8 @@ mod tests {
             "f64",
             "--nc",
             "5",
+            "--boundary-loss",
+            "pooled_mean",
         ])
         .config()
         .unwrap();
@@ -256,6 +269,8 @@ mod tests {
             (7, false, Precision::F64)
         );
         assert_eq!(c.pde_options.nc, 5);
+        assert_eq!(c.pde_options.boundary_loss, BoundaryLoss::PooledMean);
+        assert!(Cli::try_parse_from(["modsync", "train", "--boundary-loss", "pooled"]).is_err());
     }
 
     #[test]

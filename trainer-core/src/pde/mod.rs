@@ -91,6 +91,10 @@ pub enum BoundaryLoss {
 impl BoundaryLoss {
     pub const NAMES: [&str; 2] = ["sum_of_means", "pooled_mean"];
 
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+
     fn is_default(&self) -> bool {
         *self == Self::default()
     }
