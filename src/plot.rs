@@ -198,48 +198,51 @@ fn draw_history(
         let of_panel = lines.iter().filter(|l| l.panel == *panel);
         if log_y {
             let y = fit_log_axis(lo, hi);
-            let mut chart = builder.build_cartesian_2d(
+            let chart = builder.build_cartesian_2d(
                 0.0..last_iter,
                 (y.0..y.1)
                     .log_scale()
                     .with_key_points(log_ticks(y.0, y.1, 10)),
             )?;
-            chart
-                .configure_mesh()
-                .x_desc("iteration")
-                .y_desc(y_label)
-                .label_style(("sans-serif", 14))
-                .bold_line_style(BLACK.mix(0.12))
-                .light_line_style(TRANSPARENT)
-                .x_label_formatter(&|v| format!("{v:.0}"))
-                .y_label_formatter(&|v| tick_label(*v))
-                .draw()?;
-            for l in of_panel {
-                draw_history_line(&mut chart, l, &widths)?;
-            }
-            legend(&mut chart)?;
+            fill_history_panel(chart, y_label, &|v| tick_label(*v), of_panel, &widths)?;
         } else {
             let pad = ((hi - lo) * 0.05).max(1e-3);
-            let mut chart = builder.build_cartesian_2d(0.0..last_iter, (lo - pad)..(hi + pad))?;
-            chart
-                .configure_mesh()
-                .x_desc("iteration")
-                .y_desc(y_label)
-                .label_style(("sans-serif", 14))
-                .bold_line_style(BLACK.mix(0.12))
-                .light_line_style(TRANSPARENT)
-                .x_label_formatter(&|v| format!("{v:.0}"))
-                // Two decimals, and no "-0.00" for a tick at zero.
-                .y_label_formatter(&|v| format!("{:.2}", if v.abs() < 5e-3 { 0.0 } else { *v }))
-                .draw()?;
-            for l in of_panel {
-                draw_history_line(&mut chart, l, &widths)?;
-            }
-            legend(&mut chart)?;
+            let chart = builder.build_cartesian_2d(0.0..last_iter, (lo - pad)..(hi + pad))?;
+            // Two decimals, and no "-0.00" for a tick at zero.
+            let decimal = |v: &f64| format!("{:.2}", if v.abs() < 5e-3 { 0.0 } else { *v });
+            fill_history_panel(chart, y_label, &decimal, of_panel, &widths)?;
         }
     }
     root.present()?;
     Ok(())
+}
+
+/// One panel's grid, lines and legend, on a log or a linear y axis (`y_format` labels its ticks).
+fn fill_history_panel<'a, 'l, DB: DrawingBackend + 'a, Y>(
+    mut chart: ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
+    y_label: &str,
+    y_format: &dyn Fn(&f64) -> String,
+    lines: impl Iterator<Item = &'l HistoryLine>,
+    widths: &[u64],
+) -> Result<(), Box<dyn std::error::Error>>
+where
+    Y: Ranged<ValueType = f64> + plotters::coord::ranged1d::ValueFormatter<f64>,
+    DB::ErrorType: 'static,
+{
+    chart
+        .configure_mesh()
+        .x_desc("iteration")
+        .y_desc(y_label)
+        .label_style(("sans-serif", 14))
+        .bold_line_style(BLACK.mix(0.12))
+        .light_line_style(TRANSPARENT)
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(y_format)
+        .draw()?;
+    for l in lines {
+        draw_history_line(&mut chart, l, widths)?;
+    }
+    legend(&mut chart)
 }
 
 fn draw_history_line<'a, DB: DrawingBackend + 'a, Y>(
