@@ -75,7 +75,7 @@ impl Default for PdeOptions {
 /// How a PDE's boundary and initial-condition terms combine into L_b: the two readings of the
 /// paper's eq. (2) (`L_b = 1/|N_b| Σ_{x ∈ N_b} |B[u] − g|²`, one mean over every boundary point)
 /// against SPEC §0 ("g_b = ∇θ L_b, the sum of all boundary and initial-condition losses").
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BoundaryLoss {
     /// SPEC's reading: each condition (burgers: the initial condition, the left side, the right

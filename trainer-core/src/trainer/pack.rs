@@ -24,6 +24,7 @@ use super::{RunResult, RunStatus, Trainer};
 use crate::backprop::{Backward, PackLayers};
 use crate::config::{Precision, TrainConfig};
 use crate::observer::Observer;
+use crate::pde::BoundaryLoss;
 use crate::tensors::to_host;
 
 /// What networks must share to be trained in one batched step: the shapes of every tensor of
@@ -37,6 +38,9 @@ pub struct PackKey {
     pub precision: Precision,
     /// Collocation lattice of the 3-D problems (it sets their point counts).
     pub nc: usize,
+    /// The pack's batched step scales each derivative condition by one factor for all its
+    /// networks, so they must read L_b the same way.
+    pub boundary_loss: BoundaryLoss,
 }
 
 impl std::fmt::Display for PackKey {
@@ -45,7 +49,11 @@ impl std::fmt::Display for PackKey {
             f,
             "{} width {} depth {} {:?} nc {}",
             self.pde, self.width, self.depth, self.precision, self.nc
-        )
+        )?;
+        if self.boundary_loss != BoundaryLoss::default() {
+            write!(f, " L_b {}", self.boundary_loss.name())?;
+        }
+        Ok(())
     }
 }
 
@@ -59,10 +67,17 @@ impl PackKey {
             Precision::F32 => "f32",
             Precision::F64 => "f64",
         };
-        format!(
+        let key = format!(
             "{}:w{}:d{}:{precision}:nc{}",
             self.pde, self.width, self.depth, self.nc
-        )
+        );
+        // Only a non-default reading adds to the key, so keys stored before it existed (and
+        // migration 0003's) stay the same.
+        if self.boundary_loss == BoundaryLoss::default() {
+            key
+        } else {
+            format!("{key}:{}", self.boundary_loss.name())
+        }
     }
 }
 
@@ -74,6 +89,7 @@ pub fn pack_key(config: &TrainConfig) -> PackKey {
         depth: config.depth,
         precision: config.precision,
         nc: config.pde_options.nc,
+        boundary_loss: config.pde_options.boundary_loss,
     }
 }
 
