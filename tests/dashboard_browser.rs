@@ -156,7 +156,7 @@ fn post(url: &str, body: &Value) -> Value {
     v
 }
 
-/// 2 methods × 2 widths × 1 seed on one PDE; long enough that jobs are seen running.
+/// 2 methods × 2 widths × 1 seed on one PDE.
 fn sweep_file() -> String {
     r#"name = "browser"
 max_attempts = 2
@@ -230,7 +230,6 @@ fn the_dashboard_in_a_browser_shows_a_sweep_live() {
 
     let file = write(dir.path(), "browser.toml", &sweep_file());
     coord.cli(&["submit", &file]);
-    let _workers = [coord.worker("bw1", &[]), coord.worker("bw2", &[])];
 
     // The sweeps list picks the sweep up by itself (live), then its page.
     browser.wait_for(
@@ -248,11 +247,14 @@ fn the_dashboard_in_a_browser_shows_a_sweep_live() {
     // A mark that a reload would wipe out.
     browser.js("window.__noReload = 'still here'; return true;");
     let progress = "return Number(document.querySelector('span.progress').dataset.value);";
-    let first = browser.js(progress).as_f64().unwrap();
-    assert!(
-        first < 100.0,
-        "the sweep finished before the page could watch it"
+    assert_eq!(
+        browser.js(progress).as_f64(),
+        Some(0.0),
+        "no worker has started yet"
     );
+    // Workers start only now, so every job runs while the page watches (a job takes about a
+    // second here: started earlier, the sweep could end before the page loads).
+    let _workers = [coord.worker("bw1", &[]), coord.worker("bw2", &[])];
     browser.wait_for(
         Duration::from_secs(120),
         "a live update while jobs run",
