@@ -183,12 +183,15 @@ fn draw_history(
         .unwrap_or(1)
         .max(1) as f64;
     let log_y = lo > 0.0 && hi / lo > 20.0;
+    // Up to three panels side by side; more (e.g. one per method and seed) in rows of two.
     let panel_count = panels.len().max(1);
-    let root =
-        SVGBackend::with_string(svg, (440 * panel_count as u32 + 40, 520)).into_drawing_area();
+    let columns = if panel_count <= 3 { panel_count } else { 2 };
+    let rows = panel_count.div_ceil(columns);
+    let size = (440 * columns as u32 + 40, 480 * rows as u32 + 40);
+    let root = SVGBackend::with_string(svg, size).into_drawing_area();
     root.fill(&WHITE)?;
     let root = root.titled(title, ("sans-serif", 22))?;
-    for (area, panel) in root.split_evenly((1, panel_count)).iter().zip(&panels) {
+    for (area, panel) in root.split_evenly((rows, columns)).iter().zip(&panels) {
         let mut builder = ChartBuilder::on(area);
         builder
             .caption(*panel, ("sans-serif", 17))

@@ -4,6 +4,7 @@
 #   burgers.csv, burgers.svg   capacity-scaling curves (best relative L2 vs width, per method)
 #   jobs.csv                   every job: best / at-minimum-loss / last relative L2, best iter
 #   cos_rb.{csv,svg}           cos(g_r, g_b) over iterations per width, dcgd and modsync+dcgd
+#   cos_rb_per_seed.{csv,svg}  the same per seed (the collapse of one seed is not averaged away)
 #   rel_l2.{csv,svg}, loss_r.{csv,svg}, loss_b.{csv,svg}   the same for the test error and losses
 #   masks.csv                  modsync+dcgd: kept and task-exclusive fraction per layer at the end
 # Usage: [DB=.modsync/capacity-failure/sweep.db] results/capacity-failure/export.sh
@@ -24,6 +25,7 @@ modsync=target/release/modsync
   WHERE j.sweep_id = '$sweep'
   ORDER BY j.pde, j.method, j.width, j.seed" >"$out/jobs.csv"
 "$modsync" history "$sweep" --db "$db" --metric cos_rb --method dcgd --method modsync+dcgd --out "$out"
+"$modsync" history "$sweep" --db "$db" --metric cos_rb --method dcgd --method modsync+dcgd --per-seed --out "$out"
 for metric in rel_l2 loss_r loss_b; do
   "$modsync" history "$sweep" --db "$db" --metric "$metric" --out "$out"
 done

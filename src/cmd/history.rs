@@ -3,6 +3,8 @@
 //! the iterations, per method and width, the median over seeds with the seeds' range — how a
 //! capacity failure unfolds, e.g. cos(g_r, g_b) going to 0 at width 512. Writes
 //! `DIR/<metric>.csv` and `DIR/<metric>.svg` (one panel per method, one line per width).
+//! `--per-seed` keeps the seeds apart (one panel per method and seed): a failure that only one
+//! seed shows is averaged away by the median.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -47,6 +49,10 @@ pub struct HistoryArgs {
     /// Plot |metric| (e.g. for a cosine near 0 on a log axis); default: the value as it is.
     #[arg(long)]
     abs: bool,
+    /// One line per seed (a panel per method and seed) instead of the median over seeds;
+    /// writes <metric>_per_seed.csv/.svg.
+    #[arg(long)]
+    per_seed: bool,
     /// Directory for <metric>.csv and <metric>.svg.
     #[arg(long)]
     out: PathBuf,
@@ -94,8 +100,79 @@ pub struct HistoryPoint {
     pub max: f64,
 }
 
-/// (pde, method, width) → its points in iteration order.
-type Lines = BTreeMap<(String, String, u64), Vec<HistoryPoint>>;
+/// Which values one line summarises: a method at a width, and with `--per-seed` one seed.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct LineKey {
+    pde: String,
+    method: String,
+    seed: Option<u64>,
+    width: u64,
+}
+
+impl LineKey {
+    fn panel(&self) -> String {
+        match self.seed {
+            Some(seed) => format!("{}, {}, seed {seed}", self.pde, self.method),
+            None => format!("{}, {}", self.pde, self.method),
+        }
+    }
+}
+
+/// Each line's points in iteration order.
+type Lines = BTreeMap<LineKey, Vec<HistoryPoint>>;
+
+/// Which rows to keep and how to group them.
+struct Grouping<'a> {
+    methods: &'a [String],
+    abs: bool,
+    per_seed: bool,
+}
+
+/// The query's (pde, method, width, seed, iter, value) rows as lines: values of one line and
+/// iteration summarised over seeds (one value each with `per_seed`).
+fn group_rows(rows: &[Vec<String>], how: &Grouping) -> Lines {
+    let mut samples: BTreeMap<LineKey, BTreeMap<u64, Vec<f64>>> = BTreeMap::new();
+    for row in rows {
+        let cell = |i: usize| row.get(i).cloned().unwrap_or_default();
+        let method = cell(1);
+        if !how.methods.is_empty() && !how.methods.contains(&method) {
+            continue;
+        }
+        let (Ok(width), Ok(seed), Ok(iter), Ok(mut v)) = (
+            cell(2).parse::<u64>(),
+            cell(3).parse::<u64>(),
+            cell(4).parse::<u64>(),
+            cell(5).parse::<f64>(),
+        ) else {
+            continue;
+        };
+        if how.abs {
+            v = v.abs();
+        }
+        let key = LineKey {
+            pde: cell(0),
+            method,
+            seed: how.per_seed.then_some(seed),
+            width,
+        };
+        samples
+            .entry(key)
+            .or_default()
+            .entry(iter)
+            .or_default()
+            .push(v);
+    }
+    samples
+        .into_iter()
+        .map(|(key, by_iter)| {
+            let points = by_iter
+                .into_iter()
+                .map(|(iter, values)| summarise(iter, values))
+                .collect();
+            (key, points)
+        })
+        .collect()
+}
 
 pub fn run(args: HistoryArgs) -> Result<()> {
     check_metric(&args.metric)?;
@@ -109,61 +186,43 @@ pub fn run(args: HistoryArgs) -> Result<()> {
             source.row_cap_note()
         );
     }
-    let mut samples: BTreeMap<(String, String, u64), BTreeMap<u64, Vec<f64>>> = BTreeMap::new();
-    for row in &response.rows {
-        let cell = |i: usize| row.values.get(i).map(sql::cell).unwrap_or_default();
-        let method = cell(1);
-        if !args.methods.is_empty() && !args.methods.contains(&method) {
-            continue;
-        }
-        let (Ok(width), Ok(iter), Ok(mut v)) = (
-            cell(2).parse::<u64>(),
-            cell(4).parse::<u64>(),
-            cell(5).parse::<f64>(),
-        ) else {
-            continue;
-        };
-        if args.abs {
-            v = v.abs();
-        }
-        samples
-            .entry((cell(0), method, width))
-            .or_default()
-            .entry(iter)
-            .or_default()
-            .push(v);
-    }
-    if samples.is_empty() {
+    let rows: Vec<Vec<String>> = response
+        .rows
+        .iter()
+        .map(|r| r.values.iter().map(sql::cell).collect())
+        .collect();
+    let lines = group_rows(
+        &rows,
+        &Grouping {
+            methods: &args.methods,
+            abs: args.abs,
+            per_seed: args.per_seed,
+        },
+    );
+    if lines.is_empty() {
         bail!(
             "history: sweep {} has no metric rows with {} (for the methods asked)",
             args.sweep,
             args.metric
         );
     }
-    let lines: Lines = samples
-        .into_iter()
-        .map(|(key, by_iter)| {
-            let points = by_iter
-                .into_iter()
-                .map(|(iter, values)| summarise(iter, values))
-                .collect();
-            (key, points)
-        })
-        .collect();
-    let stem = if args.abs {
+    let mut stem = if args.abs {
         format!("abs_{}", args.metric)
     } else {
         args.metric.clone()
     };
+    if args.per_seed {
+        stem.push_str("_per_seed");
+    }
     write_atomic(
         &args.out.join(format!("{stem}.csv")),
         to_csv(&lines).as_bytes(),
     )?;
     let plotted: Vec<HistoryLine> = lines
         .iter()
-        .map(|((pde, method, width), points)| HistoryLine {
-            panel: format!("{pde}, {method}"),
-            width: *width,
+        .map(|(key, points)| HistoryLine {
+            panel: key.panel(),
+            width: key.width,
             points: points.iter().map(|p| (p.iter, p.median)).collect(),
         })
         .collect();
@@ -201,11 +260,16 @@ fn summarise(iter: u64, mut values: Vec<f64>) -> HistoryPoint {
 }
 
 fn to_csv(lines: &Lines) -> String {
-    let mut out = String::from("pde,method,width,iter,n,median,min,max\n");
-    for ((pde, method, width), points) in lines {
+    // The seed column is empty where a line pools the seeds.
+    let mut out = String::from("pde,method,seed,width,iter,n,median,min,max\n");
+    for (key, points) in lines {
+        let seed = key.seed.map(|s| s.to_string()).unwrap_or_default();
         for p in points {
             out.push_str(&format!(
-                "{pde},{method},{width},{},{},{},{},{}\n",
+                "{},{},{seed},{},{},{},{},{},{}\n",
+                key.pde,
+                key.method,
+                key.width,
                 p.iter,
                 p.n,
                 csv_number(p.median),
@@ -227,6 +291,77 @@ mod tests {
         assert_eq!((p.n, p.median, p.min, p.max), (3, 0.2, 0.1, 0.3));
         let p = summarise(100, vec![0.4, 0.1]);
         assert_eq!((p.n, p.median, p.min, p.max), (2, 0.25, 0.1, 0.4));
+    }
+
+    fn row(method: &str, width: u64, seed: u64, iter: u64, v: f64) -> Vec<String> {
+        [
+            "burgers",
+            method,
+            &width.to_string(),
+            &seed.to_string(),
+            &iter.to_string(),
+            &v.to_string(),
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    #[test]
+    fn lines_pool_seeds_or_keep_them_apart() {
+        let rows = vec![
+            row("dcgd", 512, 0, 100, -0.9),
+            row("dcgd", 512, 1, 100, -0.5),
+            row("dcgd", 512, 0, 200, -0.1),
+            row("adam", 512, 0, 100, 0.3),
+            vec![
+                "burgers".into(),
+                "dcgd".into(),
+                "512".into(),
+                "0".into(),
+                "300".into(),
+                "NULL".into(),
+            ],
+        ];
+        let dcgd = ["dcgd".to_string()];
+        let pooled = group_rows(
+            &rows,
+            &Grouping {
+                methods: &dcgd,
+                abs: false,
+                per_seed: false,
+            },
+        );
+        assert_eq!(pooled.len(), 1, "adam filtered out, seeds pooled");
+        let (key, points) = pooled.iter().next().unwrap();
+        assert_eq!((key.panel(), key.seed), ("burgers, dcgd".to_string(), None));
+        assert_eq!(points[0], summarise(100, vec![-0.9, -0.5]));
+        assert_eq!(points.len(), 2, "a NULL value is no point");
+
+        let apart = group_rows(
+            &rows,
+            &Grouping {
+                methods: &dcgd,
+                abs: true,
+                per_seed: true,
+            },
+        );
+        let panels: Vec<String> = apart.keys().map(LineKey::panel).collect();
+        assert_eq!(panels, ["burgers, dcgd, seed 0", "burgers, dcgd, seed 1"]);
+        let seed0: Vec<(u64, f64)> = apart
+            .values()
+            .next()
+            .unwrap()
+            .iter()
+            .map(|p| (p.iter, p.median))
+            .collect();
+        assert_eq!(seed0, [(100, 0.9), (200, 0.1)]);
+        let csv = to_csv(&apart);
+        assert!(
+            csv.starts_with(
+                "pde,method,seed,width,iter,n,median,min,max\nburgers,dcgd,0,512,100,1,0.9,"
+            ),
+            "{csv}"
+        );
     }
 
     #[test]
