@@ -205,15 +205,7 @@ pub fn describe(status: &Status) -> String {
         msg = status.code().description().to_string();
     }
     // Transport errors hide the cause (connection refused …) in the source chain.
-    let mut source = std::error::Error::source(status);
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !msg.contains(&text) {
-            msg.push_str(": ");
-            msg.push_str(&text);
-        }
-        source = s.source();
-    }
+    let msg = modsync_proto::with_sources(msg, std::error::Error::source(status));
     format!("{}: {}", code_name(status.code()), msg)
 }
 

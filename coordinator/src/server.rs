@@ -149,7 +149,7 @@ impl ServeConfig {
                 "--tls-cert {} / --tls-key {}: {}",
                 cert_path.display(),
                 key_path.display(),
-                error_chain(&e)
+                modsync_proto::with_sources(e.to_string(), std::error::Error::source(&e))
             ))
         })?;
         Ok(Some(tls))
@@ -172,19 +172,4 @@ fn read_pem(flag: &str, path: &Path, labels: &[&str]) -> Result<Vec<u8>> {
         )));
     }
     Ok(bytes)
-}
-
-/// An error and its sources on one line (tonic hides the rustls cause in the source chain).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !msg.contains(&text) {
-            msg.push_str(": ");
-            msg.push_str(&text);
-        }
-        source = s.source();
-    }
-    msg
 }
