@@ -281,11 +281,32 @@ fn base_config(json: &str) -> Result<TrainConfig, FieldError> {
             ));
         }
     }
-    check_shape(&object, &TrainConfig::every_field_json(), "base_config")?;
-    serde_path_to_error::deserialize::<_, TrainConfig>(Value::Object(object)).map_err(|e| {
+    let mut config = TrainConfig::every_field_json();
+    check_shape(&object, &config, "base_config")?;
+    // Laid over every default, not deserialised alone: in a config's JSON an absent
+    // `pde_options.reading` means a stored job's `spec_v1`, in a sweep the default reading.
+    overlay(&mut config, Value::Object(object));
+    serde_path_to_error::deserialize::<_, TrainConfig>(config).map_err(|e| {
         let path = e.path().to_string();
         FieldError::new(format!("base_config.{path}"), cut(e.inner().to_string()))
     })
+}
+
+/// Replaces the values of `base` by those of `over`, object by object (other values whole).
+fn overlay(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Object(base), Value::Object(over)) => {
+            for (key, value) in over {
+                match base.get_mut(&key) {
+                    Some(slot) => overlay(slot, value),
+                    None => {
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (slot, value) => *slot = value,
+    }
 }
 
 /// Refuses keys that `TrainConfig` does not have (at any depth) and `null` where the default is
@@ -403,8 +424,12 @@ mod tests {
         assert_eq!(ha[0].1.len(), 64);
     }
 
+    /// A sweep that names the first reading (`spec_v1`) expands to exactly the canonical JSON
+    /// its jobs were stored with before readings existed — no `reading`, no `boundary_loss` —
+    /// so resubmitting an old sweep with it adds nothing. A sweep that names no reading gets
+    /// the default (`paper`), written out, so its jobs are new ones.
     #[test]
-    fn boundary_loss_at_its_default_leaves_the_canonical_config_as_before_it_existed() {
+    fn the_first_reading_keeps_the_canonical_config_of_jobs_stored_before_readings() {
         let with = |json: &str| {
             let spec = SweepSpec {
                 base_config_json: json.into(),
@@ -412,17 +437,28 @@ mod tests {
             };
             canonical_config(&expand(&spec).unwrap()[0])
         };
-        let plain = with(r#"{"iters": 20}"#);
-        let explicit = with(r#"{"iters": 20, "pde_options": {"boundary_loss": "sum_of_means"}}"#);
-        assert_eq!(plain, explicit);
-        assert!(!plain.0.contains("boundary_loss"), "{}", plain.0);
+        let old = with(r#"{"iters": 20, "pde_options": {"reading": "spec_v1"}}"#);
+        // The first job of spec() (burgers, adam, width 8, seed 0) as stored before 2026-12-06.
+        let stored = TrainConfig {
+            iters: 20,
+            width: 8,
+            ..serde_json::from_str("{}").unwrap()
+        };
+        assert_eq!(old.0, serde_json::to_string(&stored).unwrap());
+        assert!(!old.0.contains("reading") && !old.0.contains("boundary_loss"), "{}", old.0);
+
+        let default = with(r#"{"iters": 20}"#);
+        assert_eq!(default, with(r#"{"iters": 20, "pde_options": {"reading": "paper"}}"#));
+        assert!(default.0.contains(r#""reading":"paper""#), "{}", default.0);
+        assert_ne!(default.1, old.1);
+
         let pooled = with(r#"{"iters": 20, "pde_options": {"boundary_loss": "pooled_mean"}}"#);
         assert!(
             pooled.0.contains(r#""boundary_loss":"pooled_mean""#),
             "{}",
             pooled.0
         );
-        assert_ne!(pooled.1, plain.1);
+        assert_ne!(pooled.1, default.1);
     }
 
     #[test]

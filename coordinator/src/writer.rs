@@ -775,7 +775,8 @@ mod tests {
     }
 
     /// Migration 0003 fills `pack_key` in SQL for jobs stored before it; that must be exactly
-    /// trainer-core's `PackKey::encode`, or old jobs would never pack with new ones.
+    /// trainer-core's `PackKey::encode`, or old jobs would never pack with new ones. Jobs that
+    /// old were all of the first reading (`spec_v1`).
     #[tokio::test]
     async fn migration_pack_key_equals_trainer_core() {
         let migration = include_str!("../../migrations/0003_pack_key.sql");
@@ -804,7 +805,7 @@ mod tests {
                 seeds: vec![0],
                 base_config_json: format!(
                     r#"{{"iters": 20, "eval_every": 10, "depth": {}, "precision": "{precision}",
-                        "pde_options": {{"nc": {}}}}}"#,
+                        "pde_options": {{"nc": {}, "reading": "spec_v1"}}}}"#,
                     2 + n,
                     3 + n
                 ),

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::{ArgAction, Args};
 use indicatif::{ProgressBar, ProgressStyle};
 use trainer_core::config::PdeOptions;
-use trainer_core::pde::BoundaryLoss;
+use trainer_core::pde::{BoundaryLoss, Reading};
 use trainer_core::{Checkpoint, MetricsRow, Observer, Precision, RunResult, TrainConfig, Trainer};
 
 use crate::metrics_csv::MetricsCsv;
@@ -59,10 +59,15 @@ pub struct TrainArgs {
     /// Points per axis of the test grid (default: the benchmark's).
     #[arg(long)]
     test_grid: Option<usize>,
-    /// How the boundary and initial-condition terms make up L_b: sum_of_means (SPEC: one mean
-    /// per condition, summed) or pooled_mean (the paper's eq. (2): one mean over all points).
-    #[arg(long, default_value = PdeOptions::default().boundary_loss.name(), value_parser = parse_boundary_loss)]
-    boundary_loss: BoundaryLoss,
+    /// The reading of the benchmarks: paper (what the paper's sources do: L_b's groups, the
+    /// condition sampling, which methods decay the lr; docs/readings.md) or spec_v1 (our first
+    /// reading, that of every result stored before 2026-12-06).
+    #[arg(long, default_value = PdeOptions::default().reading.name(), value_parser = parse_reading)]
+    reading: Reading,
+    /// Overrides the reading's L_b: grouped (the sources' groups), sum_of_means (one mean per
+    /// condition, summed) or pooled_mean (the paper's eq. (2): one mean over all points).
+    #[arg(long, value_parser = parse_boundary_loss)]
+    boundary_loss: Option<BoundaryLoss>,
     /// Directory for result.json and metrics.csv.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -99,6 +104,10 @@ fn parse_boundary_loss(s: &str) -> Result<BoundaryLoss, String> {
         .ok_or_else(|| format!("expected {}, got {s:?}", BoundaryLoss::NAMES.join(" or ")))
 }
 
+fn parse_reading(s: &str) -> Result<Reading, String> {
+    Reading::parse(s).ok_or_else(|| format!("expected {}, got {s:?}", Reading::NAMES.join(" or ")))
+}
+
 fn precision_name(p: Precision) -> String {
     match serde_json::to_value(p) {
         Ok(serde_json::Value::String(name)) => name,
@@ -123,6 +132,7 @@ impl TrainArgs {
         };
         c.pde_options.nc = self.nc;
         c.pde_options.test_grid = self.test_grid.or(c.pde_options.test_grid);
+        c.pde_options.reading = self.reading;
         c.pde_options.boundary_loss = self.boundary_loss;
         self.method_flags.apply(&mut c)?;
         Ok(c)
@@ -269,7 +279,7 @@ mod tests {
             (7, false, Precision::F64)
         );
         assert_eq!(c.pde_options.nc, 5);
-        assert_eq!(c.pde_options.boundary_loss, BoundaryLoss::PooledMean);
+        assert_eq!(c.pde_options.boundary_loss, Some(BoundaryLoss::PooledMean));
         assert!(Cli::try_parse_from(["modsync", "train", "--boundary-loss", "pooled"]).is_err());
     }
 

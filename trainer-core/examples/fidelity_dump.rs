@@ -5,14 +5,15 @@
 //!
 //! Usage: fidelity_dump --pde P --method M [--dcgd-variant center|proj|avg]
 //!                     [--mconfig-variant reference|literal] [--steps 50]
-//!                     [--width 32] [--depth 3] [--boundary-loss sum_of_means|pooled_mean] --out DIR
+//!                     [--width 32] [--depth 3] [--reading paper|spec_v1]
+//!                     [--boundary-loss sum_of_means|pooled_mean|grouped] --out DIR
 
 use std::path::Path;
 
 use serde_json::json;
 use trainer_core::Trainer;
 use trainer_core::methods::{DcgdVariant, MconfigVariant};
-use trainer_core::pde::BoundaryLoss;
+use trainer_core::pde::{BoundaryLoss, Reading};
 use trainer_core::trainer::{StepTrace, fidelity_config};
 
 fn arg(args: &[String], name: &str) -> Option<String> {
@@ -27,7 +28,7 @@ fn fail(message: String) -> ! {
     std::process::exit(2)
 }
 
-const FLAGS: [&str; 9] = [
+const FLAGS: [&str; 10] = [
     "--pde",
     "--method",
     "--dcgd-variant",
@@ -35,6 +36,7 @@ const FLAGS: [&str; 9] = [
     "--steps",
     "--width",
     "--depth",
+    "--reading",
     "--boundary-loss",
     "--out",
 ];
@@ -69,10 +71,18 @@ fn main() {
         }
     }
     if let Some(v) = arg(&args, "--boundary-loss") {
-        config.pde_options.boundary_loss = BoundaryLoss::parse(&v).unwrap_or_else(|| {
+        config.pde_options.boundary_loss = Some(BoundaryLoss::parse(&v).unwrap_or_else(|| {
             fail(format!(
-                "--boundary-loss: unknown reading {v:?} (known: {})",
+                "--boundary-loss: unknown L_b {v:?} (known: {})",
                 BoundaryLoss::NAMES.join(", ")
+            ))
+        }));
+    }
+    if let Some(v) = arg(&args, "--reading") {
+        config.pde_options.reading = Reading::parse(&v).unwrap_or_else(|| {
+            fail(format!(
+                "--reading: unknown reading {v:?} (known: {})",
+                Reading::NAMES.join(", ")
             ))
         });
     }

@@ -35,7 +35,8 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Adam learning rate for the network parameters.
     pub lr: f64,
-    /// StepLR schedule: multiply the learning rate by `lr_decay_gamma` every `lr_decay_every`.
+    /// StepLR schedule: multiply the learning rate by `lr_decay_gamma` every `lr_decay_every`,
+    /// for the methods whose runs the reading decays (`pde_options.reading`).
     pub lr_decay: bool,
     pub lr_decay_every: u64,
     pub lr_decay_gamma: f64,
@@ -46,6 +47,8 @@ pub struct TrainConfig {
     pub precision: Precision,
     /// A run whose last this-many steps were all skipped as non-finite is ended as `diverged`.
     pub max_consecutive_skips: u64,
+    /// Absent in JSON: the options of a config stored before readings existed (`pde::Reading`).
+    #[serde(default = "PdeOptions::when_absent")]
     pub pde_options: PdeOptions,
     /// Options of the gradient methods; only the chosen method's are read.
     pub method_options: MethodOptions,
@@ -96,12 +99,14 @@ const MAX_INPUT_DIM: usize = 4;
 impl TrainConfig {
     /// Every field with its default as JSON — the shape a config's JSON may have. Unlike
     /// `serde_json::to_value(TrainConfig::default())` it includes the fields that serialisation
-    /// leaves out at their default so that configs stored before they existed keep their
-    /// canonical JSON and hash (`pde_options.boundary_loss`).
+    /// leaves out when unset so that configs stored before they existed keep their canonical
+    /// JSON and hash (`pde_options.boundary_loss`, null: the reading's).
+    ///
+    /// User input (a sweep's `[train]`) is laid over this, not deserialised alone: an absent
+    /// `pde_options.reading` in JSON means `spec_v1` (stored jobs), in user input the default.
     pub fn every_field_json() -> serde_json::Value {
         let mut json = serde_json::to_value(Self::default()).expect("TrainConfig serialises");
-        json["pde_options"]["boundary_loss"] =
-            serde_json::to_value(pde::BoundaryLoss::default()).expect("an enum serialises");
+        json["pde_options"]["boundary_loss"] = serde_json::Value::Null;
         json
     }
 
@@ -175,9 +180,9 @@ impl TrainConfig {
         Ok(())
     }
 
-    /// The learning rate in force at iteration `iter` (StepLR).
+    /// The learning rate in force at iteration `iter` (StepLR, where the reading decays it).
     pub fn lr_at(&self, iter: u64) -> f64 {
-        if self.lr_decay {
+        if self.lr_decay && pde::decays_lr(self.pde_options.reading, &self.pde, &self.method) {
             self.lr
                 * self
                     .lr_decay_gamma
@@ -199,9 +204,62 @@ mod tests {
         let every = TrainConfig::every_field_json();
         let back: TrainConfig = serde_json::from_value(every.clone()).unwrap();
         assert_eq!(back, TrainConfig::default());
-        assert_eq!(every["pde_options"]["boundary_loss"], "sum_of_means");
+        assert!(every["pde_options"]["boundary_loss"].is_null());
+        assert_eq!(every["pde_options"]["reading"], "paper");
         let serialised = serde_json::to_value(TrainConfig::default()).unwrap();
         assert!(serialised["pde_options"].get("boundary_loss").is_none());
+    }
+
+    /// A job stored before readings existed has neither `reading` nor `boundary_loss` in its
+    /// JSON: it reads back as `spec_v1` (what it was trained with), and serialises to the very
+    /// same JSON, so its hash is unchanged. The default reading is written out.
+    #[test]
+    fn a_config_stored_before_readings_keeps_its_reading_and_its_json() {
+        let mut old = TrainConfig::default();
+        old.pde_options.reading = pde::Reading::SpecV1;
+        let json = serde_json::to_string(&old).unwrap();
+        assert!(!json.contains("reading") && !json.contains("boundary_loss"), "{json}");
+        let back: TrainConfig = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.pde_options.reading, pde::Reading::SpecV1);
+        assert_eq!(serde_json::to_string(&back).unwrap(), json);
+        // No pde_options at all: the same.
+        let bare: TrainConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(bare.pde_options.reading, pde::Reading::SpecV1);
+        let new = serde_json::to_string(&TrainConfig::default()).unwrap();
+        assert!(new.contains(r#""reading":"paper""#), "{new}");
+    }
+
+    /// StepLR applies where the reading decays the lr: every run under spec_v1; under the
+    /// sources' reading as docs/readings.md records it per benchmark.
+    #[test]
+    fn the_reading_decides_which_runs_decay_the_lr() {
+        use pde::Reading::{Paper, SpecV1};
+        let at = |reading, pde: &str, method: &str| {
+            let mut c = TrainConfig {
+                pde: pde.into(),
+                method: method.into(),
+                ..TrainConfig::default()
+            };
+            c.pde_options.reading = reading;
+            c.lr_at(1000)
+        };
+        let (decayed, constant) = (1e-3 * 0.9, 1e-3);
+        for (reading, pde, method, want) in [
+            (SpecV1, "burgers", "adam", decayed),
+            (SpecV1, "burgers", "dcgd", decayed),
+            (SpecV1, "helmholtz3d", "dcgd", decayed),
+            (Paper, "burgers", "adam", decayed),
+            (Paper, "burgers", "modsync+adam", decayed),
+            (Paper, "burgers", "dcgd", constant),
+            (Paper, "burgers", "modsync+dcgd", constant),
+            (Paper, "burgers", "pcgrad", constant),
+            (Paper, "helmholtz2d", "dcgd", decayed),
+            (Paper, "klein_gordon2d", "modsync+dcgd", decayed),
+            (Paper, "helmholtz3d", "adam", constant),
+            (Paper, "klein_gordon3d", "dcgd", constant),
+        ] {
+            assert_eq!(at(reading, pde, method), want, "{reading:?} {pde} {method}");
+        }
     }
 
     fn with_shape(width: usize, depth: usize) -> Result<(), ConfigError> {

@@ -13,7 +13,8 @@
 mod common;
 
 use common::{
-    Recorder, boundary_loss, dims, fd_gradient, host_pde, pooled_boundary_loss, rel_diff,
+    Recorder, boundary_loss, dims, fd_gradient, grouped_boundary_loss, host_pde,
+    pooled_boundary_loss, rel_diff,
     residual_loss, trainer_batches,
 };
 use trainer_core::checkpoint::{Evaluation, Tracker};
@@ -26,8 +27,9 @@ const DEPTH: usize = 2;
 const NC: usize = 3;
 const SEED: u64 = 4;
 
+/// The default reading's L_b: the sources' groups.
 fn check_task_gradients(name: &str) {
-    check_task_gradients_with(name, BoundaryLoss::SumOfMeans);
+    check_task_gradients_with(name, BoundaryLoss::Grouped);
 }
 
 fn check_task_gradients_with(name: &str, reading: BoundaryLoss) {
@@ -35,6 +37,7 @@ fn check_task_gradients_with(name: &str, reading: BoundaryLoss) {
     let host_boundary_loss = match reading {
         BoundaryLoss::SumOfMeans => boundary_loss,
         BoundaryLoss::PooledMean => pooled_boundary_loss,
+        BoundaryLoss::Grouped => grouped_boundary_loss,
     };
     let mut config = TrainConfig {
         pde: name.into(),
@@ -49,7 +52,7 @@ fn check_task_gradients_with(name: &str, reading: BoundaryLoss) {
     };
     config.pde_options.nc = NC;
     config.pde_options.test_grid = Some(4);
-    config.pde_options.boundary_loss = reading;
+    config.pde_options.boundary_loss = Some(reading);
     config.diagnostics.enabled = false;
     let mut trainer = Trainer::new(config, &trainer_core::default_device()).unwrap();
     let theta0 = trainer.parameters();
@@ -129,6 +132,15 @@ fn pooled_boundary_loss_matches_host_finite_differences_burgers() {
 #[test]
 fn pooled_boundary_loss_matches_host_finite_differences_klein_gordon2d() {
     check_task_gradients_with("klein_gordon2d", BoundaryLoss::PooledMean);
+}
+// The first reading (spec_v1): one mean per condition.
+#[test]
+fn sum_of_means_matches_host_finite_differences_burgers() {
+    check_task_gradients_with("burgers", BoundaryLoss::SumOfMeans);
+}
+#[test]
+fn sum_of_means_matches_host_finite_differences_klein_gordon2d() {
+    check_task_gradients_with("klein_gordon2d", BoundaryLoss::SumOfMeans);
 }
 
 // ---- reported errors and the tracker ----

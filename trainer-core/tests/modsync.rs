@@ -400,8 +400,8 @@ fn spread(n: usize, k: usize) -> Vec<usize> {
 #[test]
 fn training_run_reports_the_diagnostics() {
     use common::{
-        boundary_loss, dot, fd_gradient, host_pde, modsync_factor_at_zero_thresholds, norm,
-        point_jet, residual_loss, trainer_batches,
+        dot, fd_gradient, grouped_boundary_loss, host_pde, modsync_factor_at_zero_thresholds,
+        norm, point_jet, residual_loss, trainer_batches,
     };
     let mut config = tiny("modsync+dcgd");
     config.precision = Precision::F64;
@@ -418,7 +418,10 @@ fn training_run_reports_the_diagnostics() {
     let g_r = pulled(fd_gradient(&theta0, |t| {
         residual_loss(&h, &dims, t, &res.points)
     }));
-    let g_b = pulled(fd_gradient(&theta0, |t| boundary_loss(&h, &dims, t, conds)));
+    // The default reading's L_b: burgers' sides pooled into one mean.
+    let g_b = pulled(fd_gradient(&theta0, |t| {
+        grouped_boundary_loss(&h, &dims, t, conds)
+    }));
     let want_cos = dot(&g_r, &g_b) / (norm(&g_r) * norm(&g_b));
     // Per-point ∇ℓ_r,i · ∇L_b on the subsample; eps_dot is put in the largest gap of their
     // sizes near the median, so the expected fraction is neither 0 nor 1.

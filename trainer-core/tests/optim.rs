@@ -168,8 +168,9 @@ fn step_lr_schedule() {
         (49_999, 1e-3 * 0.9f64.powi(49)),
     ] {
         let got = c.lr_at(iter);
+        // A few ulps: LLVM may evaluate powi(49) by another chain of products when it inlines.
         assert!(
-            (got - want).abs() <= 1e-15 * want,
+            (got - want).abs() <= 1e-14 * want,
             "lr_at({iter}) = {got:e}, want {want:e}"
         );
     }

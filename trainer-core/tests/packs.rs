@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use trainer_core::backprop::Chunks;
-use trainer_core::pde::BoundaryLoss;
+use trainer_core::pde::{BoundaryLoss, Reading};
 use trainer_core::tensors::host_reads;
 use trainer_core::trainer::{Pack, PackError, pack_key};
 use trainer_core::{
@@ -342,17 +342,20 @@ fn only_networks_of_one_shape_share_a_pack() {
         .expect("a wider network cannot join");
     assert!(matches!(err, PackError::KeyMismatch { .. }));
     assert!(err.to_string().contains("width 9"), "{err}");
-    // The step scales the conditions for the whole pack: one reading of L_b per pack; the
-    // default reading leaves the stored key as it was before the option existed.
+    // The step scales the conditions for the whole pack: one reading of L_b per pack.
     let mut pooled = config("adam", 1, 10);
-    pooled.pde_options.boundary_loss = BoundaryLoss::PooledMean;
+    pooled.pde_options.boundary_loss = Some(BoundaryLoss::PooledMean);
     let err = pack
         .join(Trainer::new(pooled.clone(), &device).unwrap(), NoopObserver)
         .err()
         .expect("a network reading L_b otherwise cannot join");
     assert!(err.to_string().contains("L_b pooled_mean"), "{err}");
     assert!(pack_key(&pooled).encode().ends_with(":pooled_mean"));
-    assert!(pack_key(&config("adam", 0, 10)).encode().ends_with(":nc16"));
+    // Keys stored before readings existed are spec_v1's and stay as they were.
+    let mut first_reading = config("adam", 0, 10);
+    first_reading.pde_options.reading = Reading::SpecV1;
+    assert!(pack_key(&first_reading).encode().ends_with(":nc16"));
+    assert!(pack_key(&config("adam", 0, 10)).encode().ends_with(":nc16:grouped"));
     // Everything else may differ.
     let mut other = config("modsync+cagrad", 2, 20);
     other.lr = 3e-3;

@@ -15,6 +15,8 @@ use crate::jet::{Jet, JetSpec};
 pub const HELMHOLTZ2D: PdeEntry = PdeEntry {
     name: "helmholtz2d",
     build: |_| Box::new(Helmholtz2d::default()),
+    // DCGD's Helmholtz.py steps its StepLR in the Adam and the DCGD branch alike.
+    sources_decay_lr: |_| true,
 };
 
 /// `helmholtz2d`: u_xx + u_yy + k²u = f on [−1,1]², u = sin(a₁πx) sin(a₂πy), u = 0 on the edges.
@@ -93,6 +95,7 @@ impl Pde for Helmholtz2d {
                     points,
                     target,
                     quantity: Quantity::Value,
+                    group: edges.len(),
                 });
             }
         }
@@ -112,9 +115,13 @@ pub const HELMHOLTZ3D: PdeEntry = PdeEntry {
     build: |o| {
         Box::new(Helmholtz3d {
             nc: o.nc,
+            // SPINN's PINN takes raw coordinates; spec_v1 standardised them.
+            normalise: !o.reading.follows_sources(),
             ..Default::default()
         })
     },
+    // SPINN (and DCGD's helmholtz3d variant): constant Adam lr.
+    sources_decay_lr: |_| false,
 };
 
 /// `helmholtz3d`: Δu + k²u = f on [−1,1]³, u = sin(4πx) sin(4πy) sin(3πz), u = 0 on the faces.
@@ -123,11 +130,17 @@ pub struct Helmholtz3d {
     pub k: f64,
     /// Points per axis of the lattice: nc³ interior, nc² per face.
     pub nc: usize,
+    /// Standardise the inputs (spec_v1) or feed them raw (the sources).
+    pub normalise: bool,
 }
 
 impl Default for Helmholtz3d {
     fn default() -> Self {
-        Self { k: 1.0, nc: 16 }
+        Self {
+            k: 1.0,
+            nc: 16,
+            normalise: false,
+        }
     }
 }
 
@@ -151,7 +164,7 @@ impl Pde for Helmholtz3d {
         BOX3.to_vec()
     }
     fn normalises_inputs(&self) -> bool {
-        true
+        self.normalise
     }
     fn residual_spec(&self) -> JetSpec {
         JetSpec::new(3, &[], &[0, 1, 2])
@@ -183,6 +196,7 @@ impl Pde for Helmholtz3d {
             points,
             target,
             quantity: Quantity::Value,
+            group: 0,
         }]
     }
     fn test_grid(&self, resolution: Option<usize>) -> Grid {

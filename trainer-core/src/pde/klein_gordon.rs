@@ -13,6 +13,8 @@ use crate::jet::{Jet, JetSpec};
 pub const KLEIN_GORDON2D: PdeEntry = PdeEntry {
     name: "klein_gordon2d",
     build: |_| Box::new(KleinGordon2d),
+    // DCGD's Klein_Gordon.py steps its StepLR in the Adam and the DCGD branch alike.
+    sources_decay_lr: |_| true,
 };
 
 /// `klein_gordon2d`: u_tt − u_xx + u³ = f on (t, x) ∈ [0,1]², u = x cos(5πt) + (xt)³.
@@ -69,21 +71,25 @@ impl Pde for KleinGordon2d {
                 target: map_rows(&initial, 2, |p| p[1]),
                 points: initial.clone(),
                 quantity: Quantity::Value,
+                group: 0,
             },
             Condition {
                 target: vec![0.0; KG2D_POINTS],
                 points: initial,
                 quantity: Quantity::FirstDerivative(0),
+                group: 1,
             },
             Condition {
                 target: map_rows(&left, 2, kg2d_exact),
                 points: left,
                 quantity: Quantity::Value,
+                group: 2,
             },
             Condition {
                 target: map_rows(&right, 2, kg2d_exact),
                 points: right,
                 quantity: Quantity::Value,
+                group: 3,
             },
         ]
     }
@@ -98,7 +104,15 @@ impl Pde for KleinGordon2d {
 
 pub const KLEIN_GORDON3D: PdeEntry = PdeEntry {
     name: "klein_gordon3d",
-    build: |o| Box::new(KleinGordon3d { nc: o.nc }),
+    build: |o| {
+        Box::new(KleinGordon3d {
+            nc: o.nc,
+            // SPINN's PINN takes raw coordinates (t in [0, 10]); spec_v1 standardised them.
+            normalise: !o.reading.follows_sources(),
+        })
+    },
+    // SPINN: constant Adam lr.
+    sources_decay_lr: |_| false,
 };
 
 /// `klein_gordon3d`: u_tt − u_xx − u_yy + u² = f on (t, x, y) ∈ [0,10]×[−1,1]²,
@@ -106,11 +120,16 @@ pub const KLEIN_GORDON3D: PdeEntry = PdeEntry {
 #[derive(Clone, Copy, Debug)]
 pub struct KleinGordon3d {
     pub nc: usize,
+    /// Standardise the inputs (spec_v1) or feed them raw (the sources).
+    pub normalise: bool,
 }
 
 impl Default for KleinGordon3d {
     fn default() -> Self {
-        Self { nc: 16 }
+        Self {
+            nc: 16,
+            normalise: false,
+        }
     }
 }
 
@@ -132,7 +151,7 @@ impl Pde for KleinGordon3d {
         KG3D_BOX.to_vec()
     }
     fn normalises_inputs(&self) -> bool {
-        true
+        self.normalise
     }
     fn residual_spec(&self) -> JetSpec {
         JetSpec::new(3, &[], &[0, 1, 2])
@@ -164,11 +183,13 @@ impl Pde for KleinGordon3d {
                 target: map_rows(&initial, 3, kg3d_exact),
                 points: initial,
                 quantity: Quantity::Value,
+                group: 0,
             },
             Condition {
                 target: map_rows(&sides, 3, kg3d_exact),
                 points: sides,
                 quantity: Quantity::Value,
+                group: 1,
             },
         ]
     }

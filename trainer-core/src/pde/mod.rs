@@ -10,6 +10,7 @@ mod burgers;
 pub mod burgers_reference;
 mod helmholtz;
 mod klein_gordon;
+mod reading;
 
 use burn::tensor::Tensor;
 use rand::Rng;
@@ -21,6 +22,7 @@ use crate::jet::{Jet, JetSpec};
 pub use burgers::Burgers;
 pub use helmholtz::{Helmholtz2d, Helmholtz3d};
 pub use klein_gordon::{KleinGordon2d, KleinGordon3d};
+pub use reading::{BoundaryLoss, ConditionPoints, Reading, base_method};
 
 /// A benchmark as the registry knows it; each PDE's file defines its entry.
 pub struct PdeEntry {
@@ -28,6 +30,9 @@ pub struct PdeEntry {
     pub name: &'static str,
     /// Builds the benchmark.
     pub build: fn(&PdeOptions) -> Box<dyn Pde>,
+    /// Whether the sources decay the lr (StepLR) in a run of this base method
+    /// ([`reading::base_method`]); the `spec_v1` reading decays it in every run.
+    pub sources_decay_lr: fn(&str) -> bool,
 }
 
 /// The registry: every benchmark, in the paper's order.
@@ -56,10 +61,18 @@ pub struct PdeOptions {
     /// Override of the test-grid resolution per axis (default: the SPEC's grid of each PDE).
     /// 3-D problems default to 100³ = 10⁶ points, which is slow on a CPU: sweeps often set 32.
     pub test_grid: Option<usize>,
-    /// How the condition terms combine into L_b. Left out of the JSON at its default, so the
-    /// canonical config (and hash) of every run stored before it existed is unchanged.
-    #[serde(skip_serializing_if = "BoundaryLoss::is_default")]
-    pub boundary_loss: BoundaryLoss,
+    /// The reading of the benchmarks ([`Reading`]): L_b's composition, condition sampling and
+    /// which methods decay the lr. Absent in JSON means `spec_v1`, the reading of every job
+    /// stored before readings existed (module `reading`).
+    #[serde(
+        default = "Reading::when_absent",
+        skip_serializing_if = "Reading::is_written_by_absence"
+    )]
+    pub reading: Reading,
+    /// Overrides the reading's L_b composition (the ablation's `pooled_mean`); left out of the
+    /// JSON when unset, so configs stored before it existed keep their canonical JSON and hash.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boundary_loss: Option<BoundaryLoss>,
 }
 
 impl Default for PdeOptions {
@@ -67,61 +80,27 @@ impl Default for PdeOptions {
         Self {
             nc: 16,
             test_grid: None,
-            boundary_loss: BoundaryLoss::default(),
-        }
-    }
-}
-
-/// How a PDE's boundary and initial-condition terms combine into L_b: the two readings of the
-/// paper's eq. (2) (`L_b = 1/|N_b| Σ_{x ∈ N_b} |B[u] − g|²`, one mean over every boundary point)
-/// against SPEC §0 ("g_b = ∇θ L_b, the sum of all boundary and initial-condition losses").
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BoundaryLoss {
-    /// SPEC's reading: each condition (burgers: the initial condition, the left side, the right
-    /// side) contributes its own mean, L_b = Σ_conditions mean. Where SPEC pools a condition's
-    /// points itself (helmholtz3d's six faces) that pooling is one condition here.
-    #[default]
-    SumOfMeans,
-    /// Eq. (2) read literally: one mean over the points of every condition together. With equal
-    /// point counts this is `SumOfMeans` divided by the number of conditions.
-    PooledMean,
-}
-
-impl BoundaryLoss {
-    pub const NAMES: [&str; 2] = ["sum_of_means", "pooled_mean"];
-
-    pub fn name(self) -> &'static str {
-        Self::NAMES[self as usize]
-    }
-
-    fn is_default(&self) -> bool {
-        *self == Self::default()
-    }
-
-    /// Parses a name of [`Self::NAMES`].
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "sum_of_means" => Some(Self::SumOfMeans),
-            "pooled_mean" => Some(Self::PooledMean),
-            _ => None,
-        }
-    }
-
-    /// The factor on each condition's mean squared error, given each condition's point count:
-    /// 1 for a sum of means, n_c / Σ n for one pooled mean.
-    pub fn condition_scales(&self, counts: &[usize]) -> Vec<f64> {
-        match self {
-            Self::SumOfMeans => vec![1.0; counts.len()],
-            Self::PooledMean => {
-                let total: usize = counts.iter().sum();
-                counts.iter().map(|&n| n as f64 / total as f64).collect()
-            }
+            reading: Reading::default(),
+            boundary_loss: None,
         }
     }
 }
 
 impl PdeOptions {
+    /// What a config's JSON means when it has no `pde_options` at all (see [`Reading`]).
+    pub(crate) fn when_absent() -> Self {
+        Self {
+            reading: Reading::when_absent(),
+            ..Self::default()
+        }
+    }
+
+    /// How L_b combines the conditions: the override, else the reading's.
+    pub fn boundary_loss(&self) -> BoundaryLoss {
+        self.boundary_loss
+            .unwrap_or_else(|| self.reading.boundary_loss())
+    }
+
     /// Checks both options; `prefix` is this struct's path in the config (`pde_options`).
     pub fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
         let nc = self.nc;
@@ -140,6 +119,17 @@ impl PdeOptions {
             ));
         }
         Ok(())
+    }
+}
+
+/// Whether StepLR applies to a run of `method` on the benchmark `pde` under `reading`.
+pub fn decays_lr(reading: Reading, pde: &str, method: &str) -> bool {
+    match reading {
+        Reading::SpecV1 => true,
+        Reading::Paper => PDES
+            .iter()
+            .find(|p| p.name == pde)
+            .is_none_or(|p| (p.sources_decay_lr)(base_method(method))),
     }
 }
 
@@ -178,6 +168,9 @@ pub struct Condition {
     pub points: Vec<f64>,
     pub target: Vec<f64>,
     pub quantity: Quantity,
+    /// Conditions of one group share one mean under [`BoundaryLoss::Grouped`]: the point sets
+    /// that the paper's sources pool into one loss term (docs/readings.md).
+    pub group: usize,
 }
 
 /// A regular test grid: the coordinates of every point, row-major, and the size per axis.
@@ -289,6 +282,23 @@ pub(crate) fn uniform_face(
     let mut face = domain.to_vec();
     face[axis] = (value, value);
     uniform_box(rng, &face, n)
+}
+
+/// `k` distinct values of `values` in random order (a partial Fisher–Yates shuffle with our
+/// RNG, so the draw is reproducible); all of them, shuffled, when `k` exceeds their number.
+pub(crate) fn pick_without_replacement(
+    rng: &mut dyn rand::RngCore,
+    values: &[f64],
+    k: usize,
+) -> Vec<f64> {
+    let mut pool = values.to_vec();
+    let k = k.min(pool.len());
+    for i in 0..k {
+        let j = rng.random_range(i..pool.len());
+        pool.swap(i, j);
+    }
+    pool.truncate(k);
+    pool
 }
 
 /// Latin hypercube sample of `n` points in `domain`: each axis is cut into `n` equal strata,

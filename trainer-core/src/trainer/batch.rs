@@ -91,16 +91,16 @@ impl HostBatch {
     fn new(lead: &Trainer, raw: &RawBatch) -> Self {
         let norm = |p: &[f64]| pde::normalise(p, &lead.input_shift, &lead.input_scale);
         let (value_conds, deriv_conds) = raw.partition();
-        let counts: Vec<usize> = value_conds
+        let counts_and_groups: Vec<(usize, usize)> = value_conds
             .iter()
             .chain(&deriv_conds)
-            .map(|c| c.target.len())
+            .map(|c| (c.target.len(), c.group))
             .collect();
         let scales = lead
             .config
             .pde_options
-            .boundary_loss
-            .condition_scales(&counts);
+            .boundary_loss()
+            .condition_scales(&counts_and_groups);
         let (value_scales, deriv_scales) = scales.split_at(value_conds.len());
         let values = (!value_conds.is_empty()).then(|| {
             let mut points = Vec::new();

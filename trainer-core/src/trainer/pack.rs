@@ -50,7 +50,7 @@ impl std::fmt::Display for PackKey {
             "{} width {} depth {} {:?} nc {}",
             self.pde, self.width, self.depth, self.precision, self.nc
         )?;
-        if self.boundary_loss != BoundaryLoss::default() {
+        if self.boundary_loss != BoundaryLoss::SumOfMeans {
             write!(f, " L_b {}", self.boundary_loss.name())?;
         }
         Ok(())
@@ -71,9 +71,9 @@ impl PackKey {
             "{}:w{}:d{}:{precision}:nc{}",
             self.pde, self.width, self.depth, self.nc
         );
-        // Only a non-default reading adds to the key, so keys stored before it existed (and
-        // migration 0003's) stay the same.
-        if self.boundary_loss == BoundaryLoss::default() {
+        // Only a reading other than the first (sum_of_means) adds to the key, so keys stored
+        // before readings existed (and migration 0003's) stay the same.
+        if self.boundary_loss == BoundaryLoss::SumOfMeans {
             key
         } else {
             format!("{key}:{}", self.boundary_loss.name())
@@ -89,7 +89,7 @@ pub fn pack_key(config: &TrainConfig) -> PackKey {
         depth: config.depth,
         precision: config.precision,
         nc: config.pde_options.nc,
-        boundary_loss: config.pde_options.boundary_loss,
+        boundary_loss: config.pde_options.boundary_loss(),
     }
 }
 
