@@ -2,7 +2,13 @@
 which `trainer-core/tests/fidelity_golden.rs` replays against trainer-core on every `cargo test`
 (CI has no PyTorch). Called by `bench/fidelity.sh --golden`.
 
-Usage: python fidelity_golden.py CASE_DIR "COMPARE_LINE" OUT_FILE   (gzipped JSON)
+Usage: python fidelity_golden.py CASE_DIR LABEL OUT_FILE   (gzipped JSON; LABEL e.g. dcgd:proj)
+
+It compares the case itself (bench/fidelity_torch.py's `compare`) and refuses, exit 1 with a
+message naming the case, to write a golden that does not hold over every one of its steps: a
+failing comparison, a mask or branch decided differently at any step (record the case over the
+steps before it instead: bench/fidelity.sh does), or step lists shorter than the case. So every
+golden has compare_until == steps, and the replay compares all of it.
 
 Kept per step: the scalars and ‖update‖; the whole update vector of step 0 only, and θ and the
 thresholds after the last step (a few MB for all cases). The fingerprint of the inputs lets the
@@ -12,18 +18,52 @@ Rust test tell "trainer-core's sampler or initialisation changed: regenerate" fr
 import gzip
 import json
 import math
+import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fidelity_torch  # noqa: E402
 
-def main() -> None:
-    case_dir, line, out_file = sys.argv[1:4]
-    with open(f"{case_dir}/inputs.json") as f:
-        inputs = json.load(f)
-    with open(f"{case_dir}/torch.json") as f:
-        torch_run = json.load(f)
-    fields = line.split()
-    diverge = fields[5]
+
+def load(case_dir, name):
+    with open(f"{case_dir}/{name}") as f:
+        return json.load(f)
+
+
+def main() -> int:
+    case_dir, label, out_file = sys.argv[1:4]
+    try:
+        inputs = load(case_dir, "inputs.json")
+        ours = load(case_dir, "ours.json")
+        torch_run = load(case_dir, "torch.json")
+    except (OSError, ValueError) as e:
+        print(f"fidelity_golden.py: not writing {out_file} for {label} ({case_dir}): {e}", file=sys.stderr)
+        return 1
     steps = len(inputs["steps"])
+    line, passed = fidelity_torch.compare(ours, torch_run, inputs)
+    diverge = line.split()[5]
+    problems = []
+    if steps == 0:
+        problems.append("the case has no steps")
+    if len(torch_run["steps"]) != steps or len(ours["steps"]) != steps:
+        problems.append(
+            f"step lists of {len(ours['steps'])} (ours) and {len(torch_run['steps'])} (torch) "
+            f"entries for a case of {steps} steps"
+        )
+    if not passed:
+        problems.append(f"the comparison fails: {line}")
+    if diverge != "-":
+        problems.append(
+            f"the two implementations decide a mask or branch differently from step {diverge} "
+            "on (a golden must hold over all its steps: record it over the steps before that)"
+        )
+    if problems:
+        print(
+            f"fidelity_golden.py: not writing {out_file} for {inputs['pde']} {label} "
+            f"({case_dir}): " + "; ".join(problems),
+            file=sys.stderr,
+        )
+        return 1
     points_sum = 0.0
     for step in inputs["steps"]:
         points_sum += sum(sum(p) for p in step["residual"])
@@ -31,10 +71,11 @@ def main() -> None:
             points_sum += sum(sum(p) for p in c["points"])
     keep = ("loss_r", "loss_b", "norm_g_r", "norm_g_b", "cos", "skipped", "masks", "resets")
     golden = {
-        "label": fields[1],
+        "label": label,
         "config": inputs["config"],
         "steps": steps,
-        "compare_until": steps if diverge == "-" else int(diverge),
+        # Kept for the format: the replay asserts it equals `steps` (never a partial comparison).
+        "compare_until": steps,
         "fingerprint": {
             "theta0_sum": math.fsum(inputs["theta0"]),
             "points_sum": points_sum,
@@ -54,7 +95,8 @@ def main() -> None:
     # 8.8 MB of JSON digits.
     with open(out_file, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
         f.write(json.dumps(golden, separators=(",", ":")).encode() + b"\n")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Independent PyTorch reference trainer of the fidelity harness (differential test of trainer-core).
 
-Written from /work/shared/SPEC.md only, the way reference PINN code is written: an nn.Module MLP,
+Written from SPEC.md (shared/) and, for the `paper` reading, docs/readings.md (what the paper's
+sources do) only, the way reference PINN code is written: an nn.Module MLP,
 input derivatives by nested `torch.autograd.grad(..., create_graph=True)` w.r.t. the RAW input
 points (normalisation is part of the graph, so the chain rule is automatic), one `autograd.grad`
 per task loss, `torch.optim.Adam` as the outer optimiser. Everything in float64 on one CPU thread.
@@ -12,12 +13,13 @@ per task loss, `torch.optim.Adam` as the outer optimiser. Everything in float64 
     python bench/fidelity_torch.py gen CASE_DIR --pde P --method M [--steps N] [--seed S]
                                                                  synthetic inputs.json (self-tests)
 
-File format: /work/briefs/fidelity-format.md. Where SPEC.md leaves a choice open, the reading taken
-here is written next to the code as "READING:" (grep for it).
+File format: bench/fidelity.md. Where SPEC.md leaves a choice open, the reading taken here is
+written next to the code as "READING:" (grep for it). The case's config names the benchmarks'
+reading (`pde_options.reading`: `paper`, the sources', or `spec_v1`, SPEC's first; absent means
+spec_v1) and may override its L_b (`pde_options.boundary_loss`): see READINGS below.
 """
 
 import argparse
-import copy
 import json
 import math
 import sys
@@ -32,7 +34,7 @@ torch.set_num_threads(1)
 
 PI = math.pi
 STEP0_TARGET = 1e-9
-ALL_TARGET = 1e-6
+ALL_TARGET = 1e-8
 
 
 # ================================================================================================
@@ -42,23 +44,29 @@ ALL_TARGET = 1e-6
 
 class Condition:
     """One condition of SPEC §2: on the face `coord[face_axis] == face_value`, the quantity
-    (u, or du/d(input d1_axis)) equals target(X). `group` names the loss term it belongs to."""
+    (u, or du/d(input d1_axis)) equals target(X). The loss term it belongs to: `spec_group` under
+    SPEC's reading (conditions of one group share one mean), `source_group` under the sources'
+    (the point sets that the source's code pools into one mean; docs/readings.md)."""
 
-    def __init__(self, face_axis, face_value, quantity, d1_axis, target, group):
+    def __init__(self, face_axis, face_value, quantity, d1_axis, target, spec_group, source_group):
         self.face_axis = face_axis
         self.face_value = face_value
         self.quantity = quantity
         self.d1_axis = d1_axis
         self.target = target
-        self.group = group
+        self.spec_group = spec_group
+        self.source_group = source_group
 
 
 class Pde:
-    """name, bounds per input axis (in the PDE's input order), whether the input is normalised,
-    which derivatives the residual needs, the residual r(X, D), the conditions, and how the
-    condition sets combine into L_b."""
+    """name, bounds per input axis (in the PDE's input order), whether the input is normalised
+    (SPEC's reading; `sources_normalise`: the sources'), which derivatives the residual needs, the
+    residual r(X, D), the conditions, in which runs the sources decay the lr (a predicate on the
+    base method), and, where the sources draw condition points from the reference grid, that
+    grid's axes (`source_grid`, see check_source_grid)."""
 
-    def __init__(self, name, bounds, normalise, d1, d2, residual, conditions, combine, exact):
+    def __init__(self, name, bounds, normalise, d1, d2, residual, conditions, exact,
+                 sources_normalise, sources_decay_lr, source_grid=None):
         self.name = name
         self.bounds = bounds
         self.normalise = normalise
@@ -66,8 +74,10 @@ class Pde:
         self.d2 = d2
         self.residual = residual
         self.conditions = conditions
-        self.combine = combine
         self.exact = exact
+        self.sources_normalise = sources_normalise
+        self.sources_decay_lr = sources_decay_lr
+        self.source_grid = source_grid
 
     @property
     def dim(self):
@@ -146,25 +156,60 @@ def klein_gordon3d_residual(X, D):
     return D["d2", 0] - D["d2", 1] - D["d2", 2] + D["u"] ** 2 - f
 
 
-def edges(axes_bounds, target, group):
+def edges(axes_bounds, target, groups):
+    """One value condition per face; groups(axis, value) -> (spec_group, source_group)."""
     return [
-        Condition(a, v, "value", None, target, group)
+        Condition(a, v, "value", None, target, *groups(a, v))
         for a, (lo, hi) in enumerate(axes_bounds)
         for v in (lo, hi)
     ]
 
 
-# READING (SPEC §2 table, how condition sets combine into L_b; notation line "g_b = ∇θ L_b (sum of
-# all boundary and initial-condition losses)"):
-#  - 2-D problems ("L_b = Σ_edges mean(u²)" for helmholtz2d): every condition set (one per edge or
-#    initial condition) contributes its own mean of squared errors, L_b = Σ_sets mean. For
+def own_group(axis, value):
+    name = f"face {axis} = {value:g}"
+    return name, name
+
+
+# How condition sets combine into L_b: conditions of one group share one mean of squared errors
+# (over all their points together), and L_b is the sum of the groups' means. Which conditions form
+# a group is the L_b reading (pde_options.boundary_loss, or the reading's; GROUPINGS below):
+#  - sum_of_means (spec_v1's) = the `spec_group`s. READING (SPEC §2 table; notation line "g_b = ∇θ
+#    L_b (sum of all boundary and initial-condition losses)"): 2-D problems ("L_b = Σ_edges mean(u²)"
+#    for helmholtz2d): every condition (one per edge or initial condition) its own mean; for
 #    klein_gordon2d "u(0,x) = x and u_t(0,x) = 0 (both in L_ic)" is read as L_ic = mean((u-x)²) +
-#    mean(u_t²), i.e. two terms, each its own mean; burgers: initial + 2 sides, 3 means.
-#  - helmholtz3d: "L_b = mean over all face points": ONE mean over the points of all 6 faces.
-#  - klein_gordon3d (no formula given): L_b = L_ic + L_bc, L_ic = mean over the initial face,
-#    L_bc = one mean over all points of the 4 side faces (the 3-D convention of helmholtz3d applied
-#    to the boundary term).
-# `run --verbose` prints L_b at step 0 under the other readings, to help place a loss_b mismatch.
+#    mean(u_t²), two terms; burgers: initial + 2 sides, 3 means. helmholtz3d: "L_b = mean over all
+#    face points": ONE mean over the points of all 6 faces. klein_gordon3d (no formula given): L_ic
+#    = mean over the initial face + L_bc = one mean over all points of the 4 side faces (the 3-D
+#    convention of helmholtz3d applied to the boundary term).
+#  - grouped (paper's) = the `source_group`s, what the sources' code pools (docs/readings.md):
+#    burgers: DCGD's loss_ui + loss_ub, loss_ub one mean over X_ub = both sides stacked (so ic 1 :
+#    left 1/2 : right 1/2); helmholtz2d: DCGD's loss_u1 + ... + loss_u4, one mean per edge;
+#    klein_gordon2d: DCGD's mean((u-x)²) + mean(u_t²) + mean(x = 0) + mean(x = 1); helmholtz3d:
+#    SPINN's one mean over all six faces; klein_gordon3d: SPINN's mean over the initial points + one
+#    mean over all four side faces.
+#  - pooled_mean (the paper's eq. (2) read literally): one mean over every condition point.
+# `run --verbose` prints L_b at step 0 under every L_b reading, to help place a loss_b mismatch.
+GROUPINGS = {
+    "sum_of_means": lambda cond: cond.spec_group,
+    "grouped": lambda cond: cond.source_group,
+    "pooled_mean": lambda cond: "all",
+}
+
+# The readings of the benchmarks (docs/readings.md): the L_b grouping each implies when
+# pde_options.boundary_loss does not override it. `paper` also makes each PDE follow its sources
+# in input normalisation (Pde.sources_normalise), lr schedule (Pde.sources_decay_lr) and, where
+# the sources draw condition points from the reference grid, in that (checked: check_source_grid).
+READINGS = {"paper": "grouped", "spec_v1": "sum_of_means"}
+# READING (docs/readings.md): in a config's JSON an absent `reading` means spec_v1 (the reading of
+# every config written before readings existed).
+READING_WHEN_ABSENT = "spec_v1"
+
+# Burgers' reference grid (burgers_shock.mat): x = linspace(-1, 1, 256), t = 0, 0.01, ..., 0.99.
+BURGERS_GRID = (
+    [-1.0 + 2.0 * i / 255 for i in range(256)],
+    [i / 100 for i in range(100)],
+)
+
 PDES = {
     "helmholtz2d": Pde(
         "helmholtz2d",
@@ -173,9 +218,13 @@ PDES = {
         d1=[],
         d2=[0, 1],
         residual=helmholtz2d_residual,
-        conditions=edges([(-1.0, 1.0), (-1.0, 1.0)], zero_target, "b"),
-        combine="sum_of_set_means",
+        conditions=edges([(-1.0, 1.0), (-1.0, 1.0)], zero_target, own_group),
         exact=helmholtz2d_exact,
+        # DCGD standardises with empirical moments of 1e5 uniform samples, which approximate the
+        # analytic ones that both readings use (docs/readings.md).
+        sources_normalise=True,
+        # DCGD's Helmholtz.py steps StepLR in the Adam and the DCGD branch alike.
+        sources_decay_lr=lambda base: True,
     ),
     "klein_gordon2d": Pde(
         "klein_gordon2d",
@@ -185,15 +234,18 @@ PDES = {
         d2=[0, 1],
         residual=klein_gordon2d_residual,
         conditions=[
-            Condition(0, 0.0, "value", None, lambda X: X[:, 1].clone(), "ic"),
-            Condition(0, 0.0, "d1", 0, zero_target, "ic"),
-            Condition(1, 0.0, "value", None, zero_target, "bc"),
+            Condition(0, 0.0, "value", None, lambda X: X[:, 1].clone(), "u(0,x)", "u(0,x)"),
+            Condition(0, 0.0, "d1", 0, zero_target, "u_t(0,x)", "u_t(0,x)"),
+            Condition(1, 0.0, "value", None, zero_target, "x = 0", "x = 0"),
             Condition(
-                1, 1.0, "value", None, lambda X: torch.cos(5 * PI * X[:, 0]) + X[:, 0] ** 3, "bc"
+                1, 1.0, "value", None, lambda X: torch.cos(5 * PI * X[:, 0]) + X[:, 0] ** 3,
+                "x = 1", "x = 1",
             ),
         ],
-        combine="sum_of_set_means",
         exact=klein_gordon2d_exact,
+        sources_normalise=True,
+        # DCGD's Klein_Gordon.py steps StepLR in both branches.
+        sources_decay_lr=lambda base: True,
     ),
     "burgers": Pde(
         "burgers",
@@ -203,12 +255,16 @@ PDES = {
         d2=[0],
         residual=burgers_residual,
         conditions=[
-            Condition(1, 0.0, "value", None, lambda X: -torch.sin(PI * X[:, 0]), "ic"),
-            Condition(0, -1.0, "value", None, zero_target, "bc"),
-            Condition(0, 1.0, "value", None, zero_target, "bc"),
+            Condition(1, 0.0, "value", None, lambda X: -torch.sin(PI * X[:, 0]), "ic", "ic"),
+            Condition(0, -1.0, "value", None, zero_target, "x = -1", "ub"),
+            Condition(0, 1.0, "value", None, zero_target, "x = 1", "ub"),
         ],
-        combine="sum_of_set_means",
         exact=None,
+        sources_normalise=False,
+        # DCGD's Burgers.py steps StepLR in Adam's runs only (none in the DCGD branch).
+        sources_decay_lr=lambda base: base == "adam",
+        # DCGD's sampler: initial x and side t drawn without replacement from the grid's values.
+        source_grid=BURGERS_GRID,
     ),
     "helmholtz3d": Pde(
         "helmholtz3d",
@@ -217,9 +273,11 @@ PDES = {
         d1=[],
         d2=[0, 1, 2],
         residual=helmholtz3d_residual,
-        conditions=edges([(-1.0, 1.0)] * 3, zero_target, "b"),
-        combine="mean_of_all_points",
+        conditions=edges([(-1.0, 1.0)] * 3, zero_target, lambda a, v: ("faces", "faces")),
         exact=helmholtz3d_exact,
+        # SPINN's PINN takes raw coordinates and keeps Adam's lr constant.
+        sources_normalise=False,
+        sources_decay_lr=lambda base: False,
     ),
     "klein_gordon3d": Pde(
         "klein_gordon3d",
@@ -228,46 +286,53 @@ PDES = {
         d1=[],
         d2=[0, 1, 2],
         residual=klein_gordon3d_residual,
-        conditions=[Condition(0, 0.0, "value", None, klein_gordon3d_exact, "ic")]
+        conditions=[Condition(0, 0.0, "value", None, klein_gordon3d_exact, "ic", "ic")]
         + [
-            Condition(a, v, "value", None, klein_gordon3d_exact, "bc")
+            Condition(a, v, "value", None, klein_gordon3d_exact, "sides", "sides")
             for a in (1, 2)
             for v in (-1.0, 1.0)
         ],
-        combine="mean_per_group_summed",
         exact=klein_gordon3d_exact,
+        sources_normalise=False,
+        sources_decay_lr=lambda base: False,
     ),
 }
 
 
-def identify_condition(pde, quantity, axis, X, where):
+def on_face(cond, x):
+    v = float(x[cond.face_axis])
+    return abs(v - cond.face_value) <= 1e-12 * max(1.0, abs(cond.face_value))
+
+
+def identify_condition(pde, quantity, axis, X, where, group_of):
     """The SPEC condition(s) a point set belongs to, as [(condition, points)]. Each point's face is
-    the domain bound its coordinate sits on; quantity and axis must match. A set may span several
-    faces (trainer-core takes one mean over them: helmholtz3d's 6 faces, klein_gordon3d's 4
-    sides); then every face must belong to the same L_b group, so that the split cannot change
-    the loss under this PDE's combination rule. Errors name the set."""
+    the domain bound its coordinate sits on; quantity and axis must match. A point on an edge or a
+    corner lies on several faces (burgers' grid has t = 0 and x = ±1): if one condition's face holds
+    every point of the set, the set is that condition. Otherwise a set may span several faces
+    (trainer-core takes one mean over them: helmholtz3d's 6 faces, klein_gordon3d's 4 sides); then
+    every face must belong to the same L_b group (`group_of`), so that the split cannot change the
+    loss. Errors name the set."""
     candidates = [c for c in pde.conditions if c.quantity == quantity and c.d1_axis == axis]
-    per_point = []
+    hits = []
     for i in range(X.shape[0]):
-        hit = None
-        for cond in candidates:
-            v = float(X[i, cond.face_axis])
-            if abs(v - cond.face_value) <= 1e-12 * max(1.0, abs(cond.face_value)):
-                hit = cond
-                break
-        if hit is None:
+        on = [c for c in candidates if on_face(c, X[i])]
+        if not on:
             raise ValueError(
                 f"{where}: point {i} {X[i].tolist()} lies on no face of a SPEC condition of "
                 f"{pde.name} with quantity={quantity} axis={axis}"
             )
-        per_point.append(hit)
+        hits.append(on)
+    common = [c for c in candidates if all(c in on for on in hits)]
+    if len(common) > 1:
+        raise ValueError(f"{where}: every point lies on {len(common)} faces: which condition?")
+    if common:
+        return [(common[0], X)]
+    per_point = [on[0] for on in hits]
     used = list(dict.fromkeys(per_point))
-    if len(used) > 1 and (
-        pde.combine == "sum_of_set_means" or len({c.group for c in used}) != 1
-    ):
+    if len({group_of(c) for c in used}) != 1:
         raise ValueError(
             f"{where}: one point set spans {len(used)} conditions of {pde.name} whose losses "
-            f"SPEC keeps apart; first point {X[0].tolist()}"
+            f"this L_b reading keeps apart; first point {X[0].tolist()}"
         )
     out = []
     for cond in used:
@@ -276,18 +341,40 @@ def identify_condition(pde, quantity, axis, X, where):
     return out
 
 
-def combine_condition_losses(combine, sets):
-    """sets: list of (condition, squared-error vector). Returns L_b per the READING above."""
-    if combine == "sum_of_set_means":
-        return sum(e2.mean() for _, e2 in sets)
-    if combine == "mean_of_all_points":
-        return torch.cat([e2 for _, e2 in sets]).mean()
-    if combine == "mean_per_group_summed":
-        groups = {}
-        for cond, e2 in sets:
-            groups.setdefault(cond.group, []).append(e2)
-        return sum(torch.cat(v).mean() for v in groups.values())
-    raise ValueError(f"unknown L_b combination {combine}")
+def check_source_grid(pde, sets, where):
+    """The sources' reading of a PDE with `source_grid` (burgers): each condition set's points lie
+    on the reference grid (every coordinate but the face's is one of the grid's values on its axis)
+    and are distinct (drawn without replacement)."""
+    for cond, X in sets:
+        seen = set()
+        for i in range(X.shape[0]):
+            key = []
+            for a, values in enumerate(pde.source_grid):
+                if a == cond.face_axis:
+                    continue
+                v = float(X[i, a])
+                j = min(range(len(values)), key=lambda j: abs(values[j] - v))
+                if abs(values[j] - v) > 1e-12:
+                    raise ValueError(
+                        f"{where}: point {i} {X[i].tolist()} is off the reference grid on axis "
+                        f"{a} (the sources' reading draws {pde.name}'s condition points from it)"
+                    )
+                key.append(j)
+            if tuple(key) in seen:
+                raise ValueError(
+                    f"{where}: grid point {X[i].tolist()} drawn twice (the sources draw without "
+                    "replacement)"
+                )
+            seen.add(tuple(key))
+
+
+def combine_condition_losses(group_of, sets):
+    """sets: list of (condition, squared-error vector). L_b = Σ_groups mean over the group's points
+    (the reading above)."""
+    groups = {}
+    for cond, e2 in sets:
+        groups.setdefault(group_of(cond), []).append(e2)
+    return sum(torch.cat(v).mean() for v in groups.values())
 
 
 # ================================================================================================
@@ -684,7 +771,7 @@ def norm_enum(value):
 class StepPoints:
     """One step's points as tensors: residual X, condition sets, optional NTK subsample."""
 
-    def __init__(self, pde, raw, k):
+    def __init__(self, pde, raw, k, group_of, on_source_grid):
         self.residual = torch.tensor(raw["residual"], dtype=torch.float64)
         if self.residual.ndim != 2 or self.residual.shape[1] != pde.dim:
             raise ValueError(f"steps[{k}].residual: expected rows of {pde.dim} coordinates")
@@ -692,7 +779,10 @@ class StepPoints:
         for j, c in enumerate(raw["conditions"]):
             X = torch.tensor(c["points"], dtype=torch.float64)
             where = f"steps[{k}].conditions[{j}]"
-            self.sets.extend(identify_condition(pde, c["quantity"], c.get("axis"), X, where))
+            sets = identify_condition(pde, c["quantity"], c.get("axis"), X, where, group_of)
+            if on_source_grid:
+                check_source_grid(pde, sets, where)
+            self.sets.extend(sets)
         self.ntk = None
         if raw.get("ntk") is not None:
             nt = raw["ntk"]
@@ -713,19 +803,27 @@ class Trainer:
             raise ValueError(f"inputs.json: unknown pde {pde_name!r}")
         self.pde = PDES[pde_name]
         self.cfg = inputs["config"]
-        # pde_options.boundary_loss = pooled_mean: eq. (2) of the paper read literally, one mean
-        # over every boundary point (absent from the config at its default, the SPEC reading).
-        boundary_loss = self.cfg.get("pde_options", {}).get("boundary_loss", "sum_of_means")
-        if boundary_loss == "pooled_mean":
-            self.pde = copy.copy(self.pde)
-            self.pde.combine = "mean_of_all_points"
-        elif boundary_loss != "sum_of_means":
-            raise ValueError(f"inputs.json: unknown pde_options.boundary_loss {boundary_loss!r}")
         self.method_key = inputs["method"]
         self.modsync_on, self.method, self.dcgd_variant = parse_method(self.method_key, self.cfg)
+        # The reading (READINGS): pde_options.reading, absent = spec_v1; pde_options.boundary_loss
+        # (absent or null: the reading's) overrides its L_b grouping alone.
+        pde_options = self.cfg.get("pde_options") or {}
+        self.reading = pde_options.get("reading", READING_WHEN_ABSENT)
+        if self.reading not in READINGS:
+            raise ValueError(f"inputs.json: unknown pde_options.reading {self.reading!r}")
+        self.boundary_loss = pde_options.get("boundary_loss") or READINGS[self.reading]
+        if self.boundary_loss not in GROUPINGS:
+            raise ValueError(f"inputs.json: unknown pde_options.boundary_loss {self.boundary_loss!r}")
+        self.group_of = GROUPINGS[self.boundary_loss]
+        follows_sources = self.reading == "paper"
+        self.normalise = self.pde.sources_normalise if follows_sources else self.pde.normalise
         self.eps = float(cfg_get(self.cfg, "method_options.eps"))
         self.lr = float(cfg_get(self.cfg, "lr"))
-        self.lr_decay = bool(cfg_get(self.cfg, "lr_decay"))
+        # StepLR when lr_decay is on: in every run under spec_v1; under paper where the PDE's
+        # sources decay it, by the base method (modsync+X runs as X does).
+        self.lr_decay = bool(cfg_get(self.cfg, "lr_decay")) and (
+            not follows_sources or self.pde.sources_decay_lr(self.method)
+        )
         self.decay_every = int(cfg_get(self.cfg, "lr_decay_every"))
         self.decay_gamma = float(cfg_get(self.cfg, "lr_decay_gamma"))
         # The case's config names the reading trainer-core used (method_options.mconfig.variant:
@@ -741,7 +839,10 @@ class Trainer:
             raise ValueError(f"inputs.json: dims {self.net.dims} do not fit {pde_name}")
         self.net.load_flat(inputs["theta0"])
         self.n_params = sum(p.numel() for p in self.net.params())
-        self.steps = [StepPoints(self.pde, s, k) for k, s in enumerate(inputs["steps"])]
+        on_grid = follows_sources and self.pde.source_grid is not None
+        self.steps = [
+            StepPoints(self.pde, s, k, self.group_of, on_grid) for k, s in enumerate(inputs["steps"])
+        ]
         self.mu, self.sigma = self.pde.mu_sigma()
 
         self.setup_method()
@@ -829,7 +930,7 @@ class Trainer:
     # ---------- forward / losses ----------
     def u_of_raw(self, weights):
         def f(X):
-            x = (X - self.mu) / self.sigma if self.pde.normalise else X
+            x = (X - self.mu) / self.sigma if self.normalise else X
             return self.net(x, weights)
 
         return f
@@ -918,8 +1019,11 @@ class Trainer:
         return T_r, T_b
 
     # ---------- one step ----------
-    def lr_factor(self, k):
-        return self.decay_gamma ** (k // self.decay_every)
+    def lr_at(self, k):
+        """The θ learning rate of step k (StepLR where this run decays it)."""
+        if not self.lr_decay:
+            return self.lr
+        return self.lr * self.decay_gamma ** (k // self.decay_every)
 
     def step(self, k):
         pts = self.steps[k]
@@ -931,7 +1035,7 @@ class Trainer:
         weights = self.effective_weights(mask_info)
 
         L_r = self.residual(weights, pts.residual).pow(2).mean()
-        L_b = combine_condition_losses(self.pde.combine, self.condition_errors(weights, pts.sets))
+        L_b = combine_condition_losses(self.group_of, self.condition_errors(weights, pts.sets))
         gr, tgr = self.theta_and_threshold_grads(L_r, weights, mask_info)
         gb, tgb = self.theta_and_threshold_grads(L_b, weights, mask_info)
         if self.verbose and k == 0:
@@ -1002,7 +1106,7 @@ class Trainer:
             return Proposal("dir", method_dcgd(gr, gb, self.eps, self.dcgd_variant)[0]), nothing
         if m == "config":
             return Proposal("dir", method_config(gr, gb)), nothing
-        lr = self.lr * (self.lr_factor(k) if self.lr_decay else 1.0)
+        lr = self.lr_at(k)
         if m == "multiadam":
             upd, state = self.multiadam.propose(gr, gb, lr)
             return Proposal("upd", upd), (lambda: self.multiadam.commit(state))
@@ -1037,7 +1141,7 @@ class Trainer:
         params = self.net.params()
         if delta.kind == "dir":
             for group in self.outer_adam.param_groups:
-                group["lr"] = self.lr * (self.lr_factor(k) if self.lr_decay else 1.0)
+                group["lr"] = self.lr_at(k)
             for p, g in zip(params, unflatten_like(delta.vec, params)):
                 p.grad = g.clone()
             self.outer_adam.step()
@@ -1048,9 +1152,10 @@ class Trainer:
                     p.add_(d)
 
     def apply_threshold_update(self, k, t_step):
-        """READING: lr_t decays with the θ schedule (gamma, every) only when lr_t_decay is true."""
+        """READING: lr_t follows the θ schedule in force (lr_at(k) / lr) only when lr_t_decay is
+        true."""
         for group in self.t_adam.param_groups:
-            group["lr"] = self.ms_lr_t * (self.lr_factor(k) if self.ms_lr_t_decay else 1.0)
+            group["lr"] = self.ms_lr_t * (self.lr_at(k) / self.lr if self.ms_lr_t_decay else 1.0)
         params = [p for pair in zip(self.t_r, self.t_b) for p in pair]
         for p, g in zip(params, t_step):
             p.grad = g.clone()
@@ -1059,10 +1164,10 @@ class Trainer:
 
     def print_lb_readings(self, weights, pts):
         errs = self.condition_errors(weights, pts.sets)
-        for how in ("sum_of_set_means", "mean_of_all_points", "mean_per_group_summed"):
-            val = combine_condition_losses(how, errs).item()
-            mark = " (used)" if how == self.pde.combine else ""
-            print(f"step 0 L_b under reading {how}: {val:.17g}{mark}", file=sys.stderr)
+        for how, group_of in GROUPINGS.items():
+            val = combine_condition_losses(group_of, errs).item()
+            mark = " (used)" if how == self.boundary_loss else ""
+            print(f"step 0 L_b under {how}: {val:.17g}{mark}", file=sys.stderr)
 
     def run(self):
         out = {"steps": []}
@@ -1293,7 +1398,7 @@ def default_config(method):
             "multiadam": {"beta1": 0.99, "beta2": 0.99, "eps": 1e-8, "weight_r": 0.5, "weight_b": 0.5},
             "cagrad": {"c": 0.5},
             "dcgd": {"variant": method.partition(":")[2] or "center"},
-            "mconfig": {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8},
+            "mconfig": {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "variant": "reference"},
         },
         "modsync": {
             "lambda_r": 1.0, "lambda_b": 1.0, "lambda_s": 1e-4, "beta": 0.3, "lr_t": 0.05,
