@@ -27,6 +27,9 @@ mod observer;
 mod pack_host;
 mod slot;
 
+#[doc(hidden)]
+pub use pack_host::PANIC_NEXT_STEP_OF_PACK;
+
 use std::future::Future;
 use std::sync::Arc;
 

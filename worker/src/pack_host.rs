@@ -13,6 +13,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 
 use burn::tensor::Device;
@@ -20,6 +21,26 @@ use tokio::sync::mpsc::UnboundedSender;
 use trainer_core::{Checkpoint, Pack, TrainConfig, Trainer};
 
 use crate::observer::{ChannelObserver, Control, Event};
+
+/// Test hook (`tests/pack_faults.rs`): while it holds K > 0, the next step of a pack of at
+/// least K networks panics, as a bug in a step would (inside the step's `catch_unwind`), and the
+/// hook goes back to 0. It is 0 — never — unless a test in this process sets it: nothing outside
+/// the process (no flag, no environment variable) can make a worker panic.
+#[doc(hidden)]
+pub static PANIC_NEXT_STEP_OF_PACK: AtomicUsize = AtomicUsize::new(0);
+
+/// Panics if [`PANIC_NEXT_STEP_OF_PACK`] asks for it for a pack of `networks`.
+fn injected_fault(networks: usize) {
+    let at = PANIC_NEXT_STEP_OF_PACK.load(Ordering::Relaxed);
+    if at > 0
+        && networks >= at
+        && PANIC_NEXT_STEP_OF_PACK
+            .compare_exchange(at, 0, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        panic!("injected fault: a step of a pack of {networks} networks");
+    }
+}
 
 /// How a job starts: from scratch, or from its last checkpoint.
 pub enum Start {
@@ -84,7 +105,11 @@ fn host(device: &Device, waiting: &Receiver<Joining>) {
         if pack.is_empty() {
             continue;
         }
-        match catch_unwind(AssertUnwindSafe(|| pack.step())) {
+        let networks = pack.len();
+        match catch_unwind(AssertUnwindSafe(|| {
+            injected_fault(networks);
+            pack.step()
+        })) {
             Ok(left) => {
                 for network in left {
                     let done = Event::Done(Ok(Box::new(network.result)));
