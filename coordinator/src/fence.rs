@@ -172,17 +172,22 @@ mod tests {
     use super::*;
 
     /// The proto message carries a row as its JSON: a row with a different value in every
-    /// column, sent as the worker sends it and encoded by prost, arrives with every column.
-    #[test]
-    fn a_metrics_row_crosses_the_wire_with_every_column() {
+    /// column, sent as the worker sends it, encoded by prost and stored through the store,
+    /// arrives in SQL with every column in its own place; a row with NaN and +inf arrives with
+    /// SQL NULL in exactly those columns (and `null` in `extra`), not as an error.
+    #[tokio::test]
+    async fn a_metrics_row_crosses_the_wire_with_every_column() {
         use std::collections::BTreeSet;
 
-        use modsync_proto::MetricRow;
+        use modsync_proto::{LeaseJobRequest, MetricRow, SweepSpec};
         use prost::Message;
-        use trainer_core::{METRICS_COLUMNS, ReadMetric};
+        use sqlx::Row;
+        use trainer_core::{METRICS_COLUMNS, MetricValue, ReadMetric};
+
+        use crate::store::Store;
 
         // A different value in every column, so no column can stand in for another.
-        let mut json = serde_json::json!({ "extra": { "cos": -0.5 } });
+        let mut json = serde_json::json!({ "extra": { "cos": -0.5, "norm": 2.5 } });
         for (i, column) in METRICS_COLUMNS.iter().enumerate() {
             json[column.name] = match column.read {
                 ReadMetric::Integer(_) => serde_json::json!(i + 1),
@@ -190,12 +195,49 @@ mod tests {
             };
         }
         let row: MetricsRow = serde_json::from_value(json).unwrap();
-        let nan = MetricsRow {
+        let mut nan = MetricsRow {
+            iter: row.iter + 1_000,
             loss_r: f64::NAN,
             abs_err_max: f64::INFINITY,
             ..row.clone()
         };
+        nan.extra.insert("cos".into(), f64::NEG_INFINITY);
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("w.db")).await.unwrap();
+        store
+            .submit_sweep(&SweepSpec {
+                name: "w".into(),
+                pdes: vec!["burgers".into()],
+                methods: vec!["adam".into()],
+                widths: vec![8],
+                seeds: vec![0],
+                base_config_json: r#"{"iters": 20, "eval_every": 10}"#.into(),
+                max_attempts: 3,
+                priority: 0,
+            })
+            .await
+            .unwrap();
+        let terms = LeaseTerms {
+            lease_ms: 60_000,
+            heartbeat_ms: 5_000,
+        };
+        let job = store
+            .lease_jobs(
+                &LeaseJobRequest {
+                    worker_id: "w".into(),
+                    host: "h".into(),
+                    device: "cpu".into(),
+                    ..Default::default()
+                },
+                terms,
+            )
+            .await
+            .unwrap()
+            .remove(0);
         let sent = ReportProgressRequest {
+            job_id: job.job_id,
+            token: job.token,
+            worker_id: "w".into(),
             metrics: [&row, &nan]
                 .map(|r| MetricRow {
                     iter: r.iter,
@@ -223,10 +265,59 @@ mod tests {
         );
         let rows = parse_metrics(&received).unwrap();
         assert_eq!(rows[0], row, "a column was lost on the way");
-        // NaN and ±inf become null on the wire and then SQL NULL, not an error.
-        assert_eq!(finite(rows[1].loss_r), None);
-        assert_eq!(finite(rows[1].abs_err_max), None);
-        assert_eq!(finite(rows[1].rel_l2), Some(row.rel_l2));
+        store.report_progress(&received, terms).await.unwrap();
+
+        // What SQL holds: each column's type and value, and `extra` as stored.
+        for (sent_row, non_finite) in [(&row, &[][..]), (&nan, &["loss_r", "abs_err_max"][..])] {
+            for column in &METRICS_COLUMNS {
+                let what = format!(
+                    "metrics.{} of the row of iter {}",
+                    column.name, sent_row.iter
+                );
+                let stored = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT typeof({0}), {0} FROM metrics WHERE job_id = ? AND iter = ?",
+                    column.name
+                )))
+                .bind(job.job_id)
+                .bind(to_i64(sent_row.iter))
+                .fetch_one(&store.write)
+                .await
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+                let kind: String = stored.get(0);
+                match column.value(sent_row) {
+                    _ if non_finite.contains(&column.name) => {
+                        assert_eq!(kind, "null", "{what}: a non-finite value is SQL NULL");
+                    }
+                    MetricValue::Integer(n) => {
+                        assert_eq!(kind, "integer", "{what}");
+                        assert_eq!(stored.get::<i64, _>(1), to_i64(n), "{what}");
+                    }
+                    MetricValue::Real(x) => {
+                        assert_eq!(kind, "real", "{what}");
+                        assert_eq!(stored.get::<f64, _>(1), x, "{what}");
+                    }
+                }
+            }
+            let extra: String =
+                sqlx::query_scalar("SELECT extra FROM metrics WHERE job_id = ? AND iter = ?")
+                    .bind(job.job_id)
+                    .bind(to_i64(sent_row.iter))
+                    .fetch_one(&store.write)
+                    .await
+                    .unwrap();
+            let expected = if non_finite.is_empty() {
+                serde_json::json!({ "cos": -0.5, "norm": 2.5 })
+            } else {
+                serde_json::json!({ "cos": null, "norm": 2.5 })
+            };
+            assert_eq!(
+                serde_json::from_str::<serde_json::Value>(&extra).unwrap(),
+                expected,
+                "metrics.extra of iter {}",
+                sent_row.iter
+            );
+        }
+        store.close().await;
     }
 
     #[test]

@@ -651,23 +651,110 @@ mod tests {
         store.close().await;
     }
 
-    /// The writer's owner stops it: ops answered before `stop` stand, later ones are refused
-    /// as if the store were closed, and stopping twice is harmless.
+    /// The writer's owner stops it while ops are queued: every op already queued is still run
+    /// and answered OK (and stored), later ones are refused as if the store were closed, and
+    /// stopping twice is harmless. The ops queue behind a write lock held by another connection
+    /// (as a user's `sqlite3` shell would hold it): the first is taken and waits for the lock,
+    /// the rest wait in the queue when the stop arrives.
     #[tokio::test]
-    async fn a_stopped_writer_refuses_new_ops() {
+    async fn a_stopped_writer_answers_the_queued_ops_and_refuses_new_ones() {
+        use sqlx::{ConnectOptions, Connection};
         let dir = tempfile::tempdir().unwrap();
-        let store = store_with_jobs(&dir, 2).await;
-        leased_job(&store, "w1").await;
+        let store = store_with_jobs(&dir, 4).await;
+        let (a, b) = (
+            leased_job(&store, "w1").await,
+            leased_job(&store, "w2").await,
+        );
+        // Another connection takes SQLite's write lock and keeps it.
+        let mut holder = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(dir.path().join("b.db"))
+            .connect()
+            .await
+            .unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        let send = |kind: OpKind| {
+            let (reply, answer) = oneshot::channel();
+            store
+                .writer
+                .ops
+                .send(WriteOp { kind, reply })
+                .unwrap_or_else(|_| panic!("the writer refused an op before the stop"));
+            answer
+        };
+        // The first op is taken at once and its batch waits for the lock …
+        let mut answers = vec![send(lease_op("w3"))];
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        // … these wait in the queue, and the stop comes while they do.
+        answers.extend([
+            send(extend_op(a.job_id, a.token)),
+            send(progress_op(b.job_id, b.token, 10, 0.5)),
+            send(complete_op(&a, a.token, 8)),
+            send(lease_op("w4")),
+        ]);
+        store.writer.signal_stop();
+        sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
+        holder.close().await.unwrap();
         store.writer.stop().await;
         store.writer.stop().await;
-        let refused = store.lease_jobs(&lease_req("w2"), TERMS).await;
+        let refused = store.lease_jobs(&lease_req("w5"), TERMS).await;
         assert!(
             matches!(refused, Err(Error::Db(sqlx::Error::PoolClosed))),
-            "{refused:?}"
+            "an op sent after the stop: {refused:?}"
         );
+        let mut got = Vec::new();
+        for (i, answer) in answers.into_iter().enumerate() {
+            match answer.await {
+                Ok(a) => got.push(a),
+                Err(_) => panic!("op {i} was queued before the stop and never answered"),
+            }
+        }
+        let third = leased(&got[0]).expect("the third job for w3");
+        for i in [1, 2] {
+            assert!(
+                matches!(got[i], Ok(Answer::Extended(false))),
+                "op {i}: {}",
+                error_text(&got[i])
+            );
+        }
+        assert!(
+            matches!(got[3], Ok(Answer::Completed)),
+            "op 3: {}",
+            error_text(&got[3])
+        );
+        let fourth = leased(&got[4]).expect("the fourth job for w4");
+        // Stored: a done with its result, b's metric row, the last two jobs leased.
+        let jobs: Vec<(i64, String, Option<String>)> =
+            sqlx::query_as("SELECT id, state, lease_owner FROM jobs ORDER BY id")
+                .fetch_all(&store.write)
+                .await
+                .unwrap();
         assert_eq!(
-            scalar(&store, "SELECT COUNT(*) FROM jobs WHERE state = 'running'").await,
-            1
+            jobs,
+            vec![
+                (a.job_id, "done".to_string(), Some("w1".to_string())),
+                (b.job_id, "running".to_string(), Some("w2".to_string())),
+                (third.0, "running".to_string(), Some("w3".to_string())),
+                (fourth.0, "running".to_string(), Some("w4".to_string())),
+            ]
+        );
+        let results: Vec<i64> = sqlx::query_scalar("SELECT job_id FROM results")
+            .fetch_all(&store.write)
+            .await
+            .unwrap();
+        assert_eq!(results, vec![a.job_id]);
+        let metrics: Vec<(i64, i64, f64)> =
+            sqlx::query_as("SELECT job_id, iter, rel_l2 FROM metrics")
+                .fetch_all(&store.write)
+                .await
+                .unwrap();
+        assert_eq!(metrics, vec![(b.job_id, 10, 0.5)]);
+        assert_eq!(
+            scalar(&store, "SELECT COUNT(*) FROM workers WHERE id = 'w5'").await,
+            0,
+            "the refused lease registered its worker"
         );
         store.close().await;
     }

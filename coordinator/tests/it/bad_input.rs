@@ -425,6 +425,86 @@ async fn out_of_range_sweeps_and_empty_or_huge_strings_are_invalid_argument() {
     healthy_and_finite(&mut c).await;
 }
 
+/// The accepted metrics row `json` of `job` at `iter` is stored, each column exactly as sent:
+/// SQL NULL exactly where the JSON has `null` (a NaN or ±inf on the wire), the number
+/// elsewhere; `extra` the same per name; the report's token.
+async fn stored_as_sent(
+    c: &mut Client,
+    job: &Job,
+    iter: u64,
+    json: &str,
+) -> Result<(), TestCaseError> {
+    use modsync_proto::value::Kind;
+    let sent: serde_json::Value = serde_json::from_str(json).map_err(|e| {
+        TestCaseError::fail(format!("accepted a row that is not JSON: {e}: {json}"))
+    })?;
+    let reals = real_columns();
+    let stored_iter = i64::try_from(iter).unwrap_or(i64::MAX);
+    let rows = sql(
+        c,
+        &format!(
+            "SELECT {}, skipped_steps, extra, token FROM metrics WHERE job_id = {} AND iter = {}",
+            reals.join(", "),
+            job.job_id,
+            stored_iter
+        ),
+    )
+    .await;
+    prop_assert_eq!(
+        rows.len(),
+        1,
+        "the accepted row of iter {} is not stored: {}",
+        iter,
+        json
+    );
+    let row = &rows[0];
+    for (column, stored) in reals.iter().zip(row) {
+        match (&sent[*column], stored) {
+            (serde_json::Value::Null, Kind::Null(_)) => {}
+            (serde_json::Value::Number(n), Kind::Real(x)) if n.as_f64() == Some(*x) => {}
+            (v, k) => prop_assert!(
+                false,
+                "{} sent as {} is stored as {:?}: {}",
+                column,
+                v,
+                k,
+                json
+            ),
+        }
+    }
+    prop_assert_eq!(
+        &row[reals.len()],
+        &Kind::Integer(0),
+        "skipped_steps: {}",
+        json
+    );
+    let extra: serde_json::Value = serde_json::from_str(text(&row[reals.len() + 1])).unwrap();
+    let expected: serde_json::Map<String, serde_json::Value> = sent["extra"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_f64().map_or(serde_json::Value::Null, |x| x.into()),
+            )
+        })
+        .collect();
+    prop_assert_eq!(
+        extra,
+        serde_json::Value::Object(expected),
+        "extra: {}",
+        json
+    );
+    prop_assert_eq!(
+        &row[reals.len() + 2],
+        &Kind::Integer(job.token),
+        "token: {}",
+        json
+    );
+    Ok(())
+}
+
 /// A number as it may appear in a hand-written (or hostile) JSON document: finite values, the
 /// non-JSON spellings of NaN and infinity, numbers no f64 can hold, and wrong types.
 fn number_token() -> impl Strategy<Value = String> {
@@ -550,7 +630,7 @@ proptest! {
         let mut c = f.client.clone();
         let r = f.rt.block_on(bounded("ReportProgress", c.report_progress(req)));
         match r {
-            Ok(_) => {}
+            Ok(_) => f.rt.block_on(stored_as_sent(&mut c, &job, iter, &json))?,
             Err(s) => {
                 prop_assert_eq!(s.code(), Code::InvalidArgument, "{}: {}", json, s.message());
                 prop_assert!(s.message().contains("metrics[0]"), "{}", s.message());

@@ -15,6 +15,7 @@ mod migrations;
 mod query;
 mod query_guard;
 mod restart;
+mod results;
 mod sql_disguises;
 mod submit;
 mod tls;
