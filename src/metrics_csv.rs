@@ -29,10 +29,12 @@ impl<W: Write> MetricsCsv<W> {
             Some(extra) => extra,
             None => {
                 let extra: Vec<String> = row.extra.keys().cloned().collect();
-                let header: Vec<&str> = METRICS_COLUMNS
+                // Names through the shared CSV field (quoted, never a formula).
+                let header: Vec<String> = METRICS_COLUMNS
                     .iter()
                     .map(|c| c.name)
                     .chain(extra.iter().map(String::as_str))
+                    .map(modsync_proto::csv::field)
                     .collect();
                 writeln!(self.out, "{}", header.join(","))?;
                 self.extra_columns.insert(extra)

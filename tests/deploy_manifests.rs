@@ -412,6 +412,24 @@ fn exec_start(settings: &[(String, String)]) -> Vec<String> {
     words[1..].to_vec()
 }
 
+/// The default of `modsync SUB`'s numeric flag `name`, from its `--help`.
+fn default_of(sub: &str, name: &str) -> u64 {
+    let out = Command::new(bin())
+        .args([sub, "--help"])
+        .output()
+        .expect("modsync --help");
+    let help = String::from_utf8_lossy(&out.stdout);
+    let after = &help[help
+        .find(&format!("{name} <"))
+        .unwrap_or_else(|| panic!("no {name} in modsync {sub} --help"))..];
+    let default = after
+        .split("[default: ")
+        .nth(1)
+        .and_then(|d| d.split(']').next())
+        .unwrap_or_else(|| panic!("no default for {name}"));
+    default.parse().unwrap()
+}
+
 #[test]
 fn systemd_units_run_real_flags_and_stop_gracefully() {
     let coordinator = unit_settings("systemd/modsync-coordinator.service");
@@ -445,6 +463,28 @@ fn systemd_units_run_real_flags_and_stop_gracefully() {
         assert_eq!(setting(unit, "ProtectSystem"), ["strict"], "{name}");
     }
     assert_eq!(setting(&coordinator, "StateDirectory"), ["modsync"]);
+    // The open-file limit holds both ports' connection caps (as deployed, else their defaults)
+    // plus a reserve for the store (issue 26: idle connections exhausted a limit of 1024).
+    let nofile: u64 = setting(&coordinator, "LimitNOFILE")
+        .first()
+        .expect("LimitNOFILE in modsync-coordinator.service")
+        .parse()
+        .expect("LimitNOFILE is a number");
+    let cap = |name: &str| -> u64 {
+        c_args
+            .iter()
+            .position(|a| a == name)
+            .map(|i| c_args[i + 1].parse().unwrap())
+            .unwrap_or_else(|| default_of("coordinator", name))
+    };
+    let mut needed = cap("--max-connections") + 64;
+    if c_args.iter().any(|a| a == "--http") {
+        needed += cap("--http-max-connections");
+    }
+    assert!(
+        nofile >= needed,
+        "LimitNOFILE={nofile} is below the connection caps plus 64 ({needed})"
+    );
 
     // Every variable of the example environment file is read by a subcommand or by a unit.
     let read_by_modsync: BTreeSet<String> = env_vars_read_by("worker")
@@ -567,7 +607,7 @@ fn run_script(
 fn slurm_worker_script_picks_the_device_and_runs_real_flags() {
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("token");
-    fs::write(&token_file, "s3cret\n").unwrap();
+    fs::write(&token_file, "slurm-deploy-s3cret-token\n").unwrap();
     let token_file = token_file.to_str().unwrap();
     let base = [
         ("MODSYNC_COORDINATOR", "http://coordinator:50051"),
@@ -610,7 +650,7 @@ fn slurm_worker_script_picks_the_device_and_runs_real_flags() {
     assert!(ok, "{err}");
     assert_eq!(flag(&args, "--device"), "cpu");
     assert_eq!(flag(&args, "--slots"), "1");
-    assert_eq!(token.as_deref(), Some("s3cret"));
+    assert_eq!(token.as_deref(), Some("slurm-deploy-s3cret-token"));
 
     // Without a coordinator URL it refuses to start a worker that would poll 127.0.0.1.
     let (ok, args, _, err) = run_script("workers.sbatch", &base[1..], dir.path());
@@ -640,7 +680,7 @@ fn slurm_coordinator_script_runs_real_flags_and_publishes_its_url() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     let token_file = dir.path().join("token");
-    fs::write(&token_file, "s3cret").unwrap();
+    fs::write(&token_file, "slurm-deploy-s3cret-token").unwrap();
     let (ok, args, token, err) = run_script(
         "coordinator.sbatch",
         &[
@@ -657,7 +697,7 @@ fn slurm_coordinator_script_runs_real_flags_and_publishes_its_url() {
         Path::new(flag(&args, "--db")),
         home.join("sweeps.db").as_path()
     );
-    assert_eq!(token.as_deref(), Some("s3cret"));
+    assert_eq!(token.as_deref(), Some("slurm-deploy-s3cret-token"));
     let url = fs::read_to_string(home.join("coordinator.url")).unwrap();
     assert!(
         url.starts_with("http://") && url.trim_end().ends_with(":50123"),
@@ -785,7 +825,7 @@ fn coordinator_deployments(dir: &Path) -> Vec<(&'static str, Vec<String>, Option
     ));
     // Slurm: the token the script exports from MODSYNC_TOKEN_FILE.
     let token_file = dir.join("token");
-    fs::write(&token_file, "s3cret\n").unwrap();
+    fs::write(&token_file, "slurm-deploy-s3cret-token\n").unwrap();
     let (ok, args, token, err) = run_script(
         "coordinator.sbatch",
         &[
@@ -891,7 +931,11 @@ fn health_service_answers_serving_without_a_token() {
     use tonic_health::pb::health_client::HealthClient;
 
     let dir = tempfile::tempdir().unwrap();
-    let coord = Coordinator::start(&dir.path().join("health.db"), Some("probe-secret"), &[]);
+    let coord = Coordinator::start(
+        &dir.path().join("health.db"),
+        Some("probe-secret-0123456789"),
+        &[],
+    );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -106,7 +106,7 @@ fn coordinator_restart_mid_sweep_loses_nothing() {
     // Leases long enough to outlive the restart gap, so running jobs keep their workers.
     let mut coord = Coordinator::start(
         &dir.path().join("restart.db"),
-        Some("s3cret"),
+        Some("s3cret-s3cret-s3cret"),
         &[
             "--lease-ms",
             "6000",

@@ -60,7 +60,11 @@ fn sql_refuses_every_statement_that_writes() {
 #[test]
 fn a_wrong_or_missing_token_is_refused_by_every_command() {
     let dir = tempfile::tempdir().unwrap();
-    let coord = Coordinator::start(&dir.path().join("auth.db"), Some("right-token"), &[]);
+    let coord = Coordinator::start(
+        &dir.path().join("auth.db"),
+        Some("right-token-0123456789"),
+        &[],
+    );
     let file = write(
         dir.path(),
         "auth.toml",
@@ -79,7 +83,7 @@ fn a_wrong_or_missing_token_is_refused_by_every_command() {
         vec!["cancel", "auth"],
         vec!["retry", "auth"],
     ];
-    for token in [Some("wrong-token"), None] {
+    for token in [Some("wrong-token-0123456789"), None] {
         for cmd in &commands {
             let mut args = cmd.clone();
             args.extend(["--coordinator", url]);
@@ -103,7 +107,7 @@ fn a_wrong_or_missing_token_is_refused_by_every_command() {
     // The token from the environment works, and nothing was changed by the refused calls.
     let (ok, text, err) = run_cli_env(
         &["status", "auth", "--coordinator", url],
-        &[("MODSYNC_TOKEN", "right-token")],
+        &[("MODSYNC_TOKEN", "right-token-0123456789")],
         Duration::from_secs(30),
         None,
     );
@@ -185,7 +189,7 @@ fn the_token_is_never_logged_even_at_trace_level() {
     // coordinator that logged what it was sent would log the secret).
     let wrong_ones = [
         None,
-        Some("wrong".to_string()),
+        Some("wrong-wrong-wrong-wrong".to_string()),
         Some(format!("{SECRET}x")),
         Some(format!("x{SECRET}")),
     ];
@@ -398,25 +402,34 @@ fn a_non_loopback_address_needs_a_token_or_insecure_no_auth() {
     }
     // A token and the flag together: refused too (which one was meant?).
     let mut both = on("0.0.0.0:0");
-    both.extend(["--insecure-no-auth", "--token", "t0k"]);
+    both.extend(["--insecure-no-auth", "--token", "t0k-0123456789abcdef"]);
     let err = start_or_fail(&both, &[]).map(|_| ()).unwrap_err();
     assert!(err.contains("contradicts"), "{err}");
     let err = start_or_fail(
         &[&on("0.0.0.0:0")[..], &["--insecure-no-auth"]].concat(),
-        &[("MODSYNC_TOKEN", "t0k")],
+        &[("MODSYNC_TOKEN", "t0k-0123456789abcdef")],
     )
     .map(|_| ())
     .unwrap_err();
     assert!(err.contains("contradicts"), "{err}");
 
     // With a token it serves every interface, and the token is required.
-    let (mut with_token, line) = start_or_fail(&on("0.0.0.0:0"), &[("MODSYNC_TOKEN", "t0k")])
-        .unwrap_or_else(|e| panic!("with a token: {e}"));
+    let (mut with_token, line) = start_or_fail(
+        &on("0.0.0.0:0"),
+        &[("MODSYNC_TOKEN", "t0k-0123456789abcdef")],
+    )
+    .unwrap_or_else(|e| panic!("with a token: {e}"));
     let port = line.rsplit(':').next().unwrap().to_string();
     let local = format!("http://127.0.0.1:{port}");
     common::wait_until(Duration::from_secs(30), "it answers with the token", || {
         run_cli(
-            &["status", "--coordinator", &local, "--token", "t0k"],
+            &[
+                "status",
+                "--coordinator",
+                &local,
+                "--token",
+                "t0k-0123456789abcdef",
+            ],
             Duration::from_secs(30),
         )
         .0

@@ -11,7 +11,7 @@ use common::{
     FAST_LEASES, Proc, certs, run_cli, run_cli_env, serial, tiny_sweep, wait_until, write,
 };
 
-const TOKEN: &str = "tls-e2e-token";
+const TOKEN: &str = "tls-e2e-token-0123456789";
 
 /// [`certs::make_certs`] as the path strings the command line takes: (ca.pem, server.pem,
 /// server.key).

@@ -18,6 +18,10 @@ use tonic::{Code, Request, Status};
 /// megabytes (three f64 vectors of every parameter); the coordinator has its own cap too.
 pub const MAX_MESSAGE_BYTES: usize = 512 * 1024 * 1024;
 
+/// The shortest token a client sends, as the coordinator requires (`coordinator::config::
+/// MIN_TOKEN_CHARS`; this crate does not depend on the coordinator).
+pub const MIN_TOKEN_CHARS: usize = 16;
+
 /// A `Sweeps` client that sends the bearer token with every request.
 pub type Client = SweepsClient<InterceptedService<Channel, Auth>>;
 
@@ -29,14 +33,23 @@ pub struct Auth {
 }
 
 impl Auth {
-    /// Fails for a token that cannot be sent as metadata (not printable ASCII), and for an
-    /// empty or whitespace-only one: that is a missing Secret key or an unset variable, never
-    /// a way to say "no token" (that is `None`).
+    /// Fails for a token that cannot be sent as metadata (not printable ASCII), for an
+    /// empty or whitespace-only one (that is a missing Secret key or an unset variable, never
+    /// a way to say "no token": that is `None`), and for one shorter than [`MIN_TOKEN_CHARS`].
     pub fn new(token: Option<&str>) -> Result<Self> {
         if token.is_some_and(|t| t.trim().is_empty()) {
             anyhow::bail!(
-                "--token / MODSYNC_TOKEN is empty or only whitespace: give the coordinator's \
-                 token, or unset both for a coordinator that has none"
+                "--token / --token-file / MODSYNC_TOKEN is empty or only whitespace: give the \
+                 coordinator's token, or unset them for a coordinator that has none"
+            );
+        }
+        if let Some(n) = token
+            .map(|t| t.trim().chars().count())
+            .filter(|n| *n < MIN_TOKEN_CHARS)
+        {
+            anyhow::bail!(
+                "--token / --token-file / MODSYNC_TOKEN is {n} characters long: a coordinator \
+                 token has at least {MIN_TOKEN_CHARS}"
             );
         }
         let header = token
@@ -250,7 +263,7 @@ mod tests {
         assert!(connect("not a url", None).is_err());
         assert!(connect("127.0.0.1:50051", None).is_err());
         assert!(connect("http://127.0.0.1:1", Some("line\nbreak")).is_err());
-        assert!(connect("http://127.0.0.1:1", Some("fine")).is_ok());
+        assert!(connect("http://127.0.0.1:1", Some("fine-and-long-enough")).is_ok());
     }
 
     #[test]
@@ -263,7 +276,21 @@ mod tests {
             );
         }
         assert!(Auth::new(None).is_ok());
-        assert!(Auth::new(Some("t")).is_ok());
+        assert!(Auth::new(Some("0123456789abcdef")).is_ok());
+    }
+
+    #[test]
+    fn short_tokens_are_refused_naming_the_flag() {
+        for t in ["t", "0123456789abcde", " 0123456789abcde "] {
+            let e = Auth::new(Some(t)).unwrap_err().to_string();
+            assert!(e.contains("--token") && e.contains("16"), "{t:?}: {e}");
+            if t.trim().len() > 5 {
+                assert!(
+                    !e.contains(t.trim()),
+                    "{t:?}: the token is in the error: {e}"
+                );
+            }
+        }
     }
 
     #[tokio::test]
@@ -292,7 +319,7 @@ mod tests {
 
     #[test]
     fn the_token_never_shows_in_debug_output() {
-        let mut auth = Auth::new(Some("t0ps3cret")).unwrap();
+        let mut auth = Auth::new(Some("t0ps3cret-t0ps3cret")).unwrap();
         let request = auth.call(Request::new(())).unwrap();
         assert!(request.metadata().get("authorization").is_some());
         for shown in [format!("{auth:?}"), format!("{:?}", request.metadata())] {
@@ -303,7 +330,7 @@ mod tests {
     #[tokio::test]
     async fn good_url_connects_lazily() {
         // Nothing listens on port 1: connecting is still fine, the first call fails transiently.
-        let mut c = connect("http://127.0.0.1:1", Some("t")).unwrap();
+        let mut c = connect("http://127.0.0.1:1", Some("0123456789abcdef")).unwrap();
         let err = c
             .list_sweeps(modsync_proto::ListSweepsRequest {})
             .await

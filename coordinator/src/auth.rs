@@ -4,14 +4,19 @@
 //! The comparison runs in constant time over SHA-256 digests of both tokens: comparing fixed
 //! 32-byte digests with a fold that never stops early leaks neither where the first wrong byte is
 //! nor the token's length. Tokens are never logged; a refusal says only which of "missing" or
-//! "wrong" happened.
+//! "wrong" happened. With an [`AuthLimiter`] (the server has one), wrong tokens are limited per
+//! client address: once an address used up its failures, its calls are refused `UNAVAILABLE`
+//! without checking the token until the limit refills (`auth_limit.rs`).
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use tonic::metadata::MetadataValue;
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
+
+use crate::auth_limit::AuthLimiter;
 
 /// Metadata key and scheme of the token.
 const HEADER: &str = "authorization";
@@ -22,6 +27,8 @@ const SCHEME: &str = "Bearer ";
 pub struct BearerAuth {
     /// SHA-256 of the expected token; the token itself is not kept.
     expected: Option<Arc<[u8; 32]>>,
+    /// Wrong tokens per client address (`check` only; `matches` leaves it to its caller).
+    limiter: Option<AuthLimiter>,
 }
 
 impl std::fmt::Debug for BearerAuth {
@@ -46,7 +53,14 @@ impl BearerAuth {
     pub fn new(token: Option<&str>) -> Self {
         Self {
             expected: token.map(|t| Arc::new(digest(t.as_bytes()))),
+            limiter: None,
         }
+    }
+
+    /// Limits wrong tokens per client address in [`BearerAuth::check`].
+    pub fn with_limiter(mut self, limiter: AuthLimiter) -> Self {
+        self.limiter = Some(limiter);
+        self
     }
 
     /// Whether a token is required at all.
@@ -73,13 +87,27 @@ impl BearerAuth {
                 "missing `authorization: Bearer <token>` metadata",
             ));
         };
+        // Unknown only for in-process transports; they share one bucket.
+        let ip = req
+            .remote_addr()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+        if let Some(limiter) = &self.limiter
+            && let Err(wait) = limiter.admit(ip)
+        {
+            return Err(Status::unavailable(AuthLimiter::refusal(ip, wait)));
+        }
         let presented = header
             .as_bytes()
             .strip_prefix(SCHEME.as_bytes())
             .map(digest);
         match presented {
             Some(d) if ct_eq(&d, expected) => Ok(()),
-            _ => Err(Status::unauthenticated("wrong bearer token")),
+            _ => {
+                if let Some(limiter) = &self.limiter {
+                    limiter.failed(ip);
+                }
+                Err(Status::unauthenticated("wrong bearer token"))
+            }
         }
     }
 }
@@ -161,6 +189,24 @@ mod tests {
             assert!(!e.message().contains("s3cret"), "the token leaked: {e}");
         }
         assert!(BearerAuth::new(None).check(&with(None)).is_ok());
+    }
+
+    #[test]
+    fn wrong_tokens_lock_the_address_out_even_for_the_right_one() {
+        let auth = BearerAuth::new(Some("s3cret")).with_limiter(AuthLimiter::new(3));
+        for _ in 0..3 {
+            let e = auth.check(&with(Some("Bearer guess"))).unwrap_err();
+            assert_eq!(e.code(), tonic::Code::Unauthenticated);
+        }
+        let e = auth.check(&with(Some("Bearer s3cret"))).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Unavailable, "{e}");
+        assert!(e.message().contains("too many failed"), "{e}");
+        // A missing token is not a guess.
+        let e = BearerAuth::new(Some("s3cret"))
+            .with_limiter(AuthLimiter::new(1))
+            .check(&with(None))
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Unauthenticated);
     }
 
     #[test]

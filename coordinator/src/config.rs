@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::auth_limit::AuthLimiter;
 use crate::error::{Error, Result};
 
 /// How to run one coordinator. `Debug` shows whether a token is set, never the token.
@@ -51,13 +52,43 @@ pub struct ServeConfig {
     /// Most metric rows one `ReportProgress` may carry (workers send at most
     /// [`MIN_METRIC_ROWS`] per report). More → `RESOURCE_EXHAUSTED` naming `metrics`.
     pub max_metric_rows: usize,
+    /// Most gRPC connections held at once (each needs a file descriptor); past it new ones wait
+    /// in the kernel's backlog until one closes.
+    pub max_connections: usize,
+    /// Most RPCs one connection runs at once (HTTP/2 streams beyond it are refused by the
+    /// protocol's own limit, and the server queues no more than this per connection).
+    pub max_rpcs_per_connection: usize,
+    /// A new connection that has not sent its first bytes (the HTTP/2 preface, or the TLS
+    /// hello and handshake) within this long is closed; afterwards HTTP/2 keepalive pings find
+    /// dead peers. The dashboard of `--http` uses it as its header-read timeout.
+    pub idle_timeout_ms: u64,
+    /// Failed authentications per client address, shared with the dashboard of `--http`
+    /// (`auth_limit.rs`).
+    pub auth_limiter: AuthLimiter,
 }
 
 /// The error for an empty or whitespace-only token, naming the flag and the variable (the
 /// variable is the usual culprit: a Kubernetes Secret without the key, a blank line in an env
 /// file).
-const EMPTY_TOKEN: &str = "--token / MODSYNC_TOKEN is empty or only whitespace: give the shared \
-     secret (e.g. openssl rand -hex 32), or unset both to serve loopback without authentication";
+const EMPTY_TOKEN: &str = "--token / --token-file / MODSYNC_TOKEN is empty or only whitespace: \
+     give the shared secret (e.g. openssl rand -hex 32), or unset them to serve loopback without \
+     authentication";
+
+/// The shortest token accepted anywhere (coordinator, dashboard, workers, clients): a short one
+/// can be guessed, whatever the rate limit.
+pub const MIN_TOKEN_CHARS: usize = 16;
+
+/// The error for a token shorter than [`MIN_TOKEN_CHARS`] (`None` when it is long enough),
+/// naming the flags and the variable but never showing the token.
+pub fn short_token(token: &str) -> Option<String> {
+    let n = token.trim().chars().count();
+    (n < MIN_TOKEN_CHARS).then(|| {
+        format!(
+            "--token / --token-file / MODSYNC_TOKEN is {n} characters long: use at least \
+             {MIN_TOKEN_CHARS} (e.g. openssl rand -hex 32)"
+        )
+    })
+}
 
 /// Whether `ip` only reaches this machine: 127.0.0.0/8, ::1, and ::ffff:127.x.y.z.
 pub fn is_loopback(ip: IpAddr) -> bool {
@@ -92,6 +123,11 @@ impl Default for ServeConfig {
             max_message_bytes: 256 * 1024 * 1024,
             max_checkpoint_bytes: 256 * 1024 * 1024,
             max_metric_rows: 10_000,
+            // 1,000 workers with a connection each (bench/coordinator-load) fit 4 times over.
+            max_connections: 4096,
+            max_rpcs_per_connection: 256,
+            idle_timeout_ms: 5_000,
+            auth_limiter: AuthLimiter::default(),
         }
     }
 }
@@ -113,6 +149,10 @@ impl std::fmt::Debug for ServeConfig {
             .field("max_message_bytes", &self.max_message_bytes)
             .field("max_checkpoint_bytes", &self.max_checkpoint_bytes)
             .field("max_metric_rows", &self.max_metric_rows)
+            .field("max_connections", &self.max_connections)
+            .field("max_rpcs_per_connection", &self.max_rpcs_per_connection)
+            .field("idle_timeout_ms", &self.idle_timeout_ms)
+            .field("auth_limiter", &self.auth_limiter)
             .finish()
     }
 }
@@ -145,10 +185,24 @@ impl ServeConfig {
                 "max_metric_rows must be at least {MIN_METRIC_ROWS} (workers send up to that many rows per report)"
             ));
         }
-        if let Some(t) = &self.token
-            && t.trim().is_empty()
-        {
-            return bad(EMPTY_TOKEN.into());
+        if let Some(t) = &self.token {
+            if t.trim().is_empty() {
+                return bad(EMPTY_TOKEN.into());
+            }
+            if let Some(e) = short_token(t) {
+                return bad(e);
+            }
+        }
+        if self.max_connections == 0 || self.max_rpcs_per_connection == 0 {
+            return bad(
+                "--max-connections and --max-rpcs-per-connection must be at least 1".into(),
+            );
+        }
+        if self.idle_timeout_ms < 100 {
+            return bad(format!(
+                "--idle-timeout-ms must be at least 100, got {}",
+                self.idle_timeout_ms
+            ));
         }
         self.check_exposure(self.listen)?;
         match (&self.tls_cert, &self.tls_key) {
@@ -186,6 +240,11 @@ impl ServeConfig {
     /// Query's time limit as a `Duration` (`modsync sql --db` runs under the same one).
     pub fn query_timeout(&self) -> Duration {
         Duration::from_millis(self.query_timeout_ms)
+    }
+
+    /// `idle_timeout_ms` as a `Duration`.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms)
     }
 }
 
@@ -278,6 +337,53 @@ mod tests {
         }
     }
 
+    /// A token of the minimum length.
+    const LONG: &str = "0123456789abcdef";
+
+    #[test]
+    fn tokens_shorter_than_16_characters_are_refused_without_showing_them() {
+        for t in ["x", "s3cret", "0123456789abcde", "  0123456789abcde  "] {
+            let c = ServeConfig {
+                token: Some(t.into()),
+                ..Default::default()
+            };
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains("--token") && e.contains("16"), "{t:?}: {e}");
+            if t.trim().len() > 5 {
+                assert!(
+                    !e.contains(t.trim()),
+                    "{t:?}: the token is in the error: {e}"
+                );
+            }
+        }
+        let ok = ServeConfig {
+            token: Some(LONG.into()),
+            ..Default::default()
+        };
+        assert!(ok.validate().is_ok());
+    }
+
+    #[test]
+    fn connection_limits_are_validated() {
+        for c in [
+            ServeConfig {
+                max_connections: 0,
+                ..Default::default()
+            },
+            ServeConfig {
+                max_rpcs_per_connection: 0,
+                ..Default::default()
+            },
+            ServeConfig {
+                idle_timeout_ms: 99,
+                ..Default::default()
+            },
+        ] {
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains("--"), "{e}");
+        }
+    }
+
     #[test]
     fn only_loopback_may_be_served_without_a_token_unless_said_so() {
         let at = |addr: &str, token: Option<&str>, insecure: bool| ServeConfig {
@@ -305,10 +411,10 @@ mod tests {
                 e.contains("--insecure-no-auth") && e.contains("--token") && e.contains(open),
                 "{open}: {e}"
             );
-            assert!(at(open, Some("t"), false).validate().is_ok(), "{open}");
+            assert!(at(open, Some(LONG), false).validate().is_ok(), "{open}");
             assert!(at(open, None, true).validate().is_ok(), "{open}");
         }
-        let e = at("0.0.0.0:1", Some("t"), true)
+        let e = at("0.0.0.0:1", Some(LONG), true)
             .validate()
             .unwrap_err()
             .to_string();

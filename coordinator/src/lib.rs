@@ -29,7 +29,9 @@
 //! missing/wrong token → `UNAUTHENTICATED`.
 
 pub mod auth;
+pub mod auth_limit;
 pub mod config;
+pub mod conn;
 mod curves;
 pub mod error;
 mod fence;

@@ -9,13 +9,24 @@
 //!    and `SQLITE_LIMIT_ATTACHED = 0` (so neither ATTACH nor `VACUUM INTO` can open or create
 //!    another file). SQLite itself refuses every write there.
 //!
+//! Before either, [`check_bytes`] refuses text over [`MAX_SQL_BYTES`] and text with a NUL byte
+//! (which sqlx-sqlite's statement loop cannot step past), without copying or waiting for
+//! anything; then the Query takes one of `READ_CONNECTIONS` (4) permits, and only
+//! then is the text tokenised and prepared.
+//!
 //! Limits: rows (`max_rows`; the response says `truncated`; asking for more than the
 //! coordinator's cap is refused by the service), bytes (the gRPC message limit; also
-//! `truncated`), and time: a progress handler interrupts the statement inside SQLite at the
-//! deadline, so a runaway recursive CTE stops instead of pinning a connection.
+//! `truncated`; and no single value or row over it is made at all: `SQLITE_LIMIT_LENGTH` is the
+//! cap while the Query runs, so `zeroblob(400000000)` fails inside SQLite), SQL text
+//! ([`MAX_SQL_BYTES`]), and time: a progress handler interrupts the statement inside SQLite at
+//! the deadline, so a runaway recursive CTE stops instead of pinning a connection; and a
+//! connection that still has not come back a second later (stuck outside SQLite's VM) is not
+//! waited for: it leaves the pool, which opens a fresh one, and is interrupted until it
+//! returns (`rescue`).
 //!
 //! Errors: a refused statement is `PERMISSION_DENIED`, a statement SQLite cannot run (syntax,
-//! unknown table) is `INVALID_ARGUMENT` naming `sql`, a timeout is `DEADLINE_EXCEEDED`.
+//! unknown table, a value over the byte cap) or text refused by [`check_bytes`] is
+//! `INVALID_ARGUMENT` naming `sql`, a timeout is `DEADLINE_EXCEEDED`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,11 +35,17 @@ use std::time::{Duration, Instant};
 use modsync_proto::{QueryResponse, Row, Value, value::Kind};
 use prost::Message;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{AssertSqlSafe, Column, Executor, Row as _, SqlSafeStr, Statement, TypeInfo, ValueRef};
+use sqlx::{
+    AssertSqlSafe, Column, Connection, Executor, Row as _, SqlSafeStr, SqliteConnection,
+    Statement, TypeInfo, ValueRef,
+};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_stream::StreamExt;
 
 use crate::error::{Error, Result};
 use crate::reader::Reader;
+pub use crate::reader::{MAX_SQL_BYTES, MAX_VALUE_BYTES};
+use crate::sqlite_ext;
 
 /// SQLite VM instructions between two deadline checks: frequent enough to stop within
 /// microseconds, rare enough to cost nothing.
@@ -70,9 +87,9 @@ const WRITE_WORDS: [&str; 12] = [
 
 /// One lexical token of SQL, as much as the check needs.
 #[derive(Debug, PartialEq)]
-enum Token {
-    /// A bare word (keyword or unquoted name), upper-cased.
-    Word(String),
+enum Token<'a> {
+    /// A bare word (keyword or unquoted name), as written.
+    Word(&'a str),
     /// `;`
     Semi,
     /// Any other punctuation.
@@ -81,104 +98,160 @@ enum Token {
     Opaque,
 }
 
-/// Splits SQL into tokens, dropping comments and the insides of strings and quoted names.
-fn tokens(sql: &str) -> Vec<Token> {
-    let chars: Vec<char> = sql.chars().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        let next = chars.get(i + 1).copied();
-        match c {
-            c if c.is_whitespace() => i += 1,
-            '-' if next == Some('-') => {
-                while i < chars.len() && chars[i] != '\n' {
-                    i += 1;
+impl Token<'_> {
+    /// Whether this is the bare word `kw` (ASCII case ignored).
+    fn is(&self, kw: &str) -> bool {
+        matches!(self, Token::Word(w) if w.eq_ignore_ascii_case(kw))
+    }
+}
+
+/// Whether the word `w` is one of `list` (ASCII case ignored).
+fn one_of(w: &str, list: &[&str]) -> bool {
+    list.iter().any(|k| w.eq_ignore_ascii_case(k))
+}
+
+/// The tokens of SQL text, comments and the insides of strings and quoted names dropped. Reads
+/// the text in place (no copy of it, nothing kept per token), so the check costs no memory
+/// however long the text is.
+struct Tokens<'a> {
+    sql: &'a str,
+    /// Byte offset of the next character to read.
+    at: usize,
+}
+
+fn tokens(sql: &str) -> Tokens<'_> {
+    Tokens { sql, at: 0 }
+}
+
+/// Characters of a bare word.
+fn word_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_' || c == '$'
+}
+
+impl<'a> Iterator for Tokens<'a> {
+    type Item = Token<'a>;
+
+    fn next(&mut self) -> Option<Token<'a>> {
+        loop {
+            let rest = &self.sql[self.at..];
+            let mut chars = rest.chars();
+            let c = chars.next()?;
+            let next = chars.next();
+            match c {
+                c if c.is_whitespace() => self.at += c.len_utf8(),
+                '-' if next == Some('-') => self.at += rest.find('\n').unwrap_or(rest.len()),
+                '/' if next == Some('*') => {
+                    self.at += rest[2..].find("*/").map_or(rest.len(), |end| end + 4);
                 }
-            }
-            '/' if next == Some('*') => {
-                i += 2;
-                while i < chars.len() && !(chars[i] == '*' && chars.get(i + 1) == Some(&'/')) {
-                    i += 1;
-                }
-                i += 2;
-            }
-            '\'' | '"' | '`' | '[' => {
-                let close = if c == '[' { ']' } else { c };
-                i += 1;
-                loop {
-                    match chars.get(i) {
-                        None => break,
-                        // A doubled quote is an escaped quote, not the end.
-                        Some(&q) if q == close && close != ']' && chars.get(i + 1) == Some(&q) => {
-                            i += 2
+                '\'' | '"' | '`' | '[' => {
+                    let close = if c == '[' { ']' } else { c };
+                    let mut end = 1;
+                    loop {
+                        match rest[end..].find(close) {
+                            None => {
+                                end = rest.len();
+                                break;
+                            }
+                            Some(k) => {
+                                end += k + 1;
+                                // A doubled quote is an escaped quote, not the end.
+                                if close != ']' && rest[end..].starts_with(close) {
+                                    end += 1;
+                                } else {
+                                    break;
+                                }
+                            }
                         }
-                        Some(&q) if q == close => {
-                            i += 1;
-                            break;
-                        }
-                        Some(_) => i += 1,
                     }
+                    self.at += end;
+                    return Some(Token::Opaque);
                 }
-                out.push(Token::Opaque);
-            }
-            ';' => {
-                out.push(Token::Semi);
-                i += 1;
-            }
-            c if c.is_alphanumeric() || c == '_' || c == '$' => {
-                let start = i;
-                while i < chars.len()
-                    && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '$')
-                {
-                    i += 1;
+                ';' => {
+                    self.at += 1;
+                    return Some(Token::Semi);
                 }
-                if c.is_ascii_digit() {
-                    out.push(Token::Opaque);
-                } else {
-                    let word: String = chars[start..i].iter().collect();
-                    out.push(Token::Word(word.to_ascii_uppercase()));
+                c if word_char(c) => {
+                    let len = rest.find(|c: char| !word_char(c)).unwrap_or(rest.len());
+                    self.at += len;
+                    return Some(if c.is_ascii_digit() {
+                        Token::Opaque
+                    } else {
+                        Token::Word(&rest[..len])
+                    });
                 }
-            }
-            c => {
-                out.push(Token::Punct(c));
-                i += 1;
+                c => {
+                    self.at += c.len_utf8();
+                    return Some(Token::Punct(c));
+                }
             }
         }
     }
-    out
+}
+
+/// What is refused before anything else happens to a Query's text — before a concurrency
+/// permit or a connection is waited for, before the text is tokenised or copied: text over
+/// [`MAX_SQL_BYTES`], and a NUL byte anywhere.
+///
+/// The NUL byte is the one thing sqlx-sqlite (0.9) cannot step through: SQLite reads SQL text
+/// only up to a NUL (its string terminator), so after the statement before it the remaining
+/// text starts with the NUL, `sqlite3_prepare_v3` compiles nothing there and leaves its tail
+/// pointer where it was, and sqlx's statement loop (`VirtualStatement`'s `prepare`) calls it
+/// again for ever — outside SQLite's VM, where neither the progress handler nor the time limit
+/// reaches, holding the connection and a core. Every other text either compiles or is a
+/// syntax error.
+pub fn check_bytes(sql: &str) -> Result<()> {
+    if sql.len() > MAX_SQL_BYTES {
+        return Err(Error::invalid(
+            "sql",
+            format!(
+                "{} bytes of SQL text is over the limit of {MAX_SQL_BYTES} bytes",
+                sql.len()
+            ),
+        ));
+    }
+    if let Some(at) = sql.bytes().position(|b| b == 0) {
+        return Err(Error::invalid(
+            "sql",
+            format!(
+                "a NUL byte at byte offset {at}: SQL text may not contain NUL (SQLite stops \
+                 reading there and the rest could never be run)"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The text check (layer 1). `Err` is `INVALID_ARGUMENT` (empty, several statements) or
-/// `PERMISSION_DENIED` (anything that is not a plain read).
+/// `PERMISSION_DENIED` (anything that is not a plain read). Two passes over the tokens, nothing
+/// kept: memory does not grow with the text.
 pub fn check(sql: &str) -> Result<()> {
-    let toks = tokens(sql);
-    let first_semi = toks.iter().position(|t| *t == Token::Semi);
-    let statement = &toks[..first_semi.unwrap_or(toks.len())];
-    if let Some(semi) = first_semi
-        && toks[semi..].iter().any(|t| *t != Token::Semi)
+    // Anything but more `;` after the first `;` is a second statement.
+    if tokens(sql)
+        .skip_while(|t| *t != Token::Semi)
+        .any(|t| t != Token::Semi)
     {
         return Err(Error::invalid(
             "sql",
             "only one statement per query (found text after ';')",
         ));
     }
-    let Some(first) = statement.first() else {
+    let mut statement = tokens(sql).take_while(|t| *t != Token::Semi).peekable();
+    let Some(first) = statement.next() else {
         return Err(Error::invalid("sql", "empty query"));
     };
     match first {
-        Token::Word(w) if w == "EXPLAIN" => {
+        Token::Word(w) if w.eq_ignore_ascii_case("EXPLAIN") => {
             // EXPLAIN [QUERY PLAN] must explain a read: `EXPLAIN COMMIT` names no write word
             // but is no query either.
-            let mut rest = statement[1..].iter().peekable();
-            if rest.peek() == Some(&&Token::Word("QUERY".into())) {
-                rest.next();
-                if rest.peek() == Some(&&Token::Word("PLAN".into())) {
-                    rest.next();
+            if statement.peek().is_some_and(|t| t.is("QUERY")) {
+                statement.next();
+                if statement.peek().is_some_and(|t| t.is("PLAN")) {
+                    statement.next();
                 }
             }
-            match rest.next() {
-                Some(Token::Word(w)) if w != "EXPLAIN" && READ_STARTS.contains(&w.as_str()) => {}
+            match statement.next() {
+                Some(Token::Word(w))
+                    if !w.eq_ignore_ascii_case("EXPLAIN") && one_of(w, &READ_STARTS) => {}
                 _ => {
                     return Err(Error::Refused(
                         "refused: EXPLAIN only explains SELECT, WITH or VALUES here".into(),
@@ -186,17 +259,18 @@ pub fn check(sql: &str) -> Result<()> {
                 }
             }
         }
-        Token::Word(w) if READ_STARTS.contains(&w.as_str()) => {}
-        Token::Word(w) if w == "PRAGMA" => {
+        Token::Word(w) if one_of(w, &READ_STARTS) => {}
+        Token::Word(w) if w.eq_ignore_ascii_case("PRAGMA") => {
             return Err(Error::Refused(
                 "refused: PRAGMA statements can change the connection; use the read-only \
                  table-valued form, e.g. SELECT * FROM pragma_table_info('jobs')"
                     .into(),
             ));
         }
-        Token::Word(w) if NON_READ_STARTS.contains(&w.as_str()) => {
+        Token::Word(w) if one_of(w, &NON_READ_STARTS) => {
             return Err(Error::Refused(format!(
-                "refused: {w}: Query runs read-only statements only (SELECT, WITH, VALUES, EXPLAIN)"
+                "refused: {}: Query runs read-only statements only (SELECT, WITH, VALUES, EXPLAIN)",
+                w.to_ascii_uppercase()
             )));
         }
         _ => {
@@ -206,15 +280,18 @@ pub fn check(sql: &str) -> Result<()> {
             ));
         }
     }
-    for (k, t) in statement.iter().enumerate() {
+    // The rest of the statement (what came before is a read keyword, no write word).
+    while let Some(t) = statement.next() {
         let Token::Word(w) = t else { continue };
-        let writes = WRITE_WORDS.contains(&w.as_str())
+        let writes = one_of(w, &WRITE_WORDS)
             // REPLACE INTO writes; replace(…) is the string function.
-            || (w == "REPLACE" && statement.get(k + 1) == Some(&Token::Word("INTO".into())));
+            || (w.eq_ignore_ascii_case("REPLACE")
+                && statement.peek().is_some_and(|t| t.is("INTO")));
         if writes {
             return Err(Error::Refused(format!(
-                "refused: {w} writes to or reconfigures the store; Query is read-only \
+                "refused: {} writes to or reconfigures the store; Query is read-only \
                  (quote a column named like a keyword: \"{}\")",
+                w.to_ascii_uppercase(),
                 w.to_lowercase()
             )));
         }
@@ -222,9 +299,18 @@ pub fn check(sql: &str) -> Result<()> {
     Ok(())
 }
 
+/// A Query's SQL text longer than this is dropped from its connection's statement cache after
+/// it ran: sqlx keeps every prepared text (100 per connection), which for long texts would hold
+/// up to [`MAX_SQL_BYTES`] × 100 per connection.
+const CACHED_SQL_BYTES: usize = 16 * 1024;
+/// How long a stuck connection's rescuer keeps interrupting it before giving up (and leaving
+/// it, and its Query permit, where they are).
+const RESCUE_FOR: Duration = Duration::from_secs(60);
+
 impl Reader {
-    /// Runs `sql` read-only: [`check`], then at most `max_rows` rows or `max_bytes` of them,
-    /// interrupted after `timeout`.
+    /// Runs `sql` read-only: [`check_bytes`], a Query permit, [`check`], then at most
+    /// `max_rows` rows or `max_bytes` of them (no value or row over `max_bytes` is even made),
+    /// interrupted `timeout` after the call.
     pub async fn query(
         &self,
         sql: &str,
@@ -232,13 +318,17 @@ impl Reader {
         timeout: Duration,
         max_bytes: usize,
     ) -> Result<QueryResponse> {
+        check_bytes(sql)?;
+        let limit = Limit::new(timeout);
+        let permit = self.permit(&limit).await?;
         check(sql)?;
-        self.query_unchecked(sql, max_rows, timeout, max_bytes)
-            .await
+        self.run(permit, &limit, sql, max_rows, max_bytes).await
     }
 
-    /// Layer 2 alone: runs `sql` on a read-only connection without the text check. Only the
-    /// tests call it directly, to show that SQLite itself refuses what the check refuses.
+    /// Layer 2 alone: runs `sql` on a read-only connection without the text checks. Only the
+    /// tests call it directly, to show that SQLite itself refuses what the check refuses, and
+    /// that a connection which never comes back is replaced.
+    #[cfg(test)]
     pub(crate) async fn query_unchecked(
         &self,
         sql: &str,
@@ -246,43 +336,188 @@ impl Reader {
         timeout: Duration,
         max_bytes: usize,
     ) -> Result<QueryResponse> {
-        let timeout_msg = || {
-            Error::Timeout(format!(
-                "query ran longer than {} ms and was interrupted (the coordinator's \
-                 --query-timeout-ms)",
-                timeout.as_millis()
-            ))
-        };
-        // Outer bound, for time spent outside SQLite's VM (waiting for a connection).
-        let outer = timeout + Duration::from_secs(1);
-        let work = async {
-            let mut conn = self.pool.acquire().await?;
-            let deadline = Instant::now() + timeout;
-            let interrupted = Arc::new(AtomicBool::new(false));
-            let flag = interrupted.clone();
-            conn.lock_handle()
-                .await?
-                .set_progress_handler(PROGRESS_OPS, move || {
-                    let go_on = Instant::now() < deadline;
-                    if !go_on {
-                        flag.store(true, Ordering::Relaxed);
-                    }
-                    go_on
-                });
-            let result = fetch(&mut conn, sql, max_rows, max_bytes).await;
-            if let Ok(mut h) = conn.lock_handle().await {
-                h.remove_progress_handler();
-            }
-            result.map_err(|e| classify(e, interrupted.load(Ordering::Relaxed), timeout_msg))
-        };
-        tokio::time::timeout(outer, work)
+        let limit = Limit::new(timeout);
+        let permit = self.permit(&limit).await?;
+        self.run(permit, &limit, sql, max_rows, max_bytes).await
+    }
+
+    /// One of the `READ_CONNECTIONS` Query permits, waited for within the time limit.
+    async fn permit(&self, limit: &Limit) -> Result<OwnedSemaphorePermit> {
+        tokio::time::timeout_at(limit.outer, self.query_slots.clone().acquire_owned())
             .await
-            .map_err(|_| timeout_msg())?
+            .map_err(|_| limit.error())?
+            .map_err(|_| Error::Timeout("the store is closing".into()))
+    }
+
+    /// Runs `sql` on a pooled connection: interrupted inside SQLite at the deadline (the
+    /// progress handler), and not waited for past the outer deadline — a connection whose
+    /// statement does not come back by then is taken out of the pool (which opens a fresh one)
+    /// and handed to [`rescue`].
+    async fn run(
+        &self,
+        permit: OwnedSemaphorePermit,
+        limit: &Limit,
+        sql: &str,
+        max_rows: usize,
+        max_bytes: usize,
+    ) -> Result<QueryResponse> {
+        let mut conn = tokio::time::timeout_at(limit.outer, self.pool.acquire())
+            .await
+            .map_err(|_| limit.error())??;
+        let interrupted = Arc::new(AtomicBool::new(false));
+        let flag = interrupted.clone();
+        let deadline = limit.deadline.into_std();
+        let interrupter = {
+            let mut handle = conn.lock_handle().await?;
+            handle.set_progress_handler(PROGRESS_OPS, move || {
+                let go_on = Instant::now() < deadline;
+                if !go_on {
+                    flag.store(true, Ordering::Relaxed);
+                }
+                go_on
+            });
+            // No value or row larger than the response may carry is made at all.
+            sqlite_ext::set_length_limit(&mut handle, max_bytes);
+            sqlite_ext::Interrupter::of(&mut handle)
+        };
+        match tokio::time::timeout_at(limit.outer, fetch(&mut conn, sql, max_rows, max_bytes))
+            .await
+        {
+            Ok(result) => {
+                if let Ok(mut h) = conn.lock_handle().await {
+                    h.remove_progress_handler();
+                    sqlite_ext::set_length_limit(&mut h, MAX_VALUE_BYTES);
+                }
+                if sql.len() > CACHED_SQL_BYTES {
+                    let _ = conn.clear_cached_statements().await;
+                }
+                drop(permit);
+                result.map_err(|e| {
+                    classify(e, interrupted.load(Ordering::Relaxed), max_bytes, || {
+                        limit.error()
+                    })
+                })
+            }
+            Err(_) => {
+                tracing::warn!(
+                    timeout_ms = limit.timeout.as_millis() as u64,
+                    "a Query's read connection did not come back after its time limit; it is \
+                     replaced, and interrupted until it returns"
+                );
+                rescue(conn.detach(), interrupter, permit);
+                Err(limit.error())
+            }
+        }
     }
 }
 
+/// A Query's time limit: the statement is interrupted inside SQLite at `deadline`; nothing is
+/// waited for past `outer`, one second later (time outside SQLite's VM: the permit, the pool,
+/// a connection that never yields).
+struct Limit {
+    timeout: Duration,
+    deadline: tokio::time::Instant,
+    outer: tokio::time::Instant,
+}
+
+impl Limit {
+    fn new(timeout: Duration) -> Limit {
+        let now = tokio::time::Instant::now();
+        Limit {
+            timeout,
+            deadline: now + timeout,
+            outer: now + timeout + Duration::from_secs(1),
+        }
+    }
+
+    fn error(&self) -> Error {
+        Error::Timeout(format!(
+            "query ran longer than {} ms and was interrupted (the coordinator's \
+             --query-timeout-ms)",
+            self.timeout.as_millis()
+        ))
+    }
+}
+
+/// A connection out of the pool whose worker thread is still busy with a Query, with the
+/// thread that interrupts it and the Query permit it holds. Dropping it stops (and joins) the
+/// interrupting thread *before* the connection goes: the handle must stay open while anyone
+/// may call `sqlite3_interrupt` on it.
+struct Stuck {
+    stop: Arc<AtomicBool>,
+    interrupting: Option<std::thread::JoinHandle<()>>,
+    conn: Option<SqliteConnection>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for Stuck {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.interrupting.take() {
+            let _ = t.join();
+        }
+        drop(self.conn.take());
+    }
+}
+
+/// Gets a stuck connection back without anyone waiting for it: a thread calls
+/// `sqlite3_interrupt` on it every 50 µs (a statement in SQLite's VM stops at once; sqlx's
+/// statement loop, which re-enters the parser, stops the first time an interrupt lands between
+/// the parser clearing the flag and reading its first token) until its worker thread answers a
+/// ping, then the connection is closed and the permit returned. Gives up after [`RESCUE_FOR`]
+/// (the permit then stays taken: at most `READ_CONNECTIONS` can ever be lost this way).
+fn rescue(conn: SqliteConnection, interrupter: sqlite_ext::Interrupter, permit: OwnedSemaphorePermit) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let interrupting = {
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("modsync-query-rescue".into())
+            .spawn(move || {
+                let until = Instant::now() + RESCUE_FOR;
+                while !stop.load(Ordering::Acquire) {
+                    if Instant::now() > until {
+                        tracing::error!(
+                            "a stuck Query connection did not come back after {RESCUE_FOR:?} of \
+                             interrupts; left as it is"
+                        );
+                        return;
+                    }
+                    // SAFETY: `Stuck` holds the connection until this thread has stopped and
+                    // been joined, so its handle is open for every call.
+                    unsafe { interrupter.interrupt() };
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+            })
+    };
+    let interrupting = match interrupting {
+        Ok(t) => Some(t),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the thread that interrupts a stuck Query");
+            None
+        }
+    };
+    let mut stuck = Stuck {
+        stop,
+        interrupting,
+        conn: Some(conn),
+        _permit: permit,
+    };
+    tokio::spawn(async move {
+        let started = Instant::now();
+        if let Some(conn) = stuck.conn.as_mut() {
+            // Answered once the worker thread finished what it was doing.
+            let _ = conn.ping().await;
+        }
+        tracing::info!(
+            after_ms = started.elapsed().as_millis() as u64,
+            "a stuck Query connection came back; closed"
+        );
+        drop(stuck);
+    });
+}
+
 /// Maps a SQLite error of the user's statement onto our error kinds.
-fn classify(e: Error, interrupted: bool, timeout: impl Fn() -> Error) -> Error {
+fn classify(e: Error, interrupted: bool, max_bytes: usize, timeout: impl Fn() -> Error) -> Error {
     let Error::Db(sqlx::Error::Database(db)) = &e else {
         return e;
     };
@@ -292,6 +527,15 @@ fn classify(e: Error, interrupted: bool, timeout: impl Fn() -> Error) -> Error {
         9 if interrupted => timeout(),
         // SQLITE_READONLY and its extended codes
         8 => Error::Refused(format!("refused by the read-only store: {}", db.message())),
+        // SQLITE_TOOBIG
+        18 => Error::invalid(
+            "sql",
+            format!(
+                "{}: a value or row of the result would be larger than the limit of {max_bytes} \
+                 bytes of a Query response (the coordinator's --max-message-bytes)",
+                db.message()
+            ),
+        ),
         _ => Error::invalid("sql", db.message().to_string()),
     }
 }
@@ -673,6 +917,91 @@ mod tests {
             for _ in 0..8 {
                 let r = s.query("SELECT 41 + 1", 10, T, BYTES).await.unwrap();
                 assert_eq!(r.rows[0].values[0].kind, Some(Kind::Integer(42)));
+            }
+        }
+
+        #[test]
+        fn nul_bytes_and_oversize_text_are_refused_naming_where() {
+            let e = check_bytes("SELECT 1\0").unwrap_err().to_string();
+            assert!(e.contains("NUL") && e.contains("byte offset 8"), "{e}");
+            let e = check_bytes("SELECT '\0'").unwrap_err().to_string();
+            assert!(e.contains("byte offset 8"), "{e}");
+            let long = format!("SELECT '{}'", "x".repeat(MAX_SQL_BYTES));
+            let e = check_bytes(&long).unwrap_err().to_string();
+            assert!(e.contains("limit of 1000000 bytes"), "{e}");
+            assert!(check_bytes("SELECT 'é', 1 -- ok").is_ok());
+        }
+
+        /// A statement that never yields (sqlx's loop on a NUL byte, reached here without the
+        /// text checks) costs one time limit, not a connection: the pool opens a fresh one, the
+        /// stuck one is interrupted until it comes back, and closing the store does not wait.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_connection_that_never_yields_is_replaced_not_waited_for() {
+            let dir = tempfile::tempdir().unwrap();
+            let s = store(&dir).await;
+            let limit = Duration::from_millis(300);
+            for _ in 0..6 {
+                let t0 = Instant::now();
+                let e = s
+                    .read
+                    .query_unchecked("SELECT 1\0", 10, limit, BYTES)
+                    .await
+                    .unwrap_err();
+                assert!(matches!(e, Error::Timeout(_)), "{e:?}");
+                assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+            }
+            // More stuck queries than connections, and every read is still answered.
+            for i in 0..8 {
+                let r = s.query(&format!("SELECT {i}"), 10, T, BYTES).await.unwrap();
+                assert_eq!(r.rows[0].values[0].kind, Some(Kind::Integer(i)));
+            }
+            s.list_sweeps().await.unwrap();
+            // The stuck connections came back (interrupted) and gave their permits back.
+            let t0 = Instant::now();
+            // One permit per read connection (4).
+            while s.read.query_slots.available_permits() < 4 {
+                assert!(
+                    t0.elapsed() < Duration::from_secs(10),
+                    "{} permits back",
+                    s.read.query_slots.available_permits()
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let t0 = Instant::now();
+            s.close().await;
+            assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+        }
+
+        #[tokio::test]
+        async fn no_value_over_the_byte_cap_is_made() {
+            let dir = tempfile::tempdir().unwrap();
+            let s = store(&dir).await;
+            for sql in [
+                "SELECT zeroblob(2000000)",
+                "SELECT length(zeroblob(2000000))",
+                "SELECT length(hex(zeroblob(600000)))",
+                "SELECT replace(hex(zeroblob(1000)), '0', hex(zeroblob(1000)))",
+            ] {
+                let e = s.query(sql, 10, T, 1 << 20).await.unwrap_err();
+                assert!(
+                    matches!(&e, Error::Invalid(_)) && e.to_string().contains("limit of 1048576"),
+                    "{sql}: {e}"
+                );
+            }
+            // printf stops at the limit too, but SQLite's printf answers NULL there, not an
+            // error.
+            let r = s
+                .query("SELECT printf('%.*c', 2000000, 'x')", 10, T, 1 << 20)
+                .await
+                .unwrap();
+            assert_eq!(r.rows[0].values[0].kind, Some(Kind::Null(true)));
+            // The cap is the Query's own: the next reader gets the connection's default back.
+            for _ in 0..8 {
+                let n: i64 = sqlx::query_scalar("SELECT length(zeroblob(5000000))")
+                    .fetch_one(s.read.pool())
+                    .await
+                    .unwrap();
+                assert_eq!(n, 5_000_000);
             }
         }
 

@@ -6,27 +6,45 @@
 //! connections opened `SQLITE_OPEN_READONLY` (SQLite's `mode=ro`), with `PRAGMA query_only = 1`
 //! and ATTACH forbidden, so the read operations (`query.rs`, `curves.rs`, `sweep_ops.rs`) and their
 //! guard are one piece of code whichever way the store was opened.
+//!
+//! Every read connection also refuses values and rows over [`MAX_VALUE_BYTES`] and SQL text
+//! over [`MAX_SQL_BYTES`] inside SQLite (`SQLITE_LIMIT_LENGTH`, `SQLITE_LIMIT_SQL_LENGTH`); a
+//! Query lowers the first to its own byte cap while it runs.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use sqlx::{Executor, SqliteConnection};
+use tokio::sync::Semaphore;
 
 use crate::error::{Error, Result};
 use crate::schema::MIGRATOR;
 use crate::sqlite_ext;
 
 /// Read connections: Query, status, curves and dashboard reads run side by side with the
-/// writer (WAL).
+/// writer (WAL). Also the number of Queries that run at once (`Reader::query_slots`).
 const READ_CONNECTIONS: u32 = 4;
 /// How long a read waits for SQLite's locks (a checkpoint by the writer, a user's `sqlite3`).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest string, blob or row a read connection makes or reads (`SQLITE_LIMIT_LENGTH`): the
+/// coordinator's default gRPC message cap (`--max-message-bytes`), since nothing larger could
+/// be sent anyway. A Query sets it to its own byte cap while it runs.
+pub const MAX_VALUE_BYTES: usize = 256 * 1024 * 1024;
+/// Longest SQL text a Query takes, in bytes (SQLite's own historical default of
+/// `SQLITE_MAX_SQL_LENGTH`); longer text is refused before it is read or a connection is
+/// waited for, and SQLite refuses it too (`SQLITE_LIMIT_SQL_LENGTH`).
+pub const MAX_SQL_BYTES: usize = 1_000_000;
 
 /// A pool of read-only connections onto one store file. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Reader {
     pub(crate) pool: SqlitePool,
+    /// One permit per Query running: taken before anything is allocated for the request's
+    /// SQL, and held by a stuck connection until it came back (`query.rs`), so at most
+    /// [`READ_CONNECTIONS`] Queries (running or stuck) exist at once, whatever the pool does.
+    pub(crate) query_slots: Arc<Semaphore>,
 }
 
 impl Reader {
@@ -64,17 +82,22 @@ impl Reader {
             .after_connect(|conn, _| {
                 Box::pin(async move {
                     sqlite_ext::register_sqrt(conn).await?;
-                    sqlite_ext::forbid_attach(conn).await
+                    sqlite_ext::forbid_attach(conn).await?;
+                    sqlite_ext::limit_lengths(conn, MAX_VALUE_BYTES, MAX_SQL_BYTES).await
                 })
             })
-            // A Query dropped half-way (client gone) leaves its interrupt handler on the
-            // connection; clear it, and re-assert query_only, before anyone reuses it.
+            // A Query dropped half-way (client gone) leaves its interrupt handler and its
+            // length limit on the connection; clear them, and re-assert query_only, before
+            // anyone reuses it.
             .before_acquire(|conn, _| {
                 Box::pin(async move { reset_read(conn).await.map(|()| true) })
             })
             .connect_with(base.read_only(true).pragma("query_only", "1"))
             .await?;
-        Ok(Reader { pool })
+        Ok(Reader {
+            pool,
+            query_slots: Arc::new(Semaphore::new(READ_CONNECTIONS as usize)),
+        })
     }
 
     /// Refuses a file that is not a modsync store, or one whose schema this program would have
@@ -119,7 +142,11 @@ impl Reader {
 
 /// Puts a read connection back into its pristine state.
 async fn reset_read(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
-    conn.lock_handle().await?.remove_progress_handler();
+    {
+        let mut handle = conn.lock_handle().await?;
+        handle.remove_progress_handler();
+        sqlite_ext::set_length_limit(&mut handle, MAX_VALUE_BYTES);
+    }
     conn.execute("PRAGMA query_only = 1").await?;
     Ok(())
 }

@@ -17,13 +17,13 @@ use modsync_proto::sweeps_server::SweepsServer;
 use tokio::net::TcpListener;
 use tonic::server::NamedService;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::auth::BearerAuth;
 use crate::config::ServeConfig;
+use crate::conn;
 use crate::error::{Error, Result};
 use crate::reaper::Reaper;
 use crate::service::SweepService;
@@ -51,14 +51,24 @@ pub async fn serve_with_listener(
     // `config.listen` is not what is served here: check the address really bound.
     config.check_exposure(listener.local_addr()?)?;
     // Bad certificate files fail here, before the store is opened.
-    let mut builder = Server::builder();
+    // Connection limits (issue 26, hole 2; `conn.rs`): HTTP/2 keepalive pings find dead peers,
+    // and one connection runs at most `max_rpcs_per_connection` RPCs at once. The cap on
+    // connections, the deadline for a new connection's first bytes, TCP keepalive and
+    // TCP_NODELAY come with the connections themselves (`conn::incoming`).
+    let rpcs = config.max_rpcs_per_connection;
+    let mut builder = Server::builder()
+        .http2_keepalive_interval(Some(conn::HTTP2_KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(conn::HTTP2_KEEPALIVE_TIMEOUT))
+        .concurrency_limit_per_connection(rpcs)
+        .max_concurrent_streams(Some(u32::try_from(rpcs).unwrap_or(u32::MAX)));
     if let Some(tls) = config.load_tls()? {
-        builder = builder.tls_config(tls)?;
+        // A handshake that has not finished within the idle timeout is dropped.
+        builder = builder.tls_config(tls.timeout(config.idle_timeout()))?;
     }
     let store = Store::open(&config.db).await?;
     let addr = listener.local_addr()?;
     let reaper = Reaper::spawn(store.clone(), Duration::from_millis(config.reap_every_ms));
-    let auth = BearerAuth::new(config.token.as_deref());
+    let auth = BearerAuth::new(config.token.as_deref()).with_limiter(config.auth_limiter.clone());
     let max = config.max_message_bytes;
     let config = Arc::new(config);
     let service = SweepsServer::new(SweepService::new(store.clone(), config.clone()))
@@ -88,12 +98,12 @@ pub async fn serve_with_listener(
     let served = builder
         .add_service(health_service)
         .add_service(InterceptedService::new(service, auth))
-        // TCP_NODELAY on every accepted socket (tonic sets it only on listeners it binds
-        // itself): with Nagle on, a response split over two writes waits for the client's
-        // delayed ACK (~40 ms on Linux). bench/coordinator-load with 20 workers: p99 46 ms and
-        // 191 cycles/s without it, 7-10 ms and 325 cycles/s with it.
+        // TCP_NODELAY on every accepted socket (`conn::tune`; tonic sets it only on listeners
+        // it binds itself): with Nagle on, a response split over two writes waits for the
+        // client's delayed ACK (~40 ms on Linux). bench/coordinator-load with 20 workers: p99
+        // 46 ms and 191 cycles/s without it, 7-10 ms and 325 cycles/s with it.
         .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            conn::incoming(listener, config.max_connections, config.idle_timeout()),
             async move {
                 shutdown.await;
                 tracing::info!("shutting down: answering the RPCs in flight");

@@ -5,18 +5,24 @@
 //! and `Secure` over HTTPS. Without a token every request passes: `serve` only allows that on
 //! a loopback address unless told `--insecure-no-auth`.
 //!
-//! The token comparison is the coordinator's (`BearerAuth::matches`, constant time).
+//! The token comparison is the coordinator's (`BearerAuth::matches`, constant time). Wrong
+//! tokens (bearer, login form, login code) are limited per client address by the shared
+//! `AuthLimiter`: a locked-out address gets 429 with `Retry-After`, unchecked. `GET
+//! /login?code=…` with the configured login code (`sweep run`'s printed URL) opens a session
+//! like the form.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Form;
-use axum::extract::{Query, Request, State};
+use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
 use coordinator::auth::BearerAuth;
+use coordinator::auth_limit::{AuthLimiter, retry_after_secs};
 use rand::Rng;
 use serde::Deserialize;
 
@@ -40,6 +46,33 @@ pub struct Auth {
     sessions: Arc<Mutex<HashMap<String, Instant>>>,
     /// Whether the dashboard is served over HTTPS (the cookie is then `Secure`).
     https: bool,
+    /// Wrong tokens per client address.
+    limiter: AuthLimiter,
+    /// The login URL's code, if any (compared like the token).
+    login_code: Option<BearerAuth>,
+}
+
+/// The client's address, put on every request by [`require`] for the handlers.
+#[derive(Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+/// What [`Auth::access`] decided.
+enum Access {
+    Allowed,
+    Denied,
+    /// Too many wrong tokens from this address: refused unchecked for this long.
+    Locked(Duration),
+}
+
+/// 429 with `Retry-After`, for a locked-out address.
+fn too_many(wait: Duration) -> Response {
+    let secs = retry_after_secs(wait);
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, secs.to_string())],
+        format!("429: too many failed logins from this address; retry in {secs} s\n"),
+    )
+        .into_response()
 }
 
 impl Auth {
@@ -48,7 +81,31 @@ impl Auth {
             bearer: BearerAuth::new(token),
             sessions: Arc::default(),
             https,
+            limiter: AuthLimiter::default(),
+            login_code: None,
         }
+    }
+
+    /// Counts wrong tokens in `limiter` (shared with the gRPC port under `coordinator --http`).
+    pub fn with_limiter(mut self, limiter: AuthLimiter) -> Auth {
+        self.limiter = limiter;
+        self
+    }
+
+    /// Lets `GET /login?code=CODE` open a session (only with a token).
+    pub fn with_login_code(mut self, code: Option<&str>) -> Auth {
+        self.login_code = code.map(|c| BearerAuth::new(Some(c)));
+        self
+    }
+
+    /// Opens a session and sends the browser on to `next` with its cookie.
+    fn logged_in(&self, next: &str) -> Response {
+        let id = self.open_session();
+        let mut response = Redirect::to(next).into_response();
+        response
+            .headers_mut()
+            .insert(header::SET_COOKIE, self.cookie(&id, SESSION_TTL.as_secs()));
+        response
     }
 
     /// Whether a token is required.
@@ -85,18 +142,39 @@ impl Auth {
     }
 
     /// Whether the request carries the token or a live session.
+    #[cfg(test)]
     fn allows(&self, headers: &HeaderMap) -> bool {
+        matches!(
+            self.access(headers, IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            Access::Allowed
+        )
+    }
+
+    /// Whether a request from `ip` carries the token or a live session. A bearer token is
+    /// checked only while `ip` is not locked out, and a wrong one counts against it.
+    fn access(&self, headers: &HeaderMap, ip: IpAddr) -> Access {
         if !self.enabled() {
-            return true;
+            return Access::Allowed;
         }
         if let Some(value) = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             && let Some(token) = value.strip_prefix("Bearer ")
         {
-            return self.bearer.matches(token);
+            if let Err(wait) = self.limiter.admit(ip) {
+                return Access::Locked(wait);
+            }
+            if self.bearer.matches(token) {
+                return Access::Allowed;
+            }
+            self.limiter.failed(ip);
+            return Access::Denied;
         }
-        session_cookie(headers).is_some_and(|id| self.session_valid(id))
+        if session_cookie(headers).is_some_and(|id| self.session_valid(id)) {
+            Access::Allowed
+        } else {
+            Access::Denied
+        }
     }
 
     fn cookie(&self, id: &str, max_age: u64) -> HeaderValue {
@@ -120,11 +198,22 @@ fn session_cookie(headers: &HeaderMap) -> Option<&str> {
 
 /// Middleware: lets authorised requests through; sends a browser asking for a page to the
 /// login form, and answers anything else 401.
-pub async fn require(State(auth): State<Auth>, req: Request, next: Next) -> Response {
-    let path = req.uri().path();
-    if path == "/login" || auth.allows(req.headers()) {
+pub async fn require(State(auth): State<Auth>, mut req: Request, next: Next) -> Response {
+    // Unknown only when served without `serve.rs` (never): one shared bucket then.
+    let ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    req.extensions_mut().insert(ClientIp(ip));
+    if req.uri().path() == "/login" {
         return next.run(req).await;
     }
+    match auth.access(req.headers(), ip) {
+        Access::Allowed => return next.run(req).await,
+        Access::Locked(wait) => return too_many(wait),
+        Access::Denied => {}
+    }
+    let path = req.uri().path();
     let wants_page = req.method() == axum::http::Method::GET
         && !path.starts_with("/api/")
         && !path.ends_with(".csv")
@@ -149,19 +238,47 @@ pub async fn require(State(auth): State<Auth>, req: Request, next: Next) -> Resp
 #[derive(Deserialize)]
 pub struct NextParam {
     next: Option<String>,
+    /// The login URL's code (`with_login_code`).
+    code: Option<String>,
 }
 
-/// Only a local path (`/…`, not `//host`) may be a redirect target after logging in.
+/// Only a path of this site may be a redirect target after logging in (`next` arrives
+/// percent-decoded): one leading `/`, not followed by `/` or `\` (`//host` and `/\host` are
+/// another site to a browser), and no control character or `\` anywhere. Browsers drop tabs
+/// and line breaks from a URL before reading it, so `/<TAB>/host` is `//host` too; and a
+/// control character cannot stand in a `Location` header at all. Anything else goes to `/`.
 fn local_path(next: Option<&str>) -> &str {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
+        Some(n) if is_local_path(n) => n,
         _ => "/",
     }
 }
 
-pub async fn login_form(State(auth): State<Auth>, Query(q): Query<NextParam>) -> Response {
+fn is_local_path(n: &str) -> bool {
+    let mut chars = n.chars();
+    chars.next() == Some('/')
+        && !matches!(chars.next(), Some('/' | '\\'))
+        && !n.chars().any(|c| c.is_control() || c == '\\')
+}
+
+pub async fn login_form(
+    State(auth): State<Auth>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    Query(q): Query<NextParam>,
+) -> Response {
     if !auth.enabled() {
         return Redirect::to("/").into_response();
+    }
+    if let Some(code) = q.code.as_deref() {
+        if let Err(wait) = auth.limiter.admit(ip) {
+            return too_many(wait);
+        }
+        if auth.login_code.as_ref().is_some_and(|c| c.matches(code)) {
+            return auth.logged_in("/");
+        }
+        auth.limiter.failed(ip);
+        tokio::time::sleep(WRONG_TOKEN_DELAY).await;
+        return (StatusCode::UNAUTHORIZED, Html(html::login("/", true))).into_response();
     }
     Html(html::login(local_path(q.next.as_deref()), false)).into_response()
 }
@@ -173,12 +290,20 @@ pub struct LoginForm {
 }
 
 /// Checks the token once; a right one opens a session (the cookie) and goes on to `next`.
-pub async fn login(State(auth): State<Auth>, Form(form): Form<LoginForm>) -> Response {
+pub async fn login(
+    State(auth): State<Auth>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    Form(form): Form<LoginForm>,
+) -> Response {
     let next = local_path(form.next.as_deref()).to_string();
     if !auth.enabled() {
         return Redirect::to(&next).into_response();
     }
+    if let Err(wait) = auth.limiter.admit(ip) {
+        return too_many(wait);
+    }
     if !auth.bearer.matches(&form.token) {
+        auth.limiter.failed(ip);
         tokio::time::sleep(WRONG_TOKEN_DELAY).await;
         return (StatusCode::UNAUTHORIZED, Html(html::login(&next, true))).into_response();
     }
@@ -212,9 +337,24 @@ mod tests {
             local_path(Some("/sweeps/a?error=last")),
             "/sweeps/a?error=last"
         );
-        for bad in ["//evil.example", "https://evil.example", "\\\\x", "/\\evil"] {
-            assert_eq!(local_path(Some(bad)), "/", "{bad}");
+        for bad in [
+            "//evil.example",
+            "https://evil.example",
+            "\\\\x",
+            "/\\evil",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r/evil.example",
+            "\t//evil.example",
+            "/\u{7f}/evil.example",
+            "/a\u{85}b",
+            "javascript:alert(1)",
+            "",
+        ] {
+            assert_eq!(local_path(Some(bad)), "/", "{bad:?}");
         }
+        assert_eq!(local_path(Some("/")), "/");
+        assert_eq!(local_path(Some("/workers")), "/workers");
         assert_eq!(local_path(None), "/");
     }
 

@@ -1,6 +1,8 @@
 //! The downloads: a sweep's curves and its results as CSV (RFC 4180, a header row, numbers in
 //! shortest round-trip form), at plain URLs that `curl` and `pandas.read_csv` can read. The
-//! results file streams: its first bytes leave before the last row is read.
+//! results file streams, page by page: its first bytes leave before the last row is read, and no
+//! read connection is held while a send waits on a slow client. Text cells go
+//! through [`field`], so a worker id like `=HYPERLINK(…)` arrives as text, not as a formula.
 
 use std::collections::BTreeSet;
 
@@ -11,7 +13,6 @@ use coordinator::Reader;
 use modsync_proto::CurvePoint;
 use sqlx::Row;
 use tokio::sync::mpsc;
-use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::error::Result;
@@ -19,14 +20,10 @@ use crate::error::Result;
 /// Bytes gathered before a chunk of the results file is sent.
 const CHUNK: usize = 64 * 1024;
 
-/// Quotes a CSV field when it needs it.
-pub fn field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
+/// A text value as a CSV field: quoted when it needs it, and a cell that a spreadsheet would
+/// run as a formula (`=`, `+`, `-`, `@`, tab, CR) neutralised with a leading `'`; numbers stay
+/// numbers. The one function every CSV of the project writes text with.
+pub use modsync_proto::csv::field;
 
 /// The header of the curves CSV (`modsync curves --out` writes the same file per PDE).
 pub const CURVES_HEADER: &str = "pde,method,width,n,mean,std,median,min";
@@ -141,6 +138,67 @@ fn cell(row: &sqlx::sqlite::SqliteRow, i: usize) -> String {
         .unwrap_or_default()
 }
 
+/// Rows of the results file read per query: the connection goes back to the pool between pages.
+const PAGE_ROWS: i64 = 1000;
+
+/// Where a page of the results file ends: its last row's place in grid order (the order of the
+/// index `jobs_cells`, then the job id), from which the next page starts.
+struct GridKey {
+    pde: String,
+    method: String,
+    width: i64,
+    seed: i64,
+    id: i64,
+}
+
+impl GridKey {
+    /// The key of a results row (`id`, `pde`, `method`, `width`, `seed` lead every row).
+    fn of(row: &sqlx::sqlite::SqliteRow) -> GridKey {
+        GridKey {
+            id: row.try_get(0).unwrap_or_default(),
+            pde: row.try_get(1).unwrap_or_default(),
+            method: row.try_get(2).unwrap_or_default(),
+            width: row.try_get(3).unwrap_or_default(),
+            seed: row.try_get(4).unwrap_or_default(),
+        }
+    }
+}
+
+/// The next [`PAGE_ROWS`] rows of the results file after `after` (from the start without it):
+/// the job columns, the result columns, the config JSON.
+async fn results_page(
+    pool: &sqlx::SqlitePool,
+    sweep: &str,
+    after: Option<&GridKey>,
+) -> sqlx::Result<Vec<sqlx::sqlite::SqliteRow>> {
+    // Row values in grid order: SQLite walks `jobs_cells` from the key on, so a page costs its
+    // own rows, not the rows before it.
+    let from = if after.is_some() {
+        "AND (j.pde, j.method, j.width, j.seed, j.id) > (?, ?, ?, ?, ?)"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "SELECT j.id, j.pde, j.method, j.width, j.seed, j.state, j.attempts, j.lease_owner, {},
+                j.config_json
+         FROM jobs j LEFT JOIN results r ON r.job_id = j.id
+         WHERE j.sweep_id = ? {from}
+         ORDER BY j.pde, j.method, j.width, j.seed, j.id
+         LIMIT ?",
+        RESULT_COLUMNS.map(|c| format!("r.{c}")).join(", ")
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(sweep);
+    if let Some(k) = after {
+        query = query
+            .bind(k.pde.as_str())
+            .bind(k.method.as_str())
+            .bind(k.width)
+            .bind(k.seed)
+            .bind(k.id);
+    }
+    query.bind(PAGE_ROWS).fetch_all(pool).await
+}
+
 /// `/sweeps/{id}/results.csv`: one row per job (with or without a result), its config
 /// flattened into `config.*` columns, in grid order (pde, method, width, seed): the order of the
 /// index `jobs_cells`, so rows leave as they are read, with no sort of the whole sweep first.
@@ -168,47 +226,47 @@ pub async fn results_file(reader: &Reader, sweep: &str) -> Result<Response> {
     let sweep = sweep.to_string();
     let name = format!("{sweep}-results.csv");
     tokio::spawn(async move {
-        let sql = format!(
-            "SELECT j.id, j.pde, j.method, j.width, j.seed, j.state, j.attempts, j.lease_owner, {},
-                    j.config_json
-             FROM jobs j LEFT JOIN results r ON r.job_id = j.id
-             WHERE j.sweep_id = ? ORDER BY j.pde, j.method, j.width, j.seed, j.id",
-            RESULT_COLUMNS.map(|c| format!("r.{c}")).join(", ")
-        );
         let mut buf = header.join(",");
         buf.push('\n');
-        let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&sweep)
-            .fetch(&pool);
         let width = JOB_COLUMNS.len() + RESULT_COLUMNS.len();
-        while let Some(row) = rows.next().await {
-            let row = match row {
-                Ok(r) => r,
+        let mut after: Option<GridKey> = None;
+        loop {
+            // One page, read to the end, so its connection is back in the pool before any send
+            // can block on a client that stopped reading (issue 26, hole 4).
+            let rows = match results_page(&pool, &sweep, after.as_ref()).await {
+                Ok(rows) => rows,
                 Err(e) => {
                     tracing::warn!(error = %e, sweep, "results.csv cut short");
                     let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
                     return;
                 }
             };
-            let mut fields: Vec<String> = (0..width).map(|i| cell(&row, i)).collect();
-            let config: String = row.try_get(width).unwrap_or_default();
-            let values = config_fields(&config);
-            fields.extend(config_columns.iter().map(|c| {
-                values
-                    .iter()
-                    .find(|(k, _)| k == c)
-                    .map(|(_, v)| field(v))
-                    .unwrap_or_default()
-            }));
-            buf.push_str(&fields.join(","));
-            buf.push('\n');
-            if buf.len() >= CHUNK
-                && tx
-                    .send(Ok(Bytes::from(std::mem::take(&mut buf))))
-                    .await
-                    .is_err()
-            {
-                return; // the client left
+            let last_page = (rows.len() as i64) < PAGE_ROWS;
+            for row in &rows {
+                let mut fields: Vec<String> = (0..width).map(|i| cell(row, i)).collect();
+                let config: String = row.try_get(width).unwrap_or_default();
+                let values = config_fields(&config);
+                fields.extend(config_columns.iter().map(|c| {
+                    values
+                        .iter()
+                        .find(|(k, _)| k == c)
+                        .map(|(_, v)| field(v))
+                        .unwrap_or_default()
+                }));
+                buf.push_str(&fields.join(","));
+                buf.push('\n');
+                if buf.len() >= CHUNK
+                    && tx
+                        .send(Ok(Bytes::from(std::mem::take(&mut buf))))
+                        .await
+                        .is_err()
+                {
+                    return; // the client left
+                }
+            }
+            match rows.last() {
+                Some(row) if !last_page => after = Some(GridKey::of(row)),
+                _ => break,
             }
         }
         if !buf.is_empty() {
@@ -226,7 +284,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn curves_neutralise_formulas_and_keep_numbers() {
+        let p = CurvePoint {
+            pde: "=1+1".into(),
+            method: "@SUM(1+1),x".into(),
+            width: 8,
+            n: 2,
+            mean: -0.5,
+            std: 0.25,
+            median: -0.5,
+            min: -1.0,
+        };
+        assert_eq!(
+            curves(&[&p]),
+            format!("{CURVES_HEADER}\n'=1+1,\"'@SUM(1+1),x\",8,2,-0.5,0.25,-0.5,-1\n")
+        );
+    }
+
+    #[test]
     fn fields_are_quoted_and_configs_flattened() {
+        assert_eq!(field("=cmd"), "'=cmd");
+        assert_eq!(field("-0.5"), "-0.5");
         assert_eq!(field("a,b"), "\"a,b\"");
         assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(field("plain"), "plain");

@@ -84,7 +84,9 @@ pub fn duration(secs: f64) -> String {
     }
 }
 
-/// The whole document around `body`. `live`: the page refreshes its `<main>` every 2 s.
+/// The whole document around `body`. `live`: the page refreshes its `<main>` every 2 s. The
+/// header carries a logout button on every page (`POST /logout`; without a token there is no
+/// session and it only leads back to the page list).
 pub fn layout(title: &str, body: &str, live: bool) -> String {
     let script = if live {
         r#"<script src="/assets/live.js" defer></script>"#
@@ -95,7 +97,7 @@ pub fn layout(title: &str, body: &str, live: bool) -> String {
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title} · modsync</title><style>{STYLE}</style>{script}</head>
-<body><header><a class="brand" href="/">modsync</a><nav><a href="/">Sweeps</a><a href="/workers">Workers</a></nav><span id="updated" data-updates="0"></span></header>
+<body><header><a class="brand" href="/">modsync</a><nav><a href="/">Sweeps</a><a href="/workers">Workers</a></nav><span id="updated" data-updates="0"></span><form method="post" action="/logout" class="logout"><button type="submit">Log out</button></form></header>
 <main id="live">{body}</main></body></html>
 "#,
         title = esc(title),

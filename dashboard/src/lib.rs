@@ -15,15 +15,19 @@
 //!
 //! Security (`auth.rs`): with a token, a login form opens a session (HttpOnly, SameSite=Strict
 //! cookie) or scripts send `Authorization: Bearer`; without one, [`DashboardConfig::check_exposure`]
-//! refuses any address but loopback unless `insecure_no_auth`. HTTPS with the coordinator's
-//! certificate and key (`tls.rs`).
+//! refuses any address but loopback unless `insecure_no_auth`. Wrong tokens are limited per
+//! client address (`coordinator::auth_limit`), only known `Host`s are answered (`host.rs`, DNS
+//! rebinding), and connections have a cap and a header-read timeout (`serve.rs`). HTTPS with
+//! the coordinator's certificate and key (`tls.rs`).
 
 mod auth;
 pub mod csv;
 pub mod data;
 pub mod error;
 mod escape;
+mod host;
 mod html;
+mod serve;
 mod svg;
 pub mod ticks;
 mod tls;
@@ -40,6 +44,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use coordinator::Reader;
+use coordinator::auth_limit::AuthLimiter;
 use serde::Deserialize;
 use tokio::net::TcpListener;
 
@@ -49,8 +54,12 @@ use crate::error::{Error, Result};
 
 const LIVE_JS: &str = include_str!("../assets/live.js");
 
-/// How to serve the dashboard. `Debug` never shows the token.
-#[derive(Clone, Default)]
+/// The default of `--http-max-connections` (`modsync dashboard --max-connections`): a browser
+/// opens at most 6 per server.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+
+/// How to serve the dashboard. `Debug` never shows the token or the login code.
+#[derive(Clone)]
 pub struct DashboardConfig {
     /// The coordinator's token; `None` = no login (loopback only, unless `insecure_no_auth`).
     pub token: Option<String>,
@@ -59,6 +68,36 @@ pub struct DashboardConfig {
     /// HTTPS: certificate chain and key (PEM), both or neither.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// Most connections at once; past it new ones wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// A connection that has not sent a whole request head this long after it opened (or after
+    /// its last answer), or not finished its TLS handshake, is closed.
+    pub idle_timeout_ms: u64,
+    /// URLs the dashboard is also reached at (a reverse proxy, a DNS name): their hosts are
+    /// answered besides localhost and the listening address (`host.rs`).
+    pub public_urls: Vec<String>,
+    /// Failed authentications per client address (shared with the gRPC port under
+    /// `coordinator --http`).
+    pub auth_limiter: AuthLimiter,
+    /// A secret that logs a browser in at `GET /login?code=…` (with a token only): the URL
+    /// `modsync sweep run` prints, whose token nobody is shown.
+    pub login_code: Option<String>,
+}
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        Self {
+            token: None,
+            insecure_no_auth: false,
+            tls_cert: None,
+            tls_key: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            idle_timeout_ms: coordinator::ServeConfig::default().idle_timeout_ms,
+            public_urls: Vec::new(),
+            auth_limiter: AuthLimiter::default(),
+            login_code: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for DashboardConfig {
@@ -68,6 +107,14 @@ impl std::fmt::Debug for DashboardConfig {
             .field("insecure_no_auth", &self.insecure_no_auth)
             .field("tls_cert", &self.tls_cert)
             .field("tls_key", &self.tls_key)
+            .field("max_connections", &self.max_connections)
+            .field("idle_timeout_ms", &self.idle_timeout_ms)
+            .field("public_urls", &self.public_urls)
+            .field("auth_limiter", &self.auth_limiter)
+            .field(
+                "login_code",
+                &self.login_code.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -76,9 +123,24 @@ impl DashboardConfig {
     /// Refuses to serve `addr` without a token unless it is loopback or `insecure_no_auth`
     /// says so, and a blank token (an unset variable must never mean "no login").
     pub fn check_exposure(&self, addr: SocketAddr) -> Result<(), String> {
+        if self.max_connections == 0 {
+            return Err("--max-connections must be at least 1".into());
+        }
+        if self.idle_timeout_ms < 100 {
+            return Err(format!(
+                "--idle-timeout-ms must be at least 100, got {}",
+                self.idle_timeout_ms
+            ));
+        }
+        for url in &self.public_urls {
+            host::public_url_host(url)?;
+        }
         match (&self.token, self.insecure_no_auth) {
             (Some(t), _) if t.trim().is_empty() => {
-                Err("--token / MODSYNC_TOKEN is empty or only whitespace".into())
+                Err("--token / --token-file / MODSYNC_TOKEN is empty or only whitespace".into())
+            }
+            (Some(t), _) if coordinator::config::short_token(t).is_some() => {
+                Err(coordinator::config::short_token(t).unwrap_or_default())
             }
             (Some(_), true) => Err("--insecure-no-auth contradicts --token / MODSYNC_TOKEN".into()),
             (None, false) if !coordinator::config::is_loopback(addr.ip()) => Err(format!(
@@ -260,8 +322,8 @@ async fn security_headers(req: Request, next: Next) -> Response {
     response
 }
 
-/// The routes, behind the login check.
-fn router(reader: Reader, auth: Auth) -> Router {
+/// The routes, behind the login check, behind the `Host` check.
+fn router(reader: Reader, auth: Auth, hosts: host::Hosts) -> Router {
     let pages = Router::new()
         .route("/", get(sweeps_page))
         .route("/sweeps/{id}", get(sweep_page))
@@ -283,6 +345,7 @@ fn router(reader: Reader, auth: Auth) -> Router {
     pages
         .merge(login)
         .layer(middleware::from_fn_with_state(auth, auth::require))
+        .layer(middleware::from_fn_with_state(hosts, host::check))
         .layer(middleware::from_fn(security_headers))
 }
 
@@ -298,24 +361,32 @@ pub async fn serve(
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     config.check_exposure(addr)?;
     let https = config.tls_cert.is_some();
-    let app = router(reader, Auth::new(config.token.as_deref(), https));
-    tracing::info!(%addr, auth = config.token.is_some(), tls = https, "dashboard listening");
-    let served = match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => {
-            let listener = tls::TlsListener::new(listener, tls::acceptor(cert, key)?)
-                .map_err(|e| e.to_string())?;
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-        (None, None) => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
+    let auth = Auth::new(config.token.as_deref(), https)
+        .with_limiter(config.auth_limiter.clone())
+        .with_login_code(config.login_code.as_deref());
+    let app = router(reader, auth, host::Hosts::new(addr, &config.public_urls)?);
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+        (None, None) => None,
         _ => return Err("--tls-cert and --tls-key go together (give both or neither)".into()),
     };
-    served.map_err(|e| format!("dashboard: {e}"))
+    tracing::info!(
+        %addr,
+        auth = config.token.is_some(),
+        tls = https,
+        max_connections = config.max_connections,
+        "dashboard listening"
+    );
+    serve::serve(
+        listener,
+        app,
+        tls,
+        config.max_connections,
+        std::time::Duration::from_millis(config.idle_timeout_ms),
+        shutdown,
+    )
+    .await;
+    Ok(())
 }
 
 /// Checks the TLS files without serving (to fail before anything is printed or bound).

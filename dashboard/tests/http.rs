@@ -431,7 +431,34 @@ fn numbers_on_the_pages_are_the_numbers_sql_gives() {
         let shown = values_after(row, &format!(r#"data-width="{width}""#));
         assert_eq!(shown, vec![median.to_string()], "{pde} {method} {width}");
     }
-    // The best per width is the smaller median (dcgd's, by construction).
+    // The best per width is the cell of the smallest median of that width (dcgd's, by
+    // construction): that cell and no other carries the mark.
+    for (pde, method, width, median) in &view {
+        let smallest = view
+            .iter()
+            .filter(|v| v.0 == *pde && v.2 == *width)
+            .map(|v| v.3)
+            .fold(f64::INFINITY, f64::min);
+        let tag = grid_cell(&page, pde, method, *width);
+        let marked = attr(tag, "class").is_some_and(|c| c.split(' ').any(|c| c == "best"));
+        assert_eq!(
+            marked,
+            *median == smallest,
+            "{pde} {method} {width} (median {median}, smallest {smallest}): {tag}"
+        );
+        assert_eq!(
+            marked,
+            method == "dcgd",
+            "the fixture's best is dcgd's: {tag}"
+        );
+        let cell = &page[page.find(tag).unwrap() + tag.len()..];
+        let cell = &cell[..cell.find("</td>").unwrap()];
+        assert_eq!(
+            cell.contains('★'),
+            marked,
+            "the star of {pde} {method} {width}: {cell}"
+        );
+    }
     assert_eq!(
         page.matches(r#"num best""#).count(),
         2,
@@ -948,6 +975,608 @@ fn statistics_over_uneven_seeds_are_the_numbers_sql_gives() {
             attr(tag, "data-std").map(|m| number(&m)),
             Some(v.4),
             "page std = view's"
+        );
+    }
+}
+
+/// (status, headers by lower-case name, body) of a request.
+fn fetch(
+    req: ureq::http::Request<impl ureq::AsSendBody>,
+) -> (u16, std::collections::BTreeMap<String, String>, String) {
+    let what = format!("{} {}", req.method(), req.uri());
+    let mut resp = agent().run(req).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let headers = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap().to_string()))
+        .collect();
+    let status = resp.status().as_u16();
+    (status, headers, resp.body_mut().read_to_string().unwrap())
+}
+
+/// The security headers on every kind of answer: pages, JSON, downloads, the script, a 404, the
+/// login form, a wrong login, a redirect to it and a 401. The CSP allows nothing but this
+/// server's own script and the inline stylesheet, and forbids framing (as does
+/// X-Frame-Options); the pages hold no inline script the CSP would block.
+#[test]
+fn every_answer_carries_the_security_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(fixture(dir.path()));
+    let job = first_job(&db);
+    let s = Served::start(
+        &db,
+        DashboardConfig {
+            token: Some(TOKEN.into()),
+            ..DashboardConfig::default()
+        },
+    );
+    let request = |method: &str, path: &str, auth: bool| {
+        let mut b = ureq::http::Request::builder()
+            .method(method)
+            .uri(s.url(path));
+        if auth {
+            b = b.header("authorization", BEARER);
+        }
+        b
+    };
+    let mut answers = Vec::new();
+    for route in routes(job) {
+        answers.push((
+            format!("GET {route}"),
+            200,
+            fetch(request("GET", &route, true).body(()).unwrap()),
+        ));
+    }
+    for (what, status, req) in [
+        (
+            "a missing page",
+            404,
+            request("GET", "/no/such/page", true).body(()).unwrap(),
+        ),
+        (
+            "the login form",
+            200,
+            request("GET", "/login", false).body(()).unwrap(),
+        ),
+        (
+            "a page without login",
+            303,
+            request("GET", "/sweeps/fx", false)
+                .header("accept", "text/html")
+                .body(())
+                .unwrap(),
+        ),
+        (
+            "JSON without login",
+            401,
+            request("GET", "/api/sweeps", false).body(()).unwrap(),
+        ),
+        (
+            "a write",
+            405,
+            request("POST", "/sweeps/fx", true).body(()).unwrap(),
+        ),
+    ] {
+        answers.push((what.to_string(), status, fetch(req)));
+    }
+    answers.push((
+        "a wrong login".into(),
+        401,
+        fetch(
+            request("POST", "/login", false)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("token=nope&next=%2F")
+                .unwrap(),
+        ),
+    ));
+    let directives = |csp: &str| -> std::collections::BTreeSet<String> {
+        csp.split(';')
+            .map(|d| d.split_whitespace().collect::<Vec<_>>().join(" "))
+            .filter(|d| !d.is_empty())
+            .collect()
+    };
+    let expected_csp = directives(
+        "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; \
+         img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    );
+    for (what, status, (got, headers, body)) in &answers {
+        assert_eq!(got, status, "{what}: {body}");
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .unwrap_or_else(|| panic!("{what}: no {name} header in {headers:?}"))
+                .as_str()
+        };
+        assert_eq!(
+            directives(header("content-security-policy")),
+            expected_csp,
+            "{what}"
+        );
+        assert_eq!(header("x-frame-options"), "DENY", "{what}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{what}");
+        assert_eq!(header("cache-control"), "no-store", "{what}");
+        assert_eq!(header("referrer-policy"), "no-referrer", "{what}");
+        // `script-src 'self'`: every script is this server's file, none inline.
+        for (i, _) in body.match_indices("<script") {
+            assert!(
+                body[i..].starts_with(r#"<script src="/assets/"#),
+                "{what}: a script the CSP blocks: {}",
+                &body[i..(i + 80).min(body.len())]
+            );
+        }
+    }
+    assert!(
+        answers
+            .iter()
+            .any(|(_, _, (_, _, b))| b.contains("<script src=")),
+        "no page with the live script was checked"
+    );
+}
+
+/// A store for the thinning and paging tests. Sweep `thin` (burgers × adam, dcgd × width 8, 16
+/// × seeds 0..60 = 240 jobs) has cells of 60 (adam 8), 25 (dcgd 8) and 26 (adam 16) finished
+/// seeds, none for dcgd 16, and its last job running; each cell's errors distinct and in no
+/// seed order (`rel_l2_best` and `rel_l2_last` in different orders). Job `long` has 4,500
+/// metric rows, job `exact` 2,000 (= MAX_POINTS). 54 more one-job sweeps `s00`..`s53`, older
+/// than `thin` in that order; 53 workers `w00`..`w52`, last seen in that order.
+struct Lists {
+    db: PathBuf,
+    long: i64,
+    exact: i64,
+}
+
+const T0: i64 = 1_796_234_645_000;
+
+async fn lists_fixture(dir: &Path) -> Lists {
+    let db = dir.join("lists.db");
+    let store = Store::open(&db).await.unwrap();
+    let sweep = |name: &str, methods: &[&str], widths: Vec<u64>, seeds: i64| SweepSpec {
+        name: name.into(),
+        pdes: vec!["burgers".into()],
+        methods: methods.iter().map(|m| m.to_string()).collect(),
+        widths,
+        seeds: (0..seeds).collect(),
+        base_config_json: r#"{"iters": 20, "eval_every": 10}"#.into(),
+        max_attempts: 3,
+        priority: 0,
+    };
+    store
+        .submit_sweep(&sweep("thin", &["adam", "dcgd"], vec![8, 16], 60))
+        .await
+        .unwrap();
+    for k in 0..54 {
+        store
+            .submit_sweep(&sweep(&format!("s{k:02}"), &["adam"], vec![8], 1))
+            .await
+            .unwrap();
+    }
+    store.close().await;
+    let pool = SqlitePool::connect_with(SqliteConnectOptions::new().filename(&db))
+        .await
+        .unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("UPDATE sweeps SET created_at_ms = ? WHERE name = 'thin'")
+        .bind(T0 + 100)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    for k in 0..54i64 {
+        sqlx::query("UPDATE sweeps SET created_at_ms = ? WHERE name = ?")
+            .bind(T0 + k)
+            .bind(format!("s{k:02}"))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
+    for k in 0..53i64 {
+        sqlx::query("INSERT INTO workers (id, host, device, first_seen_ms, last_seen_ms, jobs_done) VALUES (?, 'node', 'cpu', ?, ?, 0)")
+            .bind(format!("w{k:02}")).bind(T0).bind(T0 + k * 1000).execute(&mut *tx).await.unwrap();
+    }
+    let jobs: Vec<(i64, String, i64, i64)> = sqlx::query_as(
+        "SELECT j.id, j.method, j.width, j.seed FROM jobs j JOIN sweeps s ON s.id = j.sweep_id
+         WHERE s.name = 'thin' ORDER BY j.id",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!(jobs.len(), 240);
+    for (id, method, width, seed) in &jobs {
+        let finished = match (method.as_str(), *width) {
+            ("adam", 8) => 60,
+            ("dcgd", 8) => 25,
+            ("adam", 16) => 26,
+            _ => 0,
+        };
+        if *seed >= finished {
+            continue;
+        }
+        let scale = if method == "adam" { 1e-3 } else { 1.5e-3 } / (*width as f64 / 8.0);
+        // seed ↦ 37·seed and 13·seed (mod 60) are permutations of 0..60: distinct errors whose
+        // order is neither the seeds' nor each other's.
+        let best = scale * (1.0 + ((seed * 37) % 60) as f64);
+        let last = scale * (100.0 + ((seed * 13) % 60) as f64);
+        sqlx::query(
+            "UPDATE jobs SET state = 'done', attempts = 1, lease_owner = 'w00' WHERE id = ?",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO results (job_id, rel_l2_best, rel_l2_min_loss, rel_l2_last, abs_err_best,
+                 abs_err_max_best, best_iter, min_loss_iter, iters_done, wall_s, iters_per_s,
+                 num_params, diverged, skipped_steps, status, device, worker_id, result, finished_at_ms)
+             VALUES (?, ?, ?, ?, 0.01, 0.02, 20, 20, 20, 1.5, 13.3, 100, 0, 0, 'finished', 'cpu', 'w00', '{}', ?)",
+        )
+        .bind(id).bind(best).bind(best * 1.1).bind(last).bind(T0)
+        .execute(&mut *tx).await.unwrap();
+    }
+    let last_job = jobs.last().unwrap().0;
+    sqlx::query("UPDATE jobs SET state = 'running', attempts = 1, lease_owner = 'w01', lease_expires_at_ms = ? WHERE id = ?")
+        .bind(T0 + 60_000).bind(last_job).execute(&mut *tx).await.unwrap();
+    let (long, exact) = (jobs[0].0, jobs[1].0);
+    for (job, rows) in [(long, 4_500i64), (exact, 2_000)] {
+        sqlx::query(
+            "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?2)
+             INSERT INTO metrics (job_id, iter, lr, loss_r, loss_b, rel_l2, abs_err, abs_err_max,
+                 skipped_steps, elapsed_s, extra, token)
+             SELECT ?1, 10 * i, 0.001, 1.0 / (i + 1), 0.5 / (i + 1), 0.25 / (i + 1), 0.1, 0.2, 0,
+                    i, '{\"cos_rb\": 0.5}', 1 FROM n",
+        )
+        .bind(job)
+        .bind(rows)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    }
+    // The workers' triggers stamped w00 and w01 with the time of the job updates above.
+    for k in 0..53i64 {
+        sqlx::query("UPDATE workers SET last_seen_ms = ? WHERE id = ?")
+            .bind(T0 + k * 1000)
+            .bind(format!("w{k:02}"))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    pool.close().await;
+    Lists { db, long, exact }
+}
+
+/// The job ids of the seed dots in the scaling plot of `pde` on a sweep page (from each dot's
+/// tooltip, `job N seed S: value`).
+fn dot_jobs(page: &str, pde: &str) -> Vec<i64> {
+    let plot = page.split(&format!(r#"data-pde="{pde}""#)).nth(1).unwrap();
+    let plot = &plot[..plot.find("</svg>").unwrap()];
+    let mut ids: Vec<i64> = plot
+        .split(r#"<circle class="dot""#)
+        .skip(1)
+        .map(|dot| {
+            let title = dot.split("<title>job ").nth(1).unwrap();
+            title[..title.find(' ').unwrap()].parse().unwrap()
+        })
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+/// A cell of more than MAX_CELL_DOTS seeds draws every k-th seed by the chosen error (ranks 1,
+/// 1 + k, …; k = ⌈n / MAX_CELL_DOTS⌉) and says so; a cell of exactly MAX_CELL_DOTS draws all;
+/// the statistics (and the band, from min and max) still cover every seed.
+#[test]
+fn a_cell_with_more_seeds_than_dots_draws_every_kth_by_error() {
+    use dashboard::data::MAX_CELL_DOTS;
+    assert_eq!(MAX_CELL_DOTS, 25, "the fixture's cells straddle 25");
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let lists = rt.block_on(lists_fixture(dir.path()));
+    let reader = rt.block_on(Reader::open(&lists.db)).unwrap();
+    let s = Served::start(&lists.db, DashboardConfig::default());
+    for (error, col) in [("best", "rel_l2_best"), ("last", "rel_l2_last")] {
+        let mut expected = Vec::new();
+        for (method, width, n, k) in [("adam", 8, 60, 3), ("dcgd", 8, 25, 1), ("adam", 16, 26, 2)] {
+            // The cell's jobs by error, from SQL.
+            let by_error: Vec<(i64, f64)> = rt
+                .block_on(
+                    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                        "SELECT r.job_id, r.{col} FROM results r JOIN jobs j ON j.id = r.job_id
+                         WHERE j.sweep_id = 'thin' AND j.method = ? AND j.width = ?
+                         ORDER BY r.{col}"
+                    )))
+                    .bind(method)
+                    .bind(width)
+                    .fetch_all(reader.pool()),
+                )
+                .unwrap();
+            assert_eq!(by_error.len(), n, "{method} {width}");
+            assert_eq!(k as i64, (n as i64 + MAX_CELL_DOTS - 1) / MAX_CELL_DOTS);
+            let drawn: Vec<i64> = by_error.iter().step_by(k).map(|(id, _)| *id).collect();
+            assert!(drawn.len() as i64 <= MAX_CELL_DOTS);
+            expected.extend(drawn);
+            // Statistics over every seed, not only the drawn ones.
+            let (_, json, _) = get(&s.url(&format!("/api/sweeps/thin?error={error}")), &[]);
+            let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+            let stat = v["stats"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["method"] == method && c["width"] == width)
+                .unwrap_or_else(|| panic!("no stats of {method} {width}"))
+                .clone();
+            assert_eq!(stat["n"], n, "{error} {method} {width}");
+            assert_eq!(
+                stat["min"].as_f64(),
+                Some(by_error[0].1),
+                "{error} {method} {width}"
+            );
+            assert_eq!(
+                stat["max"].as_f64(),
+                Some(by_error[n - 1].1),
+                "{error} {method} {width}"
+            );
+        }
+        expected.sort_unstable();
+        assert_eq!(expected.len(), 20 + 25 + 13);
+        let (status, page, _) = get(&s.url(&format!("/sweeps/thin?error={error}")), &[]);
+        assert_eq!(status, 200);
+        assert_eq!(
+            dot_jobs(&page, "burgers"),
+            expected,
+            "{error}: the dots drawn"
+        );
+        assert!(
+            page.contains(&format!(
+                "Cells with more than {MAX_CELL_DOTS} seeds draw every k-th"
+            )),
+            "{error}: the page says some seeds are not drawn"
+        );
+        let (_, json, _) = get(&s.url(&format!("/api/sweeps/thin?error={error}")), &[]);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["dots_truncated"], true);
+        let mut json_dots: Vec<i64> = v["dots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["job_id"].as_i64().unwrap())
+            .collect();
+        json_dots.sort_unstable();
+        assert_eq!(json_dots, expected, "{error}: the JSON's dots");
+    }
+    // A sweep whose cells all fit draws every seed and says nothing.
+    let db = rt.block_on(fixture(dir.path()));
+    let small = Served::start(&db, DashboardConfig::default());
+    let (_, page, _) = get(&small.url("/sweeps/fx"), &[]);
+    assert_eq!(dot_jobs(&page, "burgers").len(), 12);
+    assert!(!page.contains("Cells with more than"));
+}
+
+/// The number of points of each `<path class="line">` in the chart of class `class`.
+fn line_points(page: &str, class: &str) -> Vec<usize> {
+    let chart = page
+        .split(&format!(r#"<svg class="chart {class}""#))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no chart {class}"));
+    let chart = &chart[..chart.find("</svg>").unwrap()];
+    chart
+        .split(r#"<path class="line" d=""#)
+        .skip(1)
+        .map(|p| p[..p.find('"').unwrap()].matches(['M', 'L']).count())
+        .collect()
+}
+
+/// A run of more metric rows than MAX_POINTS is drawn from every k-th row (k = ⌈rows /
+/// MAX_POINTS⌉), the first and the last kept; one of exactly MAX_POINTS rows is drawn whole;
+/// the page counts every stored row.
+#[test]
+fn a_long_run_is_thinned_to_max_points_keeping_the_first_and_last_rows() {
+    use dashboard::data::MAX_POINTS;
+    assert_eq!(
+        MAX_POINTS, 2_000,
+        "the fixture's runs are 4,500 and 2,000 rows"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let lists = rt.block_on(lists_fixture(dir.path()));
+    let s = Served::start(&lists.db, DashboardConfig::default());
+    for (job, rows, k) in [(lists.long, 4_500i64, 3i64), (lists.exact, 2_000, 1)] {
+        let mut kept: Vec<i64> = (0..rows).step_by(k as usize).collect();
+        if kept.last() != Some(&(rows - 1)) {
+            kept.push(rows - 1);
+        }
+        assert!(kept.len() as i64 <= MAX_POINTS);
+        let iters: Vec<i64> = kept.iter().map(|i| 10 * i).collect();
+        let (status, json, _) = get(&s.url(&format!("/api/jobs/{job}")), &[]);
+        assert_eq!(status, 200);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let series = &v["series"];
+        assert_eq!(series["rows"], rows, "job {job}: rows stored");
+        let got: Vec<i64> = series["iter"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i.as_i64().unwrap())
+            .collect();
+        assert_eq!(
+            got.len(),
+            kept.len(),
+            "job {job}: points drawn of {rows} rows"
+        );
+        assert_eq!(got, iters, "job {job}: the rows drawn");
+        // Each value belongs to its own row (rel_l2 = 0.25 / (row + 1)).
+        let rel: Vec<f64> = series["rel_l2"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        let want: Vec<f64> = kept.iter().map(|i| 0.25 / (i + 1) as f64).collect();
+        assert_eq!(rel, want, "job {job}: rel_l2 of the rows drawn");
+        assert_eq!(
+            series["extra"]["cos_rb"].as_array().unwrap().len(),
+            kept.len(),
+            "job {job}: diagnostics thinned alike"
+        );
+        let (_, page, _) = get(&s.url(&format!("/jobs/{job}")), &[]);
+        assert!(
+            page.contains(&format!(
+                r#"<td class="num" data-value="{rows}">{rows}</td>"#
+            )),
+            "job {job}: the row count"
+        );
+        assert_eq!(line_points(&page, "rel-l2"), vec![kept.len()], "job {job}");
+        assert_eq!(
+            line_points(&page, "losses"),
+            vec![kept.len(); 2],
+            "job {job}"
+        );
+    }
+}
+
+/// The `data-NAME` values of the rows of `html`, in order.
+fn row_ids(html: &str, name: &str) -> Vec<String> {
+    html.split(&format!(r#" data-{name}=""#))
+        .skip(1)
+        .map(|r| r[..r.find('"').unwrap()].to_string())
+        .collect()
+}
+
+/// Page 2 of each list (sweeps newest first, a sweep's jobs running first then by id,
+/// workers last seen first) holds exactly the rows after the first 50, in order, and links
+/// back to page 1; a page past the end is empty; HTML and JSON agree.
+#[test]
+fn page_two_of_every_list_holds_the_rows_after_the_first_fifty() {
+    use dashboard::data::PAGE;
+    assert_eq!(PAGE, 50);
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let lists = rt.block_on(lists_fixture(dir.path()));
+    let reader = rt.block_on(Reader::open(&lists.db)).unwrap();
+    let s = Served::start(&lists.db, DashboardConfig::default());
+    // The fixture's orders, from how it was made.
+    let sweeps: Vec<String> = std::iter::once("thin".to_string())
+        .chain((0..54).rev().map(|k| format!("s{k:02}")))
+        .collect();
+    let workers: Vec<String> = (0..53).rev().map(|k| format!("w{k:02}")).collect();
+    let mut jobs: Vec<(i64, String)> = rt
+        .block_on(
+            sqlx::query_as("SELECT id, state FROM jobs WHERE sweep_id = 'thin'")
+                .fetch_all(reader.pool()),
+        )
+        .unwrap();
+    jobs.sort_by_key(|(id, state)| (state != "running", *id));
+    let jobs: Vec<String> = jobs.iter().map(|(id, _)| id.to_string()).collect();
+    assert_eq!(jobs.len(), 240);
+    let sweep_ids: Vec<String> = rt
+        .block_on(
+            sqlx::query_scalar("SELECT id FROM sweeps ORDER BY created_at_ms DESC")
+                .fetch_all(reader.pool()),
+        )
+        .unwrap();
+    let names: Vec<String> = rt
+        .block_on(
+            sqlx::query_scalar("SELECT name FROM sweeps ORDER BY created_at_ms DESC")
+                .fetch_all(reader.pool()),
+        )
+        .unwrap();
+    assert_eq!(names, sweeps, "the fixture's sweep order");
+    for (what, path, api, key, json_list, json_key, all, pages) in [
+        (
+            "sweeps",
+            "/",
+            "/api/sweeps",
+            "sweep",
+            "sweeps",
+            "id",
+            &sweep_ids,
+            2,
+        ),
+        (
+            "jobs",
+            "/sweeps/thin",
+            "/api/sweeps/thin",
+            "job",
+            "jobs",
+            "id",
+            &jobs,
+            5,
+        ),
+        (
+            "workers",
+            "/workers",
+            "/api/workers",
+            "worker",
+            "workers",
+            "id",
+            &workers,
+            2,
+        ),
+    ] {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let (status, page, _) = get(&s.url(&format!("{path}{sep}page=2")), &[]);
+        assert_eq!(status, 200, "{what} page 2");
+        // The sweep page's own summary row is not a list row.
+        let list = match what {
+            "jobs" => page.split(r#"<table class="jobs">"#).nth(1).unwrap(),
+            _ => &page,
+        };
+        let end = (2 * PAGE as usize).min(all.len());
+        assert_eq!(
+            row_ids(list, key),
+            all[PAGE as usize..end].to_vec(),
+            "{what}: page 2"
+        );
+        assert!(
+            page.contains(&format!("<span>page 2 of {pages}</span>")),
+            "{what}"
+        );
+        assert!(
+            page.contains("page=1\">← newer</a>"),
+            "{what}: a link back to page 1"
+        );
+        assert_eq!(
+            page.contains("page=3\">older →</a>"),
+            pages > 2,
+            "{what}: a link on to page 3"
+        );
+        let (_, page1, _) = get(&s.url(path), &[]);
+        let list1 = match what {
+            "jobs" => page1
+                .split(r#"<table class="jobs">"#)
+                .nth(1)
+                .unwrap()
+                .to_string(),
+            _ => page1.clone(),
+        };
+        assert_eq!(
+            row_ids(&list1, key),
+            all[..PAGE as usize].to_vec(),
+            "{what}: page 1"
+        );
+        let (_, json, _) = get(&s.url(&format!("{api}?page=2")), &[]);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            (v["page"].as_u64(), v["pages"].as_u64()),
+            (Some(2), Some(pages))
+        );
+        let ids: Vec<String> = v[json_list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| match &r[json_key] {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect();
+        assert_eq!(ids, all[PAGE as usize..end].to_vec(), "{what}: JSON page 2");
+        let (status, json, _) = get(&s.url(&format!("{api}?page={}", pages + 1)), &[]);
+        assert_eq!(status, 200, "{what}: past the end");
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            v[json_list].as_array().unwrap().len(),
+            0,
+            "{what}: past the end"
         );
     }
 }

@@ -24,11 +24,12 @@ pub struct DashboardArgs {
 }
 
 pub fn run(args: DashboardArgs) -> Result<()> {
-    let config = args.auth.config();
+    let config = args.auth.config()?;
     config
         .check_exposure(args.listen)
         .map_err(|e| anyhow!("invalid --listen: {e}"))?;
     dashboard::check_tls(&config).map_err(|e| anyhow!("{e}"))?;
+    coordinator::conn::warn_if_above_file_limit(config.max_connections);
     runtime()?.block_on(async move {
         let reader = Reader::open(&args.db)
             .await

@@ -13,7 +13,7 @@ use anyhow::{Result, bail};
 use clap::Args;
 use trainer_core::METRICS_COLUMNS;
 
-use crate::cmd::sql;
+use crate::cmd::sql::{self, csv_field};
 use crate::output::{csv_number, prepare_dir, write_atomic};
 use crate::plot::{self, HistoryLine};
 use crate::source::SourceArgs;
@@ -259,6 +259,8 @@ fn summarise(iter: u64, mut values: Vec<f64>) -> HistoryPoint {
     }
 }
 
+/// The lines as CSV: text through the shared [`csv_field`] (quoted where needed, never a
+/// formula), numbers exact.
 fn to_csv(lines: &Lines) -> String {
     // The seed column is empty where a line pools the seeds.
     let mut out = String::from("pde,method,seed,width,iter,n,median,min,max\n");
@@ -267,8 +269,8 @@ fn to_csv(lines: &Lines) -> String {
         for p in points {
             out.push_str(&format!(
                 "{},{},{seed},{},{},{},{},{},{}\n",
-                key.pde,
-                key.method,
+                csv_field(&key.pde),
+                csv_field(&key.method),
                 key.width,
                 p.iter,
                 p.n,
@@ -361,6 +363,29 @@ mod tests {
                 "pde,method,seed,width,iter,n,median,min,max\nburgers,dcgd,0,512,100,1,0.9,"
             ),
             "{csv}"
+        );
+    }
+
+    #[test]
+    fn csv_text_never_starts_a_formula_and_numbers_stay_numbers() {
+        let rows = vec![
+            [
+                "=1+1", "@SUM(1+1)", "8", "0", "100", "-0.5",
+            ]
+            .map(String::from)
+            .to_vec(),
+        ];
+        let lines = group_rows(
+            &rows,
+            &Grouping {
+                methods: &[],
+                abs: false,
+                per_seed: false,
+            },
+        );
+        assert_eq!(
+            to_csv(&lines),
+            "pde,method,seed,width,iter,n,median,min,max\n'=1+1,'@SUM(1+1),,8,100,1,-0.5,-0.5,-0.5\n"
         );
     }
 

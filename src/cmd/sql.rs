@@ -72,7 +72,8 @@ pub fn cell(v: &Value) -> String {
     }
 }
 
-/// RFC 4180 CSV: a header row, NULL as an empty field, blobs as hex.
+/// RFC 4180 CSV: a header row, NULL as an empty field, blobs as hex. Text (and the column
+/// names) through [`csv_field`]: a cell a spreadsheet would run as a formula starts with `'`.
 pub fn to_csv(response: &QueryResponse) -> String {
     let mut out = String::new();
     let header: Vec<String> = response.columns.iter().map(|c| csv_field(c)).collect();
@@ -96,7 +97,7 @@ pub fn to_csv(response: &QueryResponse) -> String {
     out
 }
 
-pub use dashboard::csv::field as csv_field;
+pub use modsync_proto::csv::field as csv_field;
 
 /// An aligned plain-text table: a header, a rule, then the rows. Numbers are right-aligned.
 pub fn format_table(headers: &[&str], rows: &[Vec<String>]) -> String {
@@ -170,5 +171,33 @@ mod tests {
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("plain"), "plain");
+    }
+
+    #[test]
+    fn csv_neutralises_formulas_in_text_and_names_and_keeps_numbers() {
+        let text = |t: &str| Value {
+            kind: Some(Kind::Text(t.into())),
+        };
+        let response = QueryResponse {
+            columns: vec!["=name".into(), "n".into(), "x".into(), "t".into(), "u".into()],
+            rows: vec![modsync_proto::Row {
+                values: vec![
+                    text(r#"=HYPERLINK("http://x","click")"#),
+                    Value {
+                        kind: Some(Kind::Integer(-3)),
+                    },
+                    Value {
+                        kind: Some(Kind::Real(-0.5)),
+                    },
+                    text("-0.5"),
+                    text("@SUM(1+1)"),
+                ],
+            }],
+            truncated: false,
+        };
+        assert_eq!(
+            to_csv(&response),
+            "'=name,n,x,t,u\n\"'=HYPERLINK(\"\"http://x\"\",\"\"click\"\")\",-3,-0.5,-0.5,'@SUM(1+1)\n"
+        );
     }
 }

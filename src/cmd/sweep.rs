@@ -72,8 +72,9 @@ struct RunArgs {
     /// Heartbeat period of the in-process coordinator.
     #[arg(long, default_value_t = ServeConfig::default().heartbeat_ms, hide_short_help = true)]
     heartbeat_ms: u64,
-    /// Where the live dashboard is served while the sweep runs (loopback only: it has no
-    /// login); port 0 picks a free port. The URL is printed at the start.
+    /// Where the live dashboard is served while the sweep runs (loopback only); port 0 picks a
+    /// free port. It needs this run's random token, which nobody is shown: open the login URL
+    /// printed at the start (it holds a login code for this run only).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     dashboard: SocketAddr,
 }
@@ -137,9 +138,23 @@ fn run_sweep(args: RunArgs) -> Result<()> {
             .with_context(|| format!("invalid --db: cannot create {}", parent.display()))?;
     }
     prepare_dir(&out, "--out")?;
-    let web = dashboard::DashboardConfig::default();
+    // The dashboard gets the run's token too (a web page on a DNS-rebinding name must not
+    // read it), and a login code for the URL printed below, so the user still clicks once.
+    let web = dashboard::DashboardConfig {
+        token: config.token.clone(),
+        login_code: Some(format!("{:032x}", rand::rng().random::<u128>())),
+        ..dashboard::DashboardConfig::default()
+    };
+    if !coordinator::config::is_loopback(args.dashboard.ip()) {
+        bail!(
+            "invalid --dashboard: {} is not a loopback address (the dashboard of a sweep run \
+             is local; serve the store with modsync dashboard --db and a token instead)",
+            args.dashboard
+        );
+    }
     web.check_exposure(args.dashboard)
         .map_err(|e| anyhow!("invalid --dashboard: {e}"))?;
+    let login_code = web.login_code.clone().unwrap_or_default();
 
     runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -176,7 +191,8 @@ fn run_sweep(args: RunArgs) -> Result<()> {
             .await
             .with_context(|| format!("invalid --dashboard: cannot bind {}", args.dashboard))?;
         eprintln!(
-            "dashboard: http://{}/ (while this runs; afterwards modsync dashboard --db {})",
+            "dashboard: http://{}/login?code={login_code} (while this runs; afterwards \
+             modsync dashboard --db {})",
             web_listener.local_addr()?,
             shell_word(&db.display().to_string())
         );

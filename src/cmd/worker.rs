@@ -44,7 +44,7 @@ pub fn run(args: WorkerArgs) -> Result<()> {
     let host = hostname();
     let config = worker::WorkerConfig {
         coordinator: args.client.coordinator.clone(),
-        token: args.client.token.clone(),
+        token: args.client.token()?,
         tls_ca: args.client.tls_ca.clone(),
         slots: args.slots,
         pack: args.pack,

@@ -17,9 +17,16 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// The binary under test.
+/// The binary under test: this build's, or `$MODSYNC_TEST_BIN` (to run a test against another
+/// build, e.g. the one before a fix, and see it fail).
 pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_modsync")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("MODSYNC_TEST_BIN")
+            .ok()
+            .filter(|b| !b.is_empty())
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_modsync").to_string())
+    })
 }
 
 /// The machine has 2 cores: tests that train must not overlap, or their timings (leases,

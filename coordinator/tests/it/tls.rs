@@ -64,7 +64,7 @@ async fn only_a_client_trusting_the_ca_gets_through() {
     let (ca, cert, key) = make_certs(dir.path(), "good");
     let (other_ca, _, _) = make_certs(dir.path(), "other");
     let server = Server::start(|c| {
-        c.token = Some("tls-token".into());
+        c.token = Some("tls-token-0123456789".into());
         c.tls_cert = Some(cert.clone());
         c.tls_key = Some(key.clone());
     })
@@ -73,7 +73,10 @@ async fn only_a_client_trusting_the_ca_gets_through() {
     // Trusting the CA, by IP address and by name: submit and lease work.
     for host in ["127.0.0.1", "localhost"] {
         let url = format!("https://{host}:{}", server.addr.port());
-        let mut c = client(connect_trusting(&url, &ca).await, Some("tls-token"));
+        let mut c = client(
+            connect_trusting(&url, &ca).await,
+            Some("tls-token-0123456789"),
+        );
         let s = submit(&mut c, spec("tls")).await;
         assert_eq!(s.jobs_total, 12, "{host}");
         let job = lease(&mut c, &format!("w-{host}")).await.expect("a job");
@@ -81,7 +84,7 @@ async fn only_a_client_trusting_the_ca_gets_through() {
     }
     let mut c = client(
         connect_trusting(&format!("https://127.0.0.1:{}", server.addr.port()), &ca).await,
-        Some("tls-token"),
+        Some("tls-token-0123456789"),
     );
     assert_eq!(summary(&mut c, "tls").await.running, 2);
     // TLS does not replace the token.
@@ -112,7 +115,7 @@ async fn only_a_client_trusting_the_ca_gets_through() {
     match endpoint(&plain, None).connect().await {
         Err(_) => {}
         Ok(channel) => {
-            let e = client(channel, Some("tls-token"))
+            let e = client(channel, Some("tls-token-0123456789"))
                 .list_sweeps(ListSweepsRequest {})
                 .await
                 .expect_err("a plaintext call was answered by the TLS server");
