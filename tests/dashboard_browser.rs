@@ -182,13 +182,10 @@ fn the_dashboard_in_a_browser_shows_a_sweep_live() {
     let chromium = find(&["chromium", "chromium-browser"]);
     let driver = find(&["chromedriver"]);
     let (Some(chromium), Some(driver)) = (chromium, driver) else {
-        assert!(
-            std::env::var("MODSYNC_REQUIRE_CHROMIUM").as_deref() != Ok("1"),
-            "MODSYNC_REQUIRE_CHROMIUM=1 but chromium or chromedriver is not on PATH"
-        );
-        eprintln!(
-            "skipped: chromium and chromedriver not found on PATH (Debian: apt-get install \
-             chromium chromium-driver; .ci/run installs them)"
+        common::skip_unless_required(
+            "MODSYNC_REQUIRE_CHROMIUM",
+            "chromium or chromedriver is not on PATH (Debian: apt-get install chromium \
+             chromium-driver; .ci/run installs them)",
         );
         return;
     };

@@ -40,11 +40,10 @@ fn have_prlimit() -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !found {
-        assert!(
-            std::env::var("MODSYNC_REQUIRE_PRLIMIT").as_deref() != Ok("1"),
-            "MODSYNC_REQUIRE_PRLIMIT=1 but prlimit is not installed (Debian package util-linux)"
+        common::skip_unless_required(
+            "MODSYNC_REQUIRE_PRLIMIT",
+            "prlimit is not installed (Debian package util-linux)",
         );
-        eprintln!("skipping: prlimit is not installed (Debian package util-linux)");
     }
     found
 }

@@ -41,17 +41,13 @@ const LEASES: &[&str] = &[
 #[test]
 fn slurm_job_array_runs_a_sweep_and_a_cancelled_task_releases_its_job() {
     if std::env::var_os("MODSYNC_SKIP_SLURM").is_some_and(|v| v == "1") {
-        eprintln!("skipping the Slurm test: MODSYNC_SKIP_SLURM=1");
+        common::skip_unless_required("MODSYNC_REQUIRE_SLURM", "MODSYNC_SKIP_SLURM=1");
         return;
     }
     let programs = match prerequisites() {
         Ok(p) => p,
         Err(why) => {
-            assert!(
-                std::env::var_os("MODSYNC_REQUIRE_SLURM").is_none_or(|v| v != "1"),
-                "MODSYNC_REQUIRE_SLURM=1 but the Slurm test cannot run: {why}"
-            );
-            eprintln!("skipping the Slurm test: {why}");
+            common::skip_unless_required("MODSYNC_REQUIRE_SLURM", &why);
             return;
         }
     };

@@ -29,6 +29,20 @@ pub fn bin() -> &'static str {
     })
 }
 
+/// A test that cannot run here (`why`: a tool is missing) skips, saying why — unless `require`
+/// is set to 1 (`.ci/run` sets it once it has installed the tool) or `CI` is set: then a skip
+/// would be a silent pass, so the test fails naming what is missing.
+pub fn skip_unless_required(require: &str, why: &str) {
+    let required = std::env::var(require).as_deref() == Ok("1");
+    let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
+    assert!(
+        !required && !ci,
+        "{why}: this test cannot run, and {} says it must",
+        if required { require } else { "CI" }
+    );
+    eprintln!("skipping: {why}");
+}
+
 /// The machine has 2 cores: tests that train must not overlap, or their timings (leases,
 /// heartbeats) become meaningless. Each heavy test holds this for its whole run.
 pub fn serial() -> std::sync::MutexGuard<'static, ()> {
