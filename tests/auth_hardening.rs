@@ -11,64 +11,24 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Coordinator, Proc, bin, run_cli, run_cli_env, serial, tiny_sweep, write};
+use common::http::{dashboard_addr, header, request};
+use common::{
+    Coordinator, Proc, run_bounded, run_cli, run_cli_env, serial, tiny_sweep, write,
+};
 use modsync_proto::ListSweepsRequest;
 
 const TOKEN: &str = "auth-hardening-token-0123456789";
 
-/// A plain HTTP/1.1 request on a fresh connection (10 s limits): status, headers (lower-case
-/// names), body.
-fn http(addr: &str, request: &str) -> (u16, Vec<(String, String)>, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(request.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    (status, headers, body.to_string())
-}
-
 /// `GET path` to `addr` with `Host: host` and extra header lines.
 fn get_as(addr: &str, host: &str, path: &str, extra: &str) -> (u16, Vec<(String, String)>, String) {
-    http(
+    request(
         addr,
         &format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n"),
     )
-}
-
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
-/// The dashboard's `host:port` from the coordinator's second stdout line.
-fn dashboard_addr(coord: &mut Coordinator) -> String {
-    let line = coord.proc.next_line(Duration::from_secs(10));
-    line.strip_prefix("modsync dashboard on http://")
-        .unwrap_or_else(|| panic!("unexpected line {line:?}"))
-        .trim_end_matches('/')
-        .to_string()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -117,7 +77,7 @@ fn the_dashboard_refuses_a_foreign_host() {
         }
     }
     // No Host at all (HTTP/1.0) is refused too.
-    let (status, _, _) = http(&web, "GET / HTTP/1.0\r\n\r\n");
+    let (status, _, _) = request(&web, "GET / HTTP/1.0\r\n\r\n");
     assert_eq!(status, 421);
     drop(coord);
 
@@ -273,7 +233,7 @@ fn list_with(
 /// A POST of the login form with `token`: the status and the Retry-After header.
 fn login(addr: &str, token: &str) -> (u16, Option<String>) {
     let body = format!("token={token}&next=%2F");
-    let (status, headers, _) = http(
+    let (status, headers, _) = request(
         addr,
         &format!(
             "POST /login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: \
@@ -471,8 +431,8 @@ fn short_tokens_are_refused_naming_the_flag() {
                 "MODSYNC_TOKEN",
             ),
         ] {
-            let outcome = bounded(&args, &envs, Duration::from_secs(10));
-            let Some((ok, err)) = outcome else {
+            let outcome = run_bounded(&args, &envs, Duration::from_secs(10));
+            let Some((ok, _, err)) = outcome else {
                 panic!("{what} with a 15-character token ({how}) kept running (it was accepted)");
             };
             assert!(!ok, "{what} ({how}): exited 0");
@@ -489,40 +449,6 @@ fn short_tokens_are_refused_naming_the_flag() {
     // Exactly 16 is enough.
     let c = Coordinator::start(&dir.path().join("ok.db"), Some("sixteen-chars-xy"), &[]);
     assert!(c.try_cli(&["status"]).0);
-}
-
-/// `modsync ARGS` with `envs`, killed after `limit`: Some((success, stderr)), or None when it
-/// was still running.
-fn bounded(args: &[&str], envs: &[(&str, &str)], limit: Duration) -> Option<(bool, String)> {
-    let mut cmd = Command::new(bin());
-    cmd.args(args)
-        .env_remove("MODSYNC_TOKEN")
-        .env_remove("MODSYNC_COORDINATOR")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let reader = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some((status.success(), reader.join().unwrap()));
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -668,8 +594,8 @@ fn token_file_keeps_the_token_off_the_command_line() {
                 bad,
             ],
         ] {
-            let outcome = bounded(&args, &[], Duration::from_secs(10));
-            let Some((ok, err)) = outcome else {
+            let outcome = run_bounded(&args, &[], Duration::from_secs(10));
+            let Some((ok, _, err)) = outcome else {
                 panic!("{args:?} kept running");
             };
             assert!(!ok && err.contains("--token-file"), "{args:?}: {err}");

@@ -16,7 +16,8 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Coordinator, bin, serial};
+use common::http::dashboard_addr;
+use common::{Coordinator, run_bounded, serial};
 
 const TOKEN: &str = "idle-connections-token-0123456789";
 
@@ -90,15 +91,6 @@ fn open_sockets(pid: u32) -> usize {
         .count()
 }
 
-/// The dashboard's `host:port` from the coordinator's second stdout line.
-fn dashboard_addr(coord: &mut Coordinator) -> String {
-    let line = coord.proc.next_line(Duration::from_secs(10));
-    line.strip_prefix("modsync dashboard on http://")
-        .unwrap_or_else(|| panic!("unexpected line {line:?}"))
-        .trim_end_matches('/')
-        .to_string()
-}
-
 /// `n` TCP connections to `addr` that never send anything. They connect even when the server
 /// does not accept them (the kernel's listen backlog completes the handshake).
 fn open_idle(addr: &str, n: usize) -> Vec<TcpStream> {
@@ -109,34 +101,6 @@ fn open_idle(addr: &str, n: usize) -> Vec<TcpStream> {
                 .unwrap_or_else(|e| panic!("idle connection {i} to {addr}: {e}"))
         })
         .collect()
-}
-
-/// `modsync ARGS`, killed after `limit`: Some(success, how long it took, stderr), or None when
-/// it did not finish in time.
-fn run_bounded(args: &[&str], limit: Duration) -> Option<(bool, Duration, String)> {
-    let start = Instant::now();
-    let mut child = Command::new(bin())
-        .args(args)
-        .env_remove("MODSYNC_TOKEN")
-        .env_remove("MODSYNC_COORDINATOR")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn modsync");
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-            return Some((status.success(), start.elapsed(), err));
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// `GET path` with the bearer token on a fresh connection: the status code and how long the
@@ -214,7 +178,7 @@ fn idle_connections_beyond_the_file_limit_neither_block_clients_nor_spin() {
         let limit = ANSWER_WITHIN + Duration::from_secs(5);
         let url = coord.url.clone();
         let status = thread::spawn(move || {
-            run_bounded(&["status", "--coordinator", &url, "--token", TOKEN], limit)
+            run_bounded(&["status", "--coordinator", &url, "--token", TOKEN], &[], limit)
         });
         let web2 = web.clone();
         let page = thread::spawn(move || get(&web2, "/", limit));
@@ -386,6 +350,7 @@ fn each_port_holds_at_most_its_connection_cap() {
     let t0 = Instant::now();
     let answered = run_bounded(
         &["status", "--coordinator", &coord.url, "--token", TOKEN],
+        &[],
         Duration::from_secs(20),
     );
     eprintln!("modsync status behind the flood: {answered:?}");

@@ -23,6 +23,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::rpc::{Rpc, result_json};
+use common::http::{dashboard_addr, header, request};
 use common::{Coordinator, parse_csv, serial, write};
 use modsync_proto::value::Kind;
 use modsync_proto::*;
@@ -340,15 +341,23 @@ fn stalled_downloads_neither_starve_the_pages_nor_stay_open() {
             ));
         }
     }
-    // The store's readers are all back: a full download still works.
+    // The store's readers are all back: a full download still works, every job once, in grid
+    // order (seed 0, 1, …) across the pages it is read in.
     let (status, _, body) = get(&web, "/sweeps/stall/results.csv", None);
-    if status != 200 {
+    let seeds: Vec<i64> = if status == 200 {
+        column(&parse_csv(&body), "seed")
+            .iter()
+            .map(|s| s.parse().unwrap_or(-1))
+            .collect()
+    } else {
         problems.push(format!("a download afterwards answered {status}"));
-    } else if parse_csv(&body).len() != full_rows {
-        // `get` gives up after 5 s without a byte; a complete file here is the whole sweep.
+        Vec::new()
+    };
+    if status == 200 && seeds != (0..STALL_JOBS).collect::<Vec<_>>() {
+        // `get` gives up after 10 s without a byte; a complete file here is the whole sweep.
         problems.push(format!(
-            "a download afterwards has {} rows, not {full_rows}",
-            parse_csv(&body).len()
+            "a download afterwards has {} rows (of {full_rows} with the header), not seeds 0..{STALL_JOBS} in order",
+            seeds.len() + 1
         ));
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
@@ -362,52 +371,9 @@ const EVIL_WORKER: &str = r#"=HYPERLINK("http://x","click")"#;
 const EVIL_WORKER_2: &str = "-2+3+cmd|' /C calc'!A0";
 const EVIL_DEVICE: &str = "@SUM(1+1)";
 
-/// A plain HTTP/1.1 request on a fresh connection (5 s limits): status, headers (lower-case
-/// names, values as sent), body.
-fn http(addr: &str, request: &str) -> (u16, Vec<(String, String)>, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(request.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.strip_prefix(' ').unwrap_or(v).to_string()))
-        .collect();
-    let body = if header(&headers, "transfer-encoding") == Some("chunked") {
-        dechunk(body)
-    } else {
-        body.to_string()
-    };
-    (status, headers, body)
-}
-
-/// The body of a chunked response.
-fn dechunk(mut rest: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || after.len() < n {
-            break;
-        }
-        out.push_str(&after[..n]);
-        rest = after[n..].strip_prefix("\r\n").unwrap_or(&after[n..]);
-    }
-    out
-}
-
 fn get(addr: &str, path: &str, cookie: Option<&str>) -> (u16, Vec<(String, String)>, String) {
     let cookie = cookie.map(|c| format!("Cookie: {c}\r\n")).unwrap_or_default();
-    http(
+    request(
         addr,
         &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{cookie}Connection: close\r\n\r\n"),
     )
@@ -420,7 +386,7 @@ fn post_form(
     cookie: Option<&str>,
 ) -> (u16, Vec<(String, String)>, String) {
     let cookie = cookie.map(|c| format!("Cookie: {c}\r\n")).unwrap_or_default();
-    http(
+    request(
         addr,
         &format!(
             "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{cookie}Content-Type: \
@@ -429,22 +395,6 @@ fn post_form(
             body.len()
         ),
     )
-}
-
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
-/// The dashboard's `host:port` from the coordinator's second stdout line.
-fn dashboard_addr(coord: &mut Coordinator) -> String {
-    let line = coord.proc.next_line(Duration::from_secs(10));
-    line.strip_prefix("modsync dashboard on http://")
-        .unwrap_or_else(|| panic!("unexpected line {line:?}"))
-        .trim_end_matches('/')
-        .to_string()
 }
 
 /// The value of `column` in every row of a parsed CSV (header first).

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod http;
 pub mod rpc;
 
 use std::collections::BTreeMap;
@@ -27,6 +28,45 @@ pub fn bin() -> &'static str {
             .filter(|b| !b.is_empty())
             .unwrap_or_else(|| env!("CARGO_BIN_EXE_modsync").to_string())
     })
+}
+
+/// `modsync ARGS` with `envs` (and neither `$MODSYNC_TOKEN` nor `$MODSYNC_COORDINATOR` from
+/// this process), killed after `limit`: Some((success, how long it took, stderr)), or None when
+/// it was still running.
+pub fn run_bounded(
+    args: &[&str],
+    envs: &[(&str, &str)],
+    limit: Duration,
+) -> Option<(bool, Duration, String)> {
+    let start = Instant::now();
+    let mut cmd = Command::new(bin());
+    cmd.args(args)
+        .env_remove("MODSYNC_TOKEN")
+        .env_remove("MODSYNC_COORDINATOR")
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn modsync");
+    // Read stderr while it runs: a full pipe would block the child.
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let took = start.elapsed();
+            return Some((status.success(), took, reader.join().unwrap()));
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// A test that cannot run here (`why`: a tool is missing) skips, saying why — unless `require`
