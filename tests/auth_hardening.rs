@@ -16,9 +16,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::http::{dashboard_addr, header, request};
-use common::{
-    Coordinator, Proc, run_bounded, run_cli, run_cli_env, serial, tiny_sweep, write,
-};
+use common::{Coordinator, Proc, run_bounded, run_cli, run_cli_env, serial, tiny_sweep, write};
 use modsync_proto::ListSweepsRequest;
 
 const TOKEN: &str = "auth-hardening-token-0123456789";

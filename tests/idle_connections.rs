@@ -178,7 +178,11 @@ fn idle_connections_beyond_the_file_limit_neither_block_clients_nor_spin() {
         let limit = ANSWER_WITHIN + Duration::from_secs(5);
         let url = coord.url.clone();
         let status = thread::spawn(move || {
-            run_bounded(&["status", "--coordinator", &url, "--token", TOKEN], &[], limit)
+            run_bounded(
+                &["status", "--coordinator", &url, "--token", TOKEN],
+                &[],
+                limit,
+            )
         });
         let web2 = web.clone();
         let page = thread::spawn(move || get(&web2, "/", limit));

@@ -22,8 +22,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::rpc::{Rpc, result_json};
 use common::http::{dashboard_addr, header, request};
+use common::rpc::{Rpc, result_json};
 use common::{Coordinator, parse_csv, serial, write};
 use modsync_proto::value::Kind;
 use modsync_proto::*;
@@ -189,9 +189,10 @@ fn memory_bombs_through_sql_are_refused_within_a_bounded_peak() {
             Err(e) if e.starts_with("InvalidArgument") && e.contains("limit") => {}
             // SQLite's printf() stops at SQLITE_LIMIT_LENGTH like everything else, but answers
             // NULL there instead of an error (its printfFunc drops a result that grew too big).
-            Ok(r) if name.starts_with("printf")
-                && r.rows.len() == 1
-                && r.rows[0].values[0].kind == Some(Kind::Null(true)) => {}
+            Ok(r)
+                if name.starts_with("printf")
+                    && r.rows.len() == 1
+                    && r.rows[0].values[0].kind == Some(Kind::Null(true)) => {}
             other => problems.push(format!(
                 "{name}: not refused with a clear error: {:?}",
                 other.as_ref().map(|r| (r.rows.len(), r.truncated))
@@ -205,7 +206,11 @@ fn memory_bombs_through_sql_are_refused_within_a_bounded_peak() {
         }
     }
     // Still answering afterwards.
-    match query_within(&rpc, "SELECT length(zeroblob(1000))", Duration::from_secs(5)) {
+    match query_within(
+        &rpc,
+        "SELECT length(zeroblob(1000))",
+        Duration::from_secs(5),
+    ) {
         Ok(r) if r.rows[0].values[0].kind == Some(Kind::Integer(1000)) => {}
         other => problems.push(format!("a small query afterwards: {other:?}")),
     }
@@ -233,8 +238,12 @@ const STALLED: usize = 12;
 /// its own send buffer and this, not the tens of MB loopback would otherwise grow to.
 fn small_window_connect(addr: &str) -> TcpStream {
     let addr: std::net::SocketAddr = addr.parse().unwrap();
-    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)
-        .unwrap();
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )
+    .unwrap();
     socket.set_recv_buffer_size(16 * 1024).unwrap();
     socket.connect(&addr.into()).unwrap();
     socket.into()
@@ -329,7 +338,10 @@ fn stalled_downloads_neither_starve_the_pages_nor_stay_open() {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
             Err(e) => {
-                problems.push(format!("stalled download {i}: {e} after {:?}", t0.elapsed()));
+                problems.push(format!(
+                    "stalled download {i}: {e} after {:?}",
+                    t0.elapsed()
+                ));
                 continue;
             }
         }
@@ -372,7 +384,9 @@ const EVIL_WORKER_2: &str = "-2+3+cmd|' /C calc'!A0";
 const EVIL_DEVICE: &str = "@SUM(1+1)";
 
 fn get(addr: &str, path: &str, cookie: Option<&str>) -> (u16, Vec<(String, String)>, String) {
-    let cookie = cookie.map(|c| format!("Cookie: {c}\r\n")).unwrap_or_default();
+    let cookie = cookie
+        .map(|c| format!("Cookie: {c}\r\n"))
+        .unwrap_or_default();
     request(
         addr,
         &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{cookie}Connection: close\r\n\r\n"),
@@ -385,7 +399,9 @@ fn post_form(
     body: &str,
     cookie: Option<&str>,
 ) -> (u16, Vec<(String, String)>, String) {
-    let cookie = cookie.map(|c| format!("Cookie: {c}\r\n")).unwrap_or_default();
+    let cookie = cookie
+        .map(|c| format!("Cookie: {c}\r\n"))
+        .unwrap_or_default();
     request(
         addr,
         &format!(
@@ -410,11 +426,8 @@ fn column(csv: &[Vec<String>], name: &str) -> Vec<String> {
 fn csv_cells_never_start_a_formula() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let mut coord = Coordinator::start(
-        &dir.path().join("csv.db"),
-        None,
-        &["--http", "127.0.0.1:0"],
-    );
+    let mut coord =
+        Coordinator::start(&dir.path().join("csv.db"), None, &["--http", "127.0.0.1:0"]);
     let web = dashboard_addr(&mut coord);
     let sweep = common::tiny_sweep("csvinj", &[4], &[0, 1], 20, "");
     coord.cli(&["submit", &write(dir.path(), "csvinj.toml", &sweep)]);
@@ -516,7 +529,17 @@ fn csv_cells_never_start_a_formula() {
     for row in &csv[1..] {
         assert_eq!(
             row[1..],
-            ["-0.5", "-0.5", "-3", "'=1+1", "'+1+1", "'@SUM(1+1)", "'\t=1", "'\r=1", "plain"],
+            [
+                "-0.5",
+                "-0.5",
+                "-3",
+                "'=1+1",
+                "'+1+1",
+                "'@SUM(1+1)",
+                "'\t=1",
+                "'\r=1",
+                "plain"
+            ],
             "{out}"
         );
     }

@@ -445,10 +445,17 @@ mod tests {
             ..serde_json::from_str("{}").unwrap()
         };
         assert_eq!(old.0, serde_json::to_string(&stored).unwrap());
-        assert!(!old.0.contains("reading") && !old.0.contains("boundary_loss"), "{}", old.0);
+        assert!(
+            !old.0.contains("reading") && !old.0.contains("boundary_loss"),
+            "{}",
+            old.0
+        );
 
         let default = with(r#"{"iters": 20}"#);
-        assert_eq!(default, with(r#"{"iters": 20, "pde_options": {"reading": "paper"}}"#));
+        assert_eq!(
+            default,
+            with(r#"{"iters": 20, "pde_options": {"reading": "paper"}}"#)
+        );
         assert!(default.0.contains(r#""reading":"paper""#), "{}", default.0);
         assert_ne!(default.1, old.1);
 

@@ -36,8 +36,8 @@ use modsync_proto::{QueryResponse, Row, Value, value::Kind};
 use prost::Message;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{
-    AssertSqlSafe, Column, Connection, Executor, Row as _, SqlSafeStr, SqliteConnection,
-    Statement, TypeInfo, ValueRef,
+    AssertSqlSafe, Column, Connection, Executor, Row as _, SqlSafeStr, SqliteConnection, Statement,
+    TypeInfo, ValueRef,
 };
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_stream::StreamExt;
@@ -380,8 +380,7 @@ impl Reader {
             sqlite_ext::set_length_limit(&mut handle, max_bytes);
             sqlite_ext::Interrupter::of(&mut handle)
         };
-        match tokio::time::timeout_at(limit.outer, fetch(&mut conn, sql, max_rows, max_bytes))
-            .await
+        match tokio::time::timeout_at(limit.outer, fetch(&mut conn, sql, max_rows, max_bytes)).await
         {
             Ok(result) => {
                 if let Ok(mut h) = conn.lock_handle().await {
@@ -466,7 +465,11 @@ impl Drop for Stuck {
 /// the parser clearing the flag and reading its first token) until its worker thread answers a
 /// ping, then the connection is closed and the permit returned. Gives up after [`RESCUE_FOR`]
 /// (the permit then stays taken: at most `READ_CONNECTIONS` can ever be lost this way).
-fn rescue(conn: SqliteConnection, interrupter: sqlite_ext::Interrupter, permit: OwnedSemaphorePermit) {
+fn rescue(
+    conn: SqliteConnection,
+    interrupter: sqlite_ext::Interrupter,
+    permit: OwnedSemaphorePermit,
+) {
     let stop = Arc::new(AtomicBool::new(false));
     let interrupting = {
         let stop = stop.clone();

@@ -122,7 +122,10 @@ mod tests {
     fn csv_fields_never_start_a_formula_and_numbers_stay_numbers() {
         use super::csv::{field, is_number};
         for (cell, want) in [
-            (r#"=HYPERLINK("http://x","click")"#, r#""'=HYPERLINK(""http://x"",""click"")""#),
+            (
+                r#"=HYPERLINK("http://x","click")"#,
+                r#""'=HYPERLINK(""http://x"",""click"")""#,
+            ),
             ("-2+3+cmd|' /C calc'!A0", "'-2+3+cmd|' /C calc'!A0"),
             ("@SUM(1+1)", "'@SUM(1+1)"),
             ("+1+1", "'+1+1"),

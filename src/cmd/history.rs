@@ -369,11 +369,9 @@ mod tests {
     #[test]
     fn csv_text_never_starts_a_formula_and_numbers_stay_numbers() {
         let rows = vec![
-            [
-                "=1+1", "@SUM(1+1)", "8", "0", "100", "-0.5",
-            ]
-            .map(String::from)
-            .to_vec(),
+            ["=1+1", "@SUM(1+1)", "8", "0", "100", "-0.5"]
+                .map(String::from)
+                .to_vec(),
         ];
         let lines = group_rows(
             &rows,

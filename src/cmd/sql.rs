@@ -179,7 +179,13 @@ mod tests {
             kind: Some(Kind::Text(t.into())),
         };
         let response = QueryResponse {
-            columns: vec!["=name".into(), "n".into(), "x".into(), "t".into(), "u".into()],
+            columns: vec![
+                "=name".into(),
+                "n".into(),
+                "x".into(),
+                "t".into(),
+                "u".into(),
+            ],
             rows: vec![modsync_proto::Row {
                 values: vec![
                     text(r#"=HYPERLINK("http://x","click")"#),

@@ -29,7 +29,12 @@ pub fn request(addr: &str, request: &str) -> Response {
         .unwrap_or(0);
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.strip_prefix(' ').unwrap_or(v).to_string()))
+        .map(|(k, v)| {
+            (
+                k.to_ascii_lowercase(),
+                v.strip_prefix(' ').unwrap_or(v).to_string(),
+            )
+        })
         .collect();
     let body = if header(&headers, "transfer-encoding") == Some("chunked") {
         dechunk(body)

@@ -218,7 +218,10 @@ mod tests {
         let mut old = TrainConfig::default();
         old.pde_options.reading = pde::Reading::SpecV1;
         let json = serde_json::to_string(&old).unwrap();
-        assert!(!json.contains("reading") && !json.contains("boundary_loss"), "{json}");
+        assert!(
+            !json.contains("reading") && !json.contains("boundary_loss"),
+            "{json}"
+        );
         let back: TrainConfig = serde_json::from_str(&json).unwrap();
         assert_eq!(back.pde_options.reading, pde::Reading::SpecV1);
         assert_eq!(serde_json::to_string(&back).unwrap(), json);

@@ -14,8 +14,7 @@ mod common;
 
 use common::{
     Recorder, boundary_loss, dims, fd_gradient, grouped_boundary_loss, host_pde,
-    pooled_boundary_loss, rel_diff,
-    residual_loss, trainer_batches,
+    pooled_boundary_loss, rel_diff, residual_loss, trainer_batches,
 };
 use trainer_core::checkpoint::{Evaluation, Tracker};
 use trainer_core::pde::BoundaryLoss;

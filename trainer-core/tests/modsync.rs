@@ -400,8 +400,8 @@ fn spread(n: usize, k: usize) -> Vec<usize> {
 #[test]
 fn training_run_reports_the_diagnostics() {
     use common::{
-        dot, fd_gradient, grouped_boundary_loss, host_pde, modsync_factor_at_zero_thresholds,
-        norm, point_jet, residual_loss, trainer_batches,
+        dot, fd_gradient, grouped_boundary_loss, host_pde, modsync_factor_at_zero_thresholds, norm,
+        point_jet, residual_loss, trainer_batches,
     };
     let mut config = tiny("modsync+dcgd");
     config.precision = Precision::F64;

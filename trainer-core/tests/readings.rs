@@ -43,7 +43,11 @@ fn rel(a: f64, b: f64) -> f64 {
 #[test]
 fn configs_stored_before_readings_train_as_they_did() {
     let cases = golden();
-    assert_eq!(cases.len(), 8, "every benchmark, the methods the readings change");
+    assert_eq!(
+        cases.len(),
+        8,
+        "every benchmark, the methods the readings change"
+    );
     let mut worst = 0.0f64;
     for case in &cases {
         let name = format!("{} {}", case["pde"], case["method"]);
@@ -103,7 +107,10 @@ fn the_default_reading_differs_where_the_sources_do() {
     // burgers: another L_b (and other condition points), the same residual points.
     let (r_old, b_old, _) = first_row_and_decayed_lr("burgers", "adam", Reading::SpecV1);
     let (r_new, b_new, _) = first_row_and_decayed_lr("burgers", "adam", Reading::Paper);
-    assert_eq!(r_old, r_new, "the interior points do not depend on the reading");
+    assert_eq!(
+        r_old, r_new,
+        "the interior points do not depend on the reading"
+    );
     assert!(rel(b_new, b_old) > 1e-3, "L_b {b_new} vs {b_old}");
     // burgers dcgd: constant lr under the sources' reading, decayed under spec_v1.
     let (_, _, lr_old) = first_row_and_decayed_lr("burgers", "dcgd", Reading::SpecV1);
