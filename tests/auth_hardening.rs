@@ -452,6 +452,32 @@ fn short_tokens_are_refused_naming_the_flag() {
 // ---------------------------------------------------------------------------------------------
 // 10. --token-file.
 
+/// `modsync SUB --db DB --listen 127.0.0.1:0 --token-file FILE` (SUB: coordinator or
+/// dashboard) and where it listens, from its first line: the coordinator's URL, the
+/// dashboard's `host:port`.
+fn serve_with_token_file(sub: &str, db: &std::path::Path, file: &str) -> (Proc, String) {
+    let args = [
+        sub,
+        "--db",
+        db.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--token-file",
+        file,
+    ];
+    let mut proc = Proc::spawn(sub, &args, &[], None);
+    let line = proc.next_line(Duration::from_secs(30));
+    let at = line
+        .strip_prefix("modsync coordinator listening on ")
+        .or_else(|| {
+            line.strip_prefix("modsync dashboard on http://")
+                .map(|a| a.trim_end_matches('/'))
+        })
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_string();
+    (proc, at)
+}
+
 /// `--token-file` on the coordinator, a client, a worker and the dashboard: the file's token
 /// (its trailing newline dropped) is used and never appears on the command line; an empty or
 /// missing file is an error naming --token-file; it and --token do not go together.
@@ -465,25 +491,7 @@ fn token_file_keeps_the_token_off_the_command_line() {
     let db = dir.path().join("file.db");
 
     // The coordinator, from the file: nothing secret in its command line.
-    let mut proc = Proc::spawn(
-        "coordinator",
-        &[
-            "coordinator",
-            "--db",
-            db.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--token-file",
-            &file,
-        ],
-        &[],
-        None,
-    );
-    let line = proc.next_line(Duration::from_secs(30));
-    let url = line
-        .strip_prefix("modsync coordinator listening on ")
-        .unwrap_or_else(|| panic!("{line}"))
-        .to_string();
+    let (mut proc, url) = serve_with_token_file("coordinator", &db, &file);
     let cmdline = std::fs::read(format!("/proc/{}/cmdline", proc.pid())).unwrap();
     assert!(
         !String::from_utf8_lossy(&cmdline).contains(TOKEN),
@@ -617,26 +625,7 @@ fn token_file_keeps_the_token_off_the_command_line() {
     proc.wait(Duration::from_secs(30));
 
     // The dashboard from the file: logging in with the file's token works.
-    let mut dash = Proc::spawn(
-        "dashboard",
-        &[
-            "dashboard",
-            "--db",
-            db.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--token-file",
-            &file,
-        ],
-        &[],
-        None,
-    );
-    let line = dash.next_line(Duration::from_secs(30));
-    let addr = line
-        .strip_prefix("modsync dashboard on http://")
-        .unwrap_or_else(|| panic!("{line}"))
-        .trim_end_matches('/')
-        .to_string();
+    let (_dashboard, addr) = serve_with_token_file("dashboard", &db, &file);
     let (status, _, _) = get_as(
         &addr,
         &addr,

@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use common::rpc::Rpc;
 use common::{Coordinator, KILL_TEST_LEASES, poll_until, serial, tiny_sweep, write};
-use sqlx::{ConnectOptions, Connection};
 
 const POLL: Duration = Duration::from_millis(50);
 
@@ -155,23 +154,13 @@ fn a_job_whose_pack_key_does_not_match_is_refused_at_join_and_failed() {
     ]);
     assert_eq!(jobs(&rpc, "guest")[0].0, "queued");
     // …until its stored key says width 8, as a store that disagrees with its configs would.
-    rpc.block_on(async {
-        let mut store = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(&db)
-            .busy_timeout(Duration::from_secs(30))
-            .connect()
-            .await
-            .unwrap();
-        let forged = sqlx::query(
-            "UPDATE jobs SET pack_key = (SELECT pack_key FROM jobs WHERE sweep_id = 'host') \
-             WHERE sweep_id = 'guest' AND state = 'queued'",
-        )
-        .execute(&mut store)
-        .await
-        .unwrap();
-        assert_eq!(forged.rows_affected(), 1);
-        store.close().await.unwrap();
-    });
+    let forged = rpc.block_on(common::write_store(
+        &db,
+        "UPDATE jobs SET pack_key = (SELECT pack_key FROM jobs WHERE sweep_id = 'host') \
+         WHERE sweep_id = 'guest' AND state = 'queued'",
+        None,
+    ));
+    assert_eq!(forged, 1);
     poll_until(
         Duration::from_secs(60),
         POLL,

@@ -265,28 +265,16 @@ fn stalled_downloads_neither_starve_the_pages_nor_stay_open() {
     coord.cli(&["submit", &write(dir.path(), "stall.toml", &sweep)]);
     // Copies of the one job with other seeds, written straight into the store.
     let rpc = Rpc::new(&coord);
-    rpc.block_on(async {
-        use sqlx::{ConnectOptions, Connection};
-        let mut store = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(&db)
-            .busy_timeout(Duration::from_secs(30))
-            .connect()
-            .await
-            .unwrap();
-        sqlx::query(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
-             INSERT INTO jobs (sweep_id, pde, method, width, seed, config_json, config_hash,
-                               max_attempts, created_at_ms, updated_at_ms, pack_key)
-             SELECT sweep_id, pde, method, width, i, config_json, config_hash || '-' || i,
-                    max_attempts, created_at_ms, updated_at_ms, pack_key
-             FROM jobs, n WHERE sweep_id = 'stall'",
-        )
-        .bind(STALL_JOBS - 1)
-        .execute(&mut store)
-        .await
-        .unwrap();
-        store.close().await.unwrap();
-    });
+    rpc.block_on(common::write_store(
+        &db,
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+         INSERT INTO jobs (sweep_id, pde, method, width, seed, config_json, config_hash,
+                           max_attempts, created_at_ms, updated_at_ms, pack_key)
+         SELECT sweep_id, pde, method, width, i, config_json, config_hash || '-' || i,
+                max_attempts, created_at_ms, updated_at_ms, pack_key
+         FROM jobs, n WHERE sweep_id = 'stall'",
+        Some(STALL_JOBS - 1),
+    ));
 
     // More stalled downloads than the dashboard has read connections: each reads the
     // response's head, then nothing more.

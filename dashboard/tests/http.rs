@@ -207,20 +207,26 @@ fn first_job(db: &Path) -> i64 {
     })
 }
 
-#[test]
-fn requests_without_the_token_or_a_session_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
+/// The fixture's dashboard behind [`TOKEN`], and the fixture's first burgers job.
+fn served_with_token(dir: &Path) -> (Served, i64) {
     let db = tokio::runtime::Runtime::new()
         .unwrap()
-        .block_on(fixture(dir.path()));
+        .block_on(fixture(dir));
     let job = first_job(&db);
-    let s = Served::start(
+    let served = Served::start(
         &db,
         DashboardConfig {
             token: Some(TOKEN.into()),
             ..DashboardConfig::default()
         },
     );
+    (served, job)
+}
+
+#[test]
+fn requests_without_the_token_or_a_session_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, job) = served_with_token(dir.path());
     for route in routes(job) {
         let url = s.url(&route);
         let (status, body, location) = get(&url, &[]);
@@ -1001,17 +1007,7 @@ fn fetch(
 #[test]
 fn every_answer_carries_the_security_headers() {
     let dir = tempfile::tempdir().unwrap();
-    let db = tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(fixture(dir.path()));
-    let job = first_job(&db);
-    let s = Served::start(
-        &db,
-        DashboardConfig {
-            token: Some(TOKEN.into()),
-            ..DashboardConfig::default()
-        },
-    );
+    let (s, job) = served_with_token(dir.path());
     let request = |method: &str, path: &str, auth: bool| {
         let mut b = ureq::http::Request::builder()
             .method(method)

@@ -69,6 +69,25 @@ pub fn run_bounded(
     }
 }
 
+/// Runs `sql` with `bind` (if any) on the store file `db` behind the coordinator's back, as a
+/// store edited by hand would be (waits for the coordinator's write lock): the rows changed.
+pub async fn write_store(db: &Path, sql: &str, bind: Option<i64>) -> u64 {
+    use sqlx::{ConnectOptions, Connection};
+    let mut store = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(db)
+        .busy_timeout(Duration::from_secs(30))
+        .connect()
+        .await
+        .unwrap();
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    if let Some(v) = bind {
+        query = query.bind(v);
+    }
+    let changed = query.execute(&mut store).await.unwrap().rows_affected();
+    store.close().await.unwrap();
+    changed
+}
+
 /// A test that cannot run here (`why`: a tool is missing) skips, saying why — unless `require`
 /// is set to 1 (`.ci/run` sets it once it has installed the tool) or `CI` is set: then a skip
 /// would be a silent pass, so the test fails naming what is missing.
