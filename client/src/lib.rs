@@ -18,10 +18,6 @@ use tonic::{Code, Request, Status};
 /// megabytes (three f64 vectors of every parameter); the coordinator has its own cap too.
 pub const MAX_MESSAGE_BYTES: usize = 512 * 1024 * 1024;
 
-/// The shortest token a client sends, as the coordinator requires (`coordinator::config::
-/// MIN_TOKEN_CHARS`; this crate does not depend on the coordinator).
-pub const MIN_TOKEN_CHARS: usize = 16;
-
 /// A `Sweeps` client that sends the bearer token with every request.
 pub type Client = SweepsClient<InterceptedService<Channel, Auth>>;
 
@@ -35,7 +31,7 @@ pub struct Auth {
 impl Auth {
     /// Fails for a token that cannot be sent as metadata (not printable ASCII), for an
     /// empty or whitespace-only one (that is a missing Secret key or an unset variable, never
-    /// a way to say "no token": that is `None`), and for one shorter than [`MIN_TOKEN_CHARS`].
+    /// a way to say "no token": that is `None`), and for one shorter than [`MIN_TOKEN_CHARS`](modsync_proto::token::MIN_TOKEN_CHARS).
     pub fn new(token: Option<&str>) -> Result<Self> {
         if token.is_some_and(|t| t.trim().is_empty()) {
             anyhow::bail!(
@@ -43,14 +39,8 @@ impl Auth {
                  coordinator's token, or unset them for a coordinator that has none"
             );
         }
-        if let Some(n) = token
-            .map(|t| t.trim().chars().count())
-            .filter(|n| *n < MIN_TOKEN_CHARS)
-        {
-            anyhow::bail!(
-                "--token / --token-file / MODSYNC_TOKEN is {n} characters long: a coordinator \
-                 token has at least {MIN_TOKEN_CHARS}"
-            );
+        if let Some(e) = token.and_then(modsync_proto::token::short_token) {
+            anyhow::bail!(e);
         }
         let header = token
             .map(|t| {

@@ -74,21 +74,8 @@ const EMPTY_TOKEN: &str = "--token / --token-file / MODSYNC_TOKEN is empty or on
      give the shared secret (e.g. openssl rand -hex 32), or unset them to serve loopback without \
      authentication";
 
-/// The shortest token accepted anywhere (coordinator, dashboard, workers, clients): a short one
-/// can be guessed, whatever the rate limit.
-pub const MIN_TOKEN_CHARS: usize = 16;
-
-/// The error for a token shorter than [`MIN_TOKEN_CHARS`] (`None` when it is long enough),
-/// naming the flags and the variable but never showing the token.
-pub fn short_token(token: &str) -> Option<String> {
-    let n = token.trim().chars().count();
-    (n < MIN_TOKEN_CHARS).then(|| {
-        format!(
-            "--token / --token-file / MODSYNC_TOKEN is {n} characters long: use at least \
-             {MIN_TOKEN_CHARS} (e.g. openssl rand -hex 32)"
-        )
-    })
-}
+/// The token length rule, shared with the clients (`modsync_proto::token`).
+pub use modsync_proto::token::{MIN_TOKEN_CHARS, short_token};
 
 /// Whether `ip` only reaches this machine: 127.0.0.0/8, ::1, and ::ffff:127.x.y.z.
 pub fn is_loopback(ip: IpAddr) -> bool {

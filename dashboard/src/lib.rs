@@ -139,9 +139,7 @@ impl DashboardConfig {
             (Some(t), _) if t.trim().is_empty() => {
                 Err("--token / --token-file / MODSYNC_TOKEN is empty or only whitespace".into())
             }
-            (Some(t), _) if coordinator::config::short_token(t).is_some() => {
-                Err(coordinator::config::short_token(t).unwrap_or_default())
-            }
+            (Some(t), _) if let Some(e) = coordinator::config::short_token(t) => Err(e),
             (Some(_), true) => Err("--insecure-no-auth contradicts --token / MODSYNC_TOKEN".into()),
             (None, false) if !coordinator::config::is_loopback(addr.ip()) => Err(format!(
                 "the dashboard address {addr} is not loopback and no --token / MODSYNC_TOKEN \

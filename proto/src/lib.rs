@@ -98,6 +98,26 @@ pub mod csv {
     }
 }
 
+/// The bearer token's one length rule, for every side that takes a token (coordinator,
+/// dashboard, workers, clients): they depend on this crate, not on each other.
+pub mod token {
+    /// The shortest token accepted anywhere: a short one can be guessed, whatever the rate
+    /// limit.
+    pub const MIN_TOKEN_CHARS: usize = 16;
+
+    /// The error for a token shorter than [`MIN_TOKEN_CHARS`] (`None` when it is long enough),
+    /// naming the flags and the variable but never showing the token.
+    pub fn short_token(token: &str) -> Option<String> {
+        let n = token.trim().chars().count();
+        (n < MIN_TOKEN_CHARS).then(|| {
+            format!(
+                "--token / --token-file / MODSYNC_TOKEN is {n} characters long: use at least \
+                 {MIN_TOKEN_CHARS} (e.g. openssl rand -hex 32)"
+            )
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::fmt;
