@@ -3,5 +3,6 @@
 TORCH_VERSION=${TORCH_VERSION:-2.9.0}
 if [ ! -x bench/.venv/bin/python ] || ! bench/.venv/bin/python -c "import torch" 2>/dev/null; then
   python3 -m venv bench/.venv
-  bench/.venv/bin/pip install -q "torch==${TORCH_VERSION}" numpy
+  # --no-cache-dir: the venv is the cache; a second copy of the ~3 GB of wheels filled CI's disk.
+  bench/.venv/bin/pip install -q --no-cache-dir "torch==${TORCH_VERSION}" numpy
 fi
