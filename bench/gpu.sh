@@ -66,7 +66,7 @@ esac
 DEPTH=5
 # (c): relative-L2 agreement CPU vs GPU. f32 on both, but different kernels (summation order,
 # tanh), so they agree to rounding, not bit for bit; on cpu vs cpu-tch 500 iterations agreed to
-# 1e-7 relative (README "GPU workers"). 1e-3 leaves room for GPU kernels.
+# 1e-7 relative (deploy/README.md, "GPU workers"). 1e-3 leaves room for GPU kernels.
 C_TOL=${C_TOL:-1e-3}
 
 mkdir -p "$OUT_DIR" || { echo "error: cannot create $OUT_DIR" >&2; exit 2; }

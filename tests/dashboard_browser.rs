@@ -1,9 +1,17 @@
 //! The dashboard in a real browser (issue 17): a `modsync coordinator --http` process with a
-//! token, two `modsync worker` processes and a tiny sweep (2 methods × 2 widths), driven with
+//! token, two `modsync worker` processes and a tiny sweep (3 methods × 2 widths), driven with
 //! headless Chromium through WebDriver (`chromedriver`, plain JSON over HTTP). It logs in
 //! through the form, then checks the DOM: the sweep is listed, its page updates without a
-//! reload while jobs run and reaches 100 %, each PDE's plot has one line per method, and a job
-//! page shows its loss curves. Screenshots go to target/dashboard-screenshots/.
+//! reload while jobs run and reaches 100 %, each PDE's plot has one line per method, a job
+//! page shows its loss curves, and (issue 27) its diagnostics in one panel per kind — a
+//! modsync+dcgd job's kept and exclusive fractions, norms, L_s, R_w and resets apart, a plain
+//! adam job's cosine and norms and nothing empty — each panel visible, its legend clear of its
+//! plot area and of the other entries. Screenshots go to target/dashboard-screenshots/.
+//!
+//! `docs_screenshot_of_job_diagnostics` (ignored: it writes into docs/) draws the job page of
+//! a real width-512 modsync+dcgd run (results/capacity-failure/ablation/pooled_modsync_dcgd)
+//! and saves its diagnostics as docs/dashboard-job-diagnostics.png:
+//! `cargo test --release --test dashboard_browser -- --ignored docs_screenshot`.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them). Without them the
 //! test says why and passes, unless MODSYNC_REQUIRE_CHROMIUM=1.
@@ -110,14 +118,60 @@ impl<'a> Browser<'a> {
     }
 
     fn screenshot(&self, name: &str) {
-        let mut r = ureq::get(self.url("screenshot")).call().unwrap();
-        let v: Value = r.body_mut().read_json().unwrap();
-        let png = base64::engine::general_purpose::STANDARD
-            .decode(v["value"].as_str().unwrap())
-            .unwrap();
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/dashboard-screenshots");
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), self.png("screenshot")).unwrap();
+    }
+
+    /// A PNG from the WebDriver endpoint `what` (`screenshot`, `element/ID/screenshot`).
+    fn png(&self, what: &str) -> Vec<u8> {
+        let mut r = ureq::get(self.url(what)).call().unwrap();
+        let v: Value = r.body_mut().read_json().unwrap();
+        base64::engine::general_purpose::STANDARD
+            .decode(v["value"].as_str().unwrap())
+            .unwrap()
+    }
+
+    /// Resizes the window (an element screenshot is cut at the window's edge).
+    fn resize(&self, width: u32, height: u32) {
+        post(
+            &self.url("window/rect"),
+            &json!({ "width": width, "height": height }),
+        );
+    }
+
+    /// A PNG of the first element that matches `css`, as the page draws it.
+    fn element_png(&self, css: &str) -> Vec<u8> {
+        let v = post(
+            &self.url("element"),
+            &json!({ "using": "css selector", "value": css }),
+        );
+        let id = v["value"]
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no element {css}: {v}"))
+            .to_string();
+        self.png(&format!("element/{id}/screenshot"))
+    }
+
+    /// Logs in through the form at `web` (the dashboard's URL) and waits for the sweeps page.
+    fn log_in(&self, web: &str) {
+        self.go(&format!("{web}/"));
+        self.wait_for(
+            Duration::from_secs(10),
+            "the login form",
+            "return document.querySelector('input[name=token]') !== null;",
+        );
+        self.js(&format!(
+            "document.querySelector('input[name=token]').value = '{TOKEN}'; \
+             document.querySelector('form').submit(); return true;"
+        ));
+        self.wait_for(
+            Duration::from_secs(10),
+            "the sweeps page after logging in",
+            "return document.querySelector('h1') !== null && document.querySelector('h1').textContent === 'Sweeps';",
+        );
     }
 
     /// Polls `script` until it returns true.
@@ -156,14 +210,14 @@ fn post(url: &str, body: &Value) -> Value {
     v
 }
 
-/// 2 methods × 2 widths × 1 seed on one PDE.
+/// 3 methods × 2 widths × 1 seed on one PDE.
 fn sweep_file() -> String {
     r#"name = "browser"
 max_attempts = 2
 
 [grid]
 pdes = ["burgers"]
-methods = ["adam", "dcgd"]
+methods = ["adam", "dcgd", "modsync+dcgd"]
 widths = [4, 8]
 seeds = [0]
 
@@ -203,21 +257,7 @@ fn the_dashboard_in_a_browser_shows_a_sweep_live() {
     let driver = Driver::start(&driver);
     let browser = Browser::open(&driver, &chromium);
     // Before any sweep: the login form, then the (empty) sweeps page.
-    browser.go(&format!("{web}/"));
-    browser.wait_for(
-        Duration::from_secs(10),
-        "the login form",
-        "return document.querySelector('input[name=token]') !== null;",
-    );
-    browser.js(&format!(
-        "document.querySelector('input[name=token]').value = '{TOKEN}'; \
-         document.querySelector('form').submit(); return true;"
-    ));
-    browser.wait_for(
-        Duration::from_secs(10),
-        "the sweeps page after logging in",
-        "return document.querySelector('h1') !== null && document.querySelector('h1').textContent === 'Sweeps';",
-    );
+    browser.log_in(&web);
     let cookie_visible = browser.js("return document.cookie;");
     assert_eq!(
         cookie_visible,
@@ -271,14 +311,14 @@ fn the_dashboard_in_a_browser_shows_a_sweep_live() {
     // One plot per PDE, one line per method in it.
     browser.wait_for(
         Duration::from_secs(10),
-        "the plot with both methods",
+        "the plot with every method",
         "const s = document.querySelectorAll('section.pde'); return s.length === 1 && \
-         [...s].every(p => p.querySelectorAll('svg.scaling g.series path.line').length === 2);",
+         [...s].every(p => p.querySelectorAll('svg.scaling g.series path.line').length === 3);",
     );
     let methods = browser.js(
         "return [...document.querySelectorAll('section.pde svg.scaling g.series')].map(g => g.dataset.series);",
     );
-    assert_eq!(methods, json!(["adam", "dcgd"]));
+    assert_eq!(methods, json!(["adam", "dcgd", "modsync+dcgd"]));
     browser.screenshot("3-sweep-done");
 
     // A job page: its loss curves (L_r and L_b), drawn from its metric rows.
@@ -291,5 +331,278 @@ fn the_dashboard_in_a_browser_shows_a_sweep_live() {
          return l.length === 2 && [...l].every(p => p.getAttribute('d').split('L').length > 5);",
     );
     browser.screenshot("4-job");
+
+    // Its diagnostics, one panel per kind: plain adam has the cosine, the norms (and the
+    // orthogonality fraction, measured at iteration 0), no ModSync panel and no empty one.
+    let adam = coord.sql_int(
+        "SELECT MIN(id) FROM jobs WHERE sweep_id = 'browser' AND method = 'adam' AND width = 8",
+    );
+    browser.go(&format!("{web}/jobs/{adam}"));
+    let panels = diagnostic_panels(&browser);
+    let classes: Vec<&str> = panels.iter().map(|p| p.0.as_str()).collect();
+    assert!(
+        classes.starts_with(&["diag-cos"])
+            && classes.contains(&"diag-norms")
+            && classes
+                .iter()
+                .all(|c| ["diag-cos", "diag-orth", "diag-norms"].contains(c)),
+        "adam's panels: {classes:?}"
+    );
+    browser.screenshot("5-job-adam");
+    // modsync+dcgd: ModSync's fractions per layer, L_s, R_w and resets apart.
+    let modsync = coord.sql_int(
+        "SELECT MIN(id) FROM jobs WHERE sweep_id = 'browser' AND method = 'modsync+dcgd' AND width = 8",
+    );
+    browser.go(&format!("{web}/jobs/{modsync}"));
+    let panels = diagnostic_panels(&browser);
+    let classes: Vec<&str> = panels.iter().map(|p| p.0.as_str()).collect();
+    for want in [
+        "diag-cos",
+        "diag-kept",
+        "diag-exclusive",
+        "diag-norms",
+        "diag-loss-s",
+        "diag-rw",
+        "diag-resets",
+    ] {
+        assert!(classes.contains(&want), "{want} missing: {classes:?}");
+    }
+    assert!(
+        !classes.contains(&"diag"),
+        "a diagnostic of no kind: {classes:?}"
+    );
+    // Depth 2: three masked layers, each a line of its own in the per-layer panels.
+    for (class, series) in &panels {
+        if ["diag-kept", "diag-exclusive", "diag-rw", "diag-resets"].contains(&class.as_str()) {
+            assert_eq!(series.len(), 3, "{class}: {series:?}");
+        }
+    }
+    browser.screenshot("6-job-modsync");
+    coord.proc.signal("TERM");
+}
+
+/// On the job page now open: waits for its diagnostics, checks that every panel is drawn
+/// (visible, with a size), that no legend overlaps its plot area (`rect.frame`) or runs out of
+/// its `<svg>`, that no two legend entries overlap, and that every line has points; returns
+/// each panel's class and series names, in order.
+fn diagnostic_panels(browser: &Browser) -> Vec<(String, Vec<String>)> {
+    browser.wait_for(
+        Duration::from_secs(10),
+        "the diagnostics panels",
+        "return document.querySelectorAll('div.diagnostics svg.chart').length > 0;",
+    );
+    let report = browser.js(
+        r#"
+        const box = e => { const r = e.getBoundingClientRect();
+            return { l: r.left, t: r.top, r: r.right, b: r.bottom }; };
+        const overlap = (a, b) => a.l < b.r - 0.5 && b.l < a.r - 0.5 && a.t < b.b - 0.5 && b.t < a.b - 0.5;
+        const inside = (a, b) => a.l >= b.l - 0.5 && a.r <= b.r + 0.5 && a.t >= b.t - 0.5 && a.b <= b.b + 0.5;
+        const panels = [], problems = [];
+        for (const svg of document.querySelectorAll('div.diagnostics svg.chart')) {
+            const cls = [...svg.classList].find(c => c !== 'chart');
+            const s = box(svg), style = getComputedStyle(svg);
+            if (s.r - s.l < 200 || s.b - s.t < 100 || style.display === 'none' || style.visibility !== 'visible')
+                problems.push(cls + ': not visible ' + JSON.stringify(s));
+            if (svg.querySelector('.empty') && !svg.classList.contains('diag-resets'))
+                problems.push(cls + ': empty: ' + svg.querySelector('.empty').textContent);
+            const frame = svg.querySelector('rect.frame');
+            if (!frame) { problems.push(cls + ': no plot area'); continue; }
+            const f = box(frame);
+            const legend = svg.querySelector('g.legend');
+            if (legend) {
+                const entries = [...legend.children].map(box);
+                entries.forEach((e, i) => {
+                    if (overlap(e, f)) problems.push(cls + ': legend entry ' + i + ' overlaps the plot area');
+                    if (!inside(e, s)) problems.push(cls + ': legend entry ' + i + ' runs out of the chart');
+                    entries.slice(0, i).forEach((o, j) => {
+                        if (overlap(e, o)) problems.push(cls + ': legend entries ' + j + ' and ' + i + ' overlap');
+                    });
+                });
+                for (const p of svg.querySelectorAll('path.line'))
+                    if ((p.getAttribute('d').match(/[ML]/g) || []).length < 1)
+                        problems.push(cls + ': a line without points');
+            } else if (!svg.classList.contains('diag-resets')) {
+                problems.push(cls + ': no legend');
+            }
+            panels.push([cls, [...svg.querySelectorAll('g.series')].map(g => g.dataset.series)]);
+        }
+        return { panels, problems };
+        "#,
+    );
+    assert_eq!(report["problems"], json!([]), "{report}");
+    report["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let series = p[1].as_array().unwrap();
+            (
+                p[0].as_str().unwrap().to_string(),
+                series
+                    .iter()
+                    .map(|s| s.as_str().unwrap().to_string())
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// The columns of a `metrics.csv` before the diagnostics (`modsync train` writes them first).
+const CSV_COLUMNS: [&str; 9] = [
+    "iter",
+    "lr",
+    "loss_r",
+    "loss_b",
+    "rel_l2",
+    "abs_err",
+    "abs_err_max",
+    "skipped_steps",
+    "elapsed_s",
+];
+
+/// An INSERT of every row of the `metrics.csv` at `path` as metric rows of `job`, its
+/// diagnostic columns into `extra`.
+fn metrics_insert(path: &Path, job: i64) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header[..9], CSV_COLUMNS, "{}", path.display());
+    let rows: Vec<String> = lines
+        .map(|line| {
+            let cells: Vec<&str> = line.split(',').collect();
+            let num = |i: usize| -> String {
+                cells[i]
+                    .parse::<f64>()
+                    .map_or("NULL".into(), |v| format!("{v:?}"))
+            };
+            let extra: serde_json::Map<String, Value> = header[9..]
+                .iter()
+                .zip(&cells[9..])
+                .filter_map(|(name, cell)| {
+                    Some((name.to_string(), json!(cell.parse::<f64>().ok()?)))
+                })
+                .collect();
+            format!(
+                "({job}, {}, {}, {}, {}, {}, {}, {}, {}, {}, '{}', 1)",
+                cells[0].parse::<i64>().unwrap(),
+                num(1),
+                num(2),
+                num(3),
+                num(4),
+                num(5),
+                num(6),
+                cells[7].parse::<i64>().unwrap(),
+                num(8),
+                Value::Object(extra).to_string().replace('\'', "''")
+            )
+        })
+        .collect();
+    format!(
+        "INSERT INTO metrics (job_id, iter, lr, loss_r, loss_b, rel_l2, abs_err, abs_err_max,          skipped_steps, elapsed_s, extra, token) VALUES {}",
+        rows.join(", ")
+    )
+}
+
+/// docs/dashboard-job-diagnostics.png: the diagnostics of a real modsync+dcgd run (burgers,
+/// width 512, depth 5, 2,000 iterations; results/capacity-failure/ablation/pooled_modsync_dcgd)
+/// on its job page, after the same checks as above; beside it (to target/) the page of the
+/// DCGD run of the same setting. Ignored: it writes into docs/.
+#[test]
+#[ignore = "writes docs/dashboard-job-diagnostics.png; run with --ignored docs_screenshot"]
+fn docs_screenshot_of_job_diagnostics() {
+    let chromium = find(&["chromium", "chromium-browser"]);
+    let driver = find(&["chromedriver"]);
+    let (Some(chromium), Some(driver)) = (chromium, driver) else {
+        panic!(
+            "chromium or chromedriver is not on PATH (apt-get install chromium chromium-driver)"
+        );
+    };
+    let _serial = serial();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let runs = root.join("results/capacity-failure/ablation");
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("d.db");
+    let mut coord = Coordinator::start(&db, Some(TOKEN), &["--http", "127.0.0.1:0"]);
+    let line = coord.proc.next_line(Duration::from_secs(10));
+    let web = line
+        .strip_prefix("modsync dashboard on ")
+        .unwrap_or_else(|| panic!("unexpected line {line:?}"))
+        .trim_end_matches('/')
+        .to_string();
+    let file = write(
+        dir.path(),
+        "docs.toml",
+        r#"name = "capacity-failure-w512"
+max_attempts = 1
+
+[grid]
+pdes = ["burgers"]
+methods = ["dcgd", "modsync+dcgd"]
+widths = [512]
+seeds = [0]
+
+[train]
+depth = 5
+iters = 2000
+eval_every = 100
+pde_options.boundary_loss = "pooled_mean"
+"#,
+    );
+    coord.cli(&["submit", &file]);
+    // No worker: the runs' rows go into the store as a worker would have reported them.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut jobs = Vec::new();
+    for (method, run) in [
+        ("dcgd", "pooled_dcgd"),
+        ("modsync+dcgd", "pooled_modsync_dcgd"),
+    ] {
+        let job = coord.sql_int(&format!(
+            "SELECT id FROM jobs WHERE sweep_id = 'capacity-failure-w512' AND method = '{method}'"
+        ));
+        let rows = rt.block_on(common::write_store(
+            &db,
+            &metrics_insert(&runs.join(run).join("metrics.csv"), job),
+            None,
+        ));
+        assert_eq!(rows, 21, "{run}");
+        rt.block_on(common::write_store(
+            &db,
+            "UPDATE jobs SET state = 'done', attempts = 1 WHERE id = ?",
+            Some(job),
+        ));
+        jobs.push(job);
+    }
+    let driver = Driver::start(&driver);
+    let browser = Browser::open(&driver, &chromium);
+    browser.log_in(&web);
+    browser.go(&format!("{web}/jobs/{}", jobs[0]));
+    let panels = diagnostic_panels(&browser);
+    assert_eq!(
+        panels.iter().map(|p| p.0.as_str()).collect::<Vec<_>>(),
+        ["diag-cos", "diag-orth", "diag-norms"]
+    );
+    browser.screenshot("docs-job-dcgd");
+    browser.go(&format!("{web}/jobs/{}", jobs[1]));
+    let panels = diagnostic_panels(&browser);
+    let six = |p: &str| -> Vec<String> { (0..6).map(|l| format!("{p}_l{l}")).collect() };
+    let want: Vec<(String, Vec<String>)> = [
+        ("diag-cos", vec!["cos_rb".to_string()]),
+        ("diag-kept", six("kept_frac")),
+        ("diag-exclusive", six("exclusive_frac")),
+        ("diag-orth", vec!["orth_frac".into()]),
+        ("diag-norms", vec!["norm_g_b".into(), "norm_g_r".into()]),
+        ("diag-loss-s", vec!["loss_s".into()]),
+        ("diag-rw", six("rw_mean")),
+        ("diag-resets", six("resets")),
+    ]
+    .into_iter()
+    .map(|(c, s)| (c.to_string(), s))
+    .collect();
+    assert_eq!(panels, want);
+    browser.screenshot("docs-job-modsync");
+    // Tall enough for the whole section (four rows of panels).
+    browser.resize(1280, 4000);
+    let png = browser.element_png("div.diagnostics");
+    std::fs::write(root.join("docs/dashboard-job-diagnostics.png"), png).unwrap();
     coord.proc.signal("TERM");
 }

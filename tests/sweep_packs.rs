@@ -1,5 +1,5 @@
 //! Packs end to end: two `modsync worker --pack 4` processes on loopback train a sweep of
-//! mixed methods and two pack keys; one of them is SIGKILLed mid-sweep while it trains a pack.
+//! mixed methods, two learning rates (an extra axis, so packs mix series) and two pack keys; one of them is SIGKILLed mid-sweep while it trains a pack.
 //! Every job ends with exactly one result, the killed worker's jobs resume from their
 //! checkpoints (in another worker's pack, with other partners), and every result and every
 //! metric row equals — f64, relative difference ≤ 1e-10 — the same sweep trained one job at a
@@ -16,8 +16,9 @@ use common::rpc::Rpc;
 use common::{Coordinator, KILL_TEST_LEASES, Proc, poll_until, serial, write};
 
 const ITERS: i64 = 1_000;
-/// 2 methods × 2 widths (the pack keys) × 3 seeds.
-const JOBS: i64 = 12;
+/// 2 methods × 2 learning rates (an extra axis: the series) × 2 widths (the pack keys) × 2
+/// seeds.
+const JOBS: i64 = 16;
 const POLL: Duration = Duration::from_millis(50);
 
 fn sweep(name: &str) -> String {
@@ -29,7 +30,10 @@ max_attempts = 10
 pdes = ["burgers"]
 methods = ["adam", "dcgd"]
 widths = [6, 8]
-seeds = [0, 1, 2]
+seeds = [0, 1]
+
+[grid.axes]
+lr = [1e-3, 3e-3]
 
 [train]
 depth = 2
@@ -42,28 +46,38 @@ precision = "f64"
     )
 }
 
-/// (method, width, seed) → the numbers a job stored: its result and every metric row.
-type Stored = BTreeMap<(String, i64, i64), Vec<f64>>;
+/// (method, series, width, seed) → the numbers a job stored: its result and every metric row.
+type Stored = BTreeMap<(String, String, i64, i64), Vec<f64>>;
 
 fn stored(rpc: &Rpc, sweep: &str) -> Stored {
     let mut out: Stored = BTreeMap::new();
     for r in rpc.sql(&format!(
-        "SELECT j.method, j.width, j.seed, r.rel_l2_best, r.rel_l2_min_loss, r.rel_l2_last, \
-         r.abs_err_best, r.abs_err_max_best, r.best_iter, r.min_loss_iter, r.iters_done \
-         FROM results r JOIN jobs j ON j.id = r.job_id WHERE j.sweep_id = '{sweep}'"
+        "SELECT j.method, j.series, j.width, j.seed, r.rel_l2_best, r.rel_l2_min_loss, \
+         r.rel_l2_last, r.abs_err_best, r.abs_err_max_best, r.best_iter, r.min_loss_iter, \
+         r.iters_done FROM results r JOIN jobs j ON j.id = r.job_id WHERE j.sweep_id = '{sweep}'"
     )) {
-        let key = (r[0].clone(), r[1].parse().unwrap(), r[2].parse().unwrap());
-        out.insert(key, r[3..].iter().map(|s| num(s)).collect());
+        let key = (
+            r[0].clone(),
+            r[1].clone(),
+            r[2].parse().unwrap(),
+            r[3].parse().unwrap(),
+        );
+        out.insert(key, r[4..].iter().map(|s| num(s)).collect());
     }
     for r in rpc.sql(&format!(
-        "SELECT j.method, j.width, j.seed, m.iter, m.loss_r, m.loss_b, m.rel_l2, m.abs_err \
-         FROM metrics m JOIN jobs j ON j.id = m.job_id WHERE j.sweep_id = '{sweep}' \
+        "SELECT j.method, j.series, j.width, j.seed, m.iter, m.loss_r, m.loss_b, m.rel_l2, \
+         m.abs_err FROM metrics m JOIN jobs j ON j.id = m.job_id WHERE j.sweep_id = '{sweep}' \
          ORDER BY m.job_id, m.iter"
     )) {
-        let key = (r[0].clone(), r[1].parse().unwrap(), r[2].parse().unwrap());
+        let key = (
+            r[0].clone(),
+            r[1].clone(),
+            r[2].parse().unwrap(),
+            r[3].parse().unwrap(),
+        );
         out.get_mut(&key)
             .expect("metrics of a job with a result")
-            .extend(r[3..].iter().map(|s| num(s)));
+            .extend(r[4..].iter().map(|s| num(s)));
     }
     out
 }
@@ -188,7 +202,13 @@ fn a_packed_sweep_survives_a_killed_worker_with_the_results_of_one_job_at_a_time
             assert!(rel <= 1e-10, "{key:?}: {x} vs {y}\n{p:?}\n{s:?}");
         }
     }
-    // Different seeds and methods are different runs, so the comparison above could fail.
+    // Both series are there, and different seeds, methods and learning rates are different
+    // runs, so the comparison above could fail.
+    let series: std::collections::BTreeSet<&str> = packed.keys().map(|k| k.1.as_str()).collect();
+    assert_eq!(
+        series.into_iter().collect::<Vec<_>>(),
+        ["lr=0.001", "lr=0.003"]
+    );
     let firsts: std::collections::BTreeSet<u64> = packed.values().map(|v| v[0].to_bits()).collect();
     assert_eq!(firsts.len(), JOBS as usize);
     eprintln!(

@@ -1,5 +1,6 @@
-//! The promises of README "Guarantees" about one worker's life, each checked on real `modsync
-//! coordinator` and `modsync worker` processes on loopback, with the fault injected by signals:
+//! The promises of docs/operations.md, "Guarantees", about one worker's life, each checked on
+//! real `modsync coordinator` and `modsync worker` processes on loopback, with the fault
+//! injected by signals:
 //!
 //! - SIGTERM mid-job: the stop checkpoint is stored and the job released, re-leasable at once,
 //!   no attempt counted;

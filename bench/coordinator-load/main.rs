@@ -305,6 +305,7 @@ async fn run(args: Args) -> Result<bool> {
         base_config_json: r#"{"iters": 100, "eval_every": 10}"#.into(),
         max_attempts: 20,
         priority: 0,
+        ..Default::default()
     };
     let t = Instant::now();
     let submitted = admin

@@ -1,4 +1,4 @@
-//! Capacity-scaling curves: the rows of the `curves` view (migrations/0001_init.sql) for one
+//! Capacity-scaling curves: the rows of the `curves` view (migrations/0005_series.sql) for one
 //! sweep. All the statistics (n, mean, sample std, median, min over seeds) are computed by the
 //! view, so `modsync curves`, `modsync sql "SELECT * FROM curves"` and a user's own `sqlite3`
 //! session can never disagree.
@@ -15,6 +15,7 @@ use crate::sweep_ops::sweep_summary;
 struct CurveRow {
     pde: String,
     method: String,
+    series: String,
     width: i64,
     n: i64,
     mean: f64,
@@ -28,6 +29,7 @@ impl From<CurveRow> for CurvePoint {
         CurvePoint {
             pde: r.pde,
             method: r.method,
+            series: r.series,
             width: to_u64(r.width),
             n: to_u64(r.n),
             mean: r.mean,
@@ -39,14 +41,14 @@ impl From<CurveRow> for CurvePoint {
 }
 
 impl Reader {
-    /// One point per (pde, method, width) that has at least one result, ordered by pde,
-    /// method, width. NOT_FOUND for an unknown sweep; empty for a sweep with no results yet.
+    /// One point per (pde, method, series, width) that has at least one result, in that
+    /// order. NOT_FOUND for an unknown sweep; empty for a sweep with no results yet.
     pub async fn curves(&self, sweep_id: &str) -> Result<Vec<CurvePoint>> {
         let mut conn = self.pool.acquire().await?;
         sweep_summary(&mut conn, sweep_id).await?;
         let rows: Vec<CurveRow> = sqlx::query_as(
-            "SELECT pde, method, width, n, mean, std, median, min FROM curves
-             WHERE sweep_id = ? ORDER BY pde, method, width",
+            "SELECT pde, method, series, width, n, mean, std, median, min FROM curves
+             WHERE sweep_id = ? ORDER BY pde, method, series, width",
         )
         .bind(sweep_id)
         .fetch_all(&mut *conn)

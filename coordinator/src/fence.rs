@@ -214,6 +214,7 @@ mod tests {
                 base_config_json: r#"{"iters": 20, "eval_every": 10}"#.into(),
                 max_attempts: 3,
                 priority: 0,
+                ..Default::default()
             })
             .await
             .unwrap();

@@ -29,6 +29,8 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use trainer_core::{ConfigError, TrainConfig};
 
+use crate::series::{Series, overlay};
+
 /// Attempts a job gets when the spec leaves `max_attempts` at 0.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 /// Upper bound on `max_attempts`: beyond this a typo would retry a broken job forever.
@@ -42,7 +44,7 @@ pub const MAX_NAME_LEN: usize = 128;
 pub const MAX_QUOTED: usize = 64;
 
 /// Fields of `TrainConfig` that the grid axes own; the base config may not set them.
-const AXIS_FIELDS: [(&str, &str); 4] = [
+pub(crate) const AXIS_FIELDS: [(&str, &str); 4] = [
     ("pde", "pdes"),
     ("method", "methods"),
     ("width", "widths"),
@@ -107,9 +109,40 @@ pub fn max_attempts(spec: &SweepSpec) -> Result<u32, FieldError> {
     }
 }
 
-/// Validates `spec` and returns one config per grid point, in the order
-/// pde → method → width → seed (the first PDE's first method's smallest listed width first).
+/// One job of an expanded sweep.
+#[derive(Debug, Clone)]
+pub struct GridJob {
+    pub config: TrainConfig,
+    /// `jobs.series`: its variant and extra axes' values ([`crate::series`]); empty for a sweep
+    /// with neither.
+    pub series: String,
+    /// Its `job_axes` rows: (axis, value).
+    pub settings: Vec<(String, String)>,
+}
+
+/// Validates `spec` and returns one config per grid point (see [`expand_jobs`]).
 pub fn expand(spec: &SweepSpec) -> Result<Vec<TrainConfig>, FieldError> {
+    Ok(expand_jobs(spec)?.into_iter().map(|j| j.config).collect())
+}
+
+/// How many jobs `spec` expands to, from the lengths of its axes (saturating; nothing
+/// validated): what the job limits are checked against before anything is built.
+pub fn job_count(spec: &SweepSpec) -> usize {
+    [
+        spec.pdes.len(),
+        spec.methods.len(),
+        crate::series::count(spec),
+        spec.widths.len(),
+        spec.seeds.len(),
+    ]
+    .into_iter()
+    .fold(1, usize::saturating_mul)
+}
+
+/// Validates `spec` and returns one job per grid point, in the order
+/// pde → method → series → width → seed (the first PDE's first method's first series' smallest
+/// listed width first); the series are the variants × extra axes ([`crate::series`]).
+pub fn expand_jobs(spec: &SweepSpec) -> Result<Vec<GridJob>, FieldError> {
     check_name(&spec.name)?;
     let pdes = axis("pdes", &spec.pdes, |p| {
         (!p.trim().is_empty())
@@ -128,45 +161,70 @@ pub fn expand(spec: &SweepSpec) -> Result<Vec<TrainConfig>, FieldError> {
     })?;
     max_attempts(spec)?;
 
-    let n_jobs = [pdes.len(), methods.len(), widths.len(), seeds.len()]
-        .iter()
-        .try_fold(1usize, |acc, &n| acc.checked_mul(n))
-        .filter(|&n| n <= MAX_JOBS);
-    let Some(n_jobs) = n_jobs else {
+    let n_jobs = job_count(spec);
+    if n_jobs > MAX_JOBS {
+        let series = match crate::series::count(spec) {
+            1 => String::new(),
+            n => format!(" × {n} series"),
+        };
         return Err(FieldError::new(
             "grid",
             format!(
-                "{} pdes × {} methods × {} widths × {} seeds is more than {MAX_JOBS} jobs",
+                "{} pdes × {} methods{series} × {} widths × {} seeds is more than {MAX_JOBS} jobs",
                 pdes.len(),
                 methods.len(),
                 widths.len(),
                 seeds.len()
             ),
         ));
-    };
+    }
 
-    let base = base_config(&spec.base_config_json)?;
-    let mut configs = Vec::with_capacity(n_jobs);
+    let (base_json, base_object) = base_config(&spec.base_config_json)?;
+    let shape = TrainConfig::every_field_json();
+    let all_series = crate::series::build(spec, &base_object, &shape)?;
+    let mut series_bases = Vec::with_capacity(all_series.len());
+    for series in &all_series {
+        let json = series.apply(&base_json);
+        let config = serde_path_to_error::deserialize::<_, TrainConfig>(json).map_err(|e| {
+            let path = e.path().to_string();
+            let field = series
+                .locate(&path)
+                .unwrap_or_else(|| format!("base_config.{path}"));
+            FieldError::new(field, cut(e.inner().to_string()))
+        })?;
+        series_bases.push(config);
+    }
+    crate::series::check_distinct(&all_series, &series_bases)?;
+
+    let mut jobs = Vec::with_capacity(n_jobs);
     for (ip, pde) in pdes.iter().enumerate() {
         for (im, method) in methods.iter().enumerate() {
-            for (iw, &&width) in widths.iter().enumerate() {
-                for (is, &&seed) in seeds.iter().enumerate() {
-                    // Beyond usize: out of trainer-core's bounds as usize::MAX is.
-                    let width = usize::try_from(width).unwrap_or(usize::MAX);
-                    let config = TrainConfig {
-                        pde: (*pde).clone(),
-                        method: (*method).clone(),
-                        width,
-                        seed: seed as u64, // checked >= 0 above
-                        ..base.clone()
-                    };
-                    config.validate().map_err(|e| locate(e, [ip, im, iw, is]))?;
-                    configs.push(config);
+            for (series, base) in all_series.iter().zip(&series_bases) {
+                for (iw, &&width) in widths.iter().enumerate() {
+                    for (is, &&seed) in seeds.iter().enumerate() {
+                        // Beyond usize: out of trainer-core's bounds as usize::MAX is.
+                        let width = usize::try_from(width).unwrap_or(usize::MAX);
+                        let config = TrainConfig {
+                            pde: (*pde).clone(),
+                            method: (*method).clone(),
+                            width,
+                            seed: seed as u64, // checked >= 0 above
+                            ..base.clone()
+                        };
+                        config
+                            .validate()
+                            .map_err(|e| locate(e, series, [ip, im, iw, is]))?;
+                        jobs.push(GridJob {
+                            config,
+                            series: series.label.clone(),
+                            settings: series.settings.clone(),
+                        });
+                    }
                 }
             }
         }
     }
-    Ok(configs)
+    Ok(jobs)
 }
 
 /// `v` for an error message: its `Debug` form, cut to [`MAX_QUOTED`] characters.
@@ -179,15 +237,22 @@ pub fn quoted(v: &impl fmt::Debug) -> String {
 }
 
 fn check_name(name: &str) -> Result<(), FieldError> {
-    let bad = |problem: String| Err(FieldError::new("name", problem));
+    check_identifier(name)
+        .map_err(|p| FieldError::new("name", format!("{p} (the name is the sweep id)")))
+}
+
+/// The rule for names that become ids (a sweep's, a variant's): 1–[`MAX_NAME_LEN`] characters
+/// from `[A-Za-z0-9._-]`, starting with a letter or digit, so they are safe in URLs, file names
+/// and shell arguments.
+pub(crate) fn check_identifier(name: &str) -> Result<(), String> {
     if name.is_empty() {
-        return bad("must not be empty".into());
+        return Err("must not be empty".into());
     }
     if name.len() > MAX_NAME_LEN {
-        return bad(format!("must be at most {MAX_NAME_LEN} characters"));
+        return Err(format!("must be at most {MAX_NAME_LEN} characters"));
     }
     if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-        return bad(format!(
+        return Err(format!(
             "{} must start with a letter or digit",
             quoted(&name)
         ));
@@ -196,8 +261,8 @@ fn check_name(name: &str) -> Result<(), FieldError> {
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
     {
-        return bad(format!(
-            "{} contains {c:?}; use letters, digits, '.', '_' and '-' (the name is the sweep id)",
+        return Err(format!(
+            "{} contains {c:?}; use letters, digits, '.', '_' and '-'",
             quoted(&name)
         ));
     }
@@ -229,14 +294,17 @@ fn axis<'a, T: Eq + std::hash::Hash + fmt::Debug>(
 }
 
 /// Maps a trainer-core validation error of one expanded config back to the sweep field:
-/// an axis value (`widths[2]`) or a base-config field (`base_config.lr`).
-fn locate(e: ConfigError, [ip, im, iw, is]: [usize; 4]) -> FieldError {
+/// a grid value (`widths[2]`), an extra axis' value or a variant's setting (see
+/// [`Series::locate`]), or a base-config field (`base_config.lr`).
+fn locate(e: ConfigError, series: &Series, [ip, im, iw, is]: [usize; 4]) -> FieldError {
     let field = match e.field.as_str() {
         "pde" => format!("pdes[{ip}]"),
         "method" => format!("methods[{im}]"),
         "width" => format!("widths[{iw}]"),
         "seed" => format!("seeds[{is}]"),
-        other => format!("base_config.{other}"),
+        other => series
+            .locate(other)
+            .unwrap_or_else(|| format!("base_config.{other}")),
     };
     FieldError::new(field, cut(e.problem))
 }
@@ -252,7 +320,7 @@ fn cut(problem: String) -> String {
 }
 
 /// A JSON key as it appears in a field path: cut like a quoted value when it is very long.
-fn key_name(key: &str) -> String {
+pub(crate) fn key_name(key: &str) -> String {
     if key.chars().count() <= MAX_QUOTED {
         key.to_string()
     } else {
@@ -260,10 +328,14 @@ fn key_name(key: &str) -> String {
     }
 }
 
-/// Parses `base_config_json` into a config with defaults for every missing field.
-fn base_config(json: &str) -> Result<TrainConfig, FieldError> {
+/// Parses `base_config_json`: the complete config JSON (every default, the base config laid
+/// over it) and the base config's own object (the fields it sets). The first is deserialised
+/// once here, so that its errors name the base config, and returned as JSON, since the series
+/// are laid over it next.
+fn base_config(json: &str) -> Result<(Value, Map<String, Value>), FieldError> {
+    let mut config = TrainConfig::every_field_json();
     if json.trim().is_empty() {
-        return Ok(TrainConfig::default());
+        return Ok((config, Map::new()));
     }
     let value: Value = serde_json::from_str(json)
         .map_err(|e| FieldError::new("base_config_json", format!("not valid JSON: {e}")))?;
@@ -281,38 +353,21 @@ fn base_config(json: &str) -> Result<TrainConfig, FieldError> {
             ));
         }
     }
-    let mut config = TrainConfig::every_field_json();
     check_shape(&object, &config, "base_config")?;
     // Laid over every default, not deserialised alone: in a config's JSON an absent
     // `pde_options.reading` means a stored job's `spec_v1`, in a sweep the default reading.
-    overlay(&mut config, Value::Object(object));
-    serde_path_to_error::deserialize::<_, TrainConfig>(config).map_err(|e| {
+    overlay(&mut config, Value::Object(object.clone()));
+    serde_path_to_error::deserialize::<_, TrainConfig>(config.clone()).map_err(|e| {
         let path = e.path().to_string();
         FieldError::new(format!("base_config.{path}"), cut(e.inner().to_string()))
-    })
-}
-
-/// Replaces the values of `base` by those of `over`, object by object (other values whole).
-fn overlay(base: &mut Value, over: Value) {
-    match (base, over) {
-        (Value::Object(base), Value::Object(over)) => {
-            for (key, value) in over {
-                match base.get_mut(&key) {
-                    Some(slot) => overlay(slot, value),
-                    None => {
-                        base.insert(key, value);
-                    }
-                }
-            }
-        }
-        (slot, value) => *slot = value,
-    }
+    })?;
+    Ok((config, object))
 }
 
 /// Refuses keys that `TrainConfig` does not have (at any depth) and `null` where the default is
 /// not `null`. serde would refuse both too, but with a message that does not name the field
 /// (unknown keys) or that does not say why (`null` is what NaN becomes in JSON).
-fn check_shape(
+pub(crate) fn check_shape(
     object: &Map<String, Value>,
     defaults: &Value,
     path: &str,
@@ -358,6 +413,7 @@ mod tests {
             base_config_json: r#"{"iters": 20, "eval_every": 10, "pde_options": {"nc": 4}}"#.into(),
             max_attempts: 2,
             priority: 0,
+            ..Default::default()
         }
     }
 
@@ -391,6 +447,256 @@ mod tests {
         );
         // Fields the base config does not mention keep trainer-core's defaults.
         assert_eq!(configs[0].lr, TrainConfig::default().lr);
+    }
+
+    fn axis(path: &str, values: &str) -> modsync_proto::GridAxis {
+        modsync_proto::GridAxis {
+            path: path.into(),
+            values_json: values.into(),
+        }
+    }
+
+    fn variant(name: &str, settings: &str) -> modsync_proto::GridVariant {
+        modsync_proto::GridVariant {
+            name: name.into(),
+            settings_json: settings.into(),
+        }
+    }
+
+    /// Two axes and two variants: every combination with every grid point, in the order
+    /// pde → method → series → width → seed, each config carrying its settings.
+    #[test]
+    fn axes_and_variants_cross_every_grid_point() {
+        let s = SweepSpec {
+            methods: vec!["modsync+dcgd".into()],
+            axes: vec![
+                axis("lr", "[0.001, 0.003]"),
+                axis("modsync.lambda_s", "[1e-5, 1e-4, 1e-3]"),
+            ],
+            variants: vec![
+                variant("full", "{}"),
+                variant("sparsity_only", r#"{"modsync": {"mode": "sparsity_only"}}"#),
+            ],
+            ..spec()
+        };
+        let jobs = expand_jobs(&s).unwrap();
+        assert_eq!(jobs.len(), 2 * 2 * 2 * 3 * 2 * 3);
+        assert_eq!(job_count(&s), jobs.len());
+        let first = &jobs[0];
+        assert_eq!(first.series, "full lr=0.001 modsync.lambda_s=0.00001");
+        assert_eq!(
+            first.settings,
+            [
+                ("variant".to_string(), "full".to_string()),
+                ("lr".to_string(), "0.001".to_string()),
+                ("modsync.lambda_s".to_string(), "0.00001".to_string()),
+            ]
+        );
+        // Widths and seeds turn fastest, then the series, then method and PDE.
+        assert_eq!((jobs[1].config.seed, jobs[3].config.width), (1, 16));
+        assert_eq!(jobs[6].series, "full lr=0.001 modsync.lambda_s=0.0001");
+        assert_eq!(
+            jobs[6 * 6].series,
+            "sparsity_only lr=0.001 modsync.lambda_s=0.00001"
+        );
+        assert_eq!(jobs[6 * 12].config.pde, "helmholtz2d");
+        let mut series = std::collections::BTreeSet::new();
+        for job in &jobs {
+            let c = &job.config;
+            let lr = if job.series.contains("lr=0.003") {
+                3e-3
+            } else {
+                1e-3
+            };
+            assert_eq!(c.lr, lr, "{}", job.series);
+            let lambda_s = job.settings[2].1.parse::<f64>().unwrap();
+            assert_eq!(c.modsync.lambda_s, lambda_s, "{}", job.series);
+            let sparse = job.series.starts_with("sparsity_only");
+            assert_eq!(
+                c.modsync.mode == trainer_core::modsync::Ablation::SparsityOnly,
+                sparse
+            );
+            // The base config still applies to every series.
+            assert_eq!((c.iters, c.pde_options.nc), (20, 4));
+            series.insert(job.series.clone());
+        }
+        assert_eq!(series.len(), 12);
+        // Every job is a distinct config.
+        let hashes: std::collections::HashSet<_> =
+            jobs.iter().map(|j| canonical_config(&j.config).1).collect();
+        assert_eq!(hashes.len(), jobs.len());
+    }
+
+    /// A sweep without axes keeps the configs, order and hashes it had before axes existed, and
+    /// the empty series.
+    #[test]
+    fn a_sweep_without_axes_has_one_empty_series() {
+        let jobs = expand_jobs(&spec()).unwrap();
+        assert!(
+            jobs.iter()
+                .all(|j| j.series.is_empty() && j.settings.is_empty())
+        );
+        let configs: Vec<TrainConfig> = jobs.into_iter().map(|j| j.config).collect();
+        assert_eq!(configs, expand(&spec()).unwrap());
+        // An axis of one value equal to the default gives the same configs, labelled.
+        let one = SweepSpec {
+            axes: vec![axis("lr", "[0.001]")],
+            ..spec()
+        };
+        let labelled = expand_jobs(&one).unwrap();
+        assert!(labelled.iter().all(|j| j.series == "lr=0.001"));
+        let same: Vec<TrainConfig> = labelled.into_iter().map(|j| j.config).collect();
+        assert_eq!(same, configs);
+    }
+
+    #[test]
+    fn bad_axes_and_variants_are_refused_by_their_field() {
+        let with = |axes: Vec<modsync_proto::GridAxis>,
+                    variants: Vec<modsync_proto::GridVariant>| {
+            SweepSpec {
+                axes,
+                variants,
+                ..spec()
+            }
+        };
+        let cases: Vec<(SweepSpec, &str, &str)> = vec![
+            (
+                with(vec![axis("lr", "[0.001, -1]")], vec![]),
+                "axes.lr[1]",
+                "finite number > 0",
+            ),
+            (
+                with(vec![axis("modsync.lambda_s", "[1e-4, 1e-4]")], vec![]),
+                "axes.\"modsync.lambda_s\"[1]",
+                "repeats",
+            ),
+            (
+                with(vec![axis("modsync.lambda_s", "[1e-4, -3]")], vec![]),
+                "axes.\"modsync.lambda_s\"[1]",
+                "",
+            ),
+            (
+                with(vec![axis("modsync.lambda_z", "[1]")], vec![]),
+                "axes.\"modsync.lambda_z\"",
+                "unknown field",
+            ),
+            (
+                with(vec![axis("width", "[8]")], vec![]),
+                "axes.width",
+                "widths",
+            ),
+            (
+                with(vec![axis("iters", "[5]")], vec![]),
+                "axes.iters",
+                "base config",
+            ),
+            (
+                with(vec![axis("pde_options", "[{\"nc\": 8}]")], vec![]),
+                "axes.pde_options",
+                "base config",
+            ),
+            (
+                with(vec![axis("lr", "[]")], vec![]),
+                "axes.lr",
+                "at least one",
+            ),
+            (with(vec![axis("lr", "3")], vec![]), "axes.lr", "array"),
+            (
+                with(vec![axis("lr", "[null]")], vec![]),
+                "axes.lr[0]",
+                "finite",
+            ),
+            (
+                with(vec![axis("lr", "[\"fast\"]")], vec![]),
+                "axes.lr[0]",
+                "",
+            ),
+            (
+                with(
+                    vec![axis("modsync", "[{}]"), axis("modsync.beta", "[1]")],
+                    vec![],
+                ),
+                "axes.\"modsync.beta\"",
+                "overlaps",
+            ),
+            (
+                with(
+                    vec![],
+                    vec![variant("a", "{}"), variant("a", "{\"lr\": 0.1}")],
+                ),
+                "variants[1].name",
+                "repeats",
+            ),
+            (
+                with(vec![], vec![variant("a b", "{}")]),
+                "variants[0].name",
+                "contains",
+            ),
+            (
+                with(
+                    vec![],
+                    vec![variant("a", "{\"modsync\": {\"mode\": \"half\"}}")],
+                ),
+                "variants[0].modsync.mode",
+                "",
+            ),
+            (
+                with(vec![], vec![variant("a", "{\"modsync\": {\"mdoe\": 1}}")]),
+                "variants[0].modsync.mdoe",
+                "unknown field",
+            ),
+            (
+                with(vec![], vec![variant("a", "{\"seed\": 3}")]),
+                "variants[0].seed",
+                "seeds",
+            ),
+            (
+                with(vec![], vec![variant("a", "{\"iters\": 3}")]),
+                "variants[0].iters",
+                "base config",
+            ),
+            (
+                with(
+                    vec![axis("lr", "[0.1]")],
+                    vec![variant("a", "{\"lr\": 0.2}")],
+                ),
+                "variants[0].lr",
+                "axis",
+            ),
+            (
+                with(
+                    vec![],
+                    vec![variant("a", "{}"), variant("b", "{\"lr\": 0.001}")],
+                ),
+                "variants[1]",
+                "same configs",
+            ),
+        ];
+        for (spec, field, problem) in cases {
+            let e = expand_jobs(&spec).expect_err(field);
+            assert_eq!(e.field, field, "{e}");
+            assert!(e.problem.contains(problem), "{field}: {e}");
+        }
+    }
+
+    /// The job count includes the series, and the limit names them.
+    #[test]
+    fn series_count_toward_the_job_limit() {
+        let values = format!(
+            "[{}]",
+            (0..400)
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let s = SweepSpec {
+            axes: vec![axis("lr_decay_every", &values), axis("eval_every", &values)],
+            ..spec()
+        };
+        assert_eq!(job_count(&s), 12 * 400 * 400);
+        let e = expand_jobs(&s).unwrap_err();
+        assert_eq!(e.field, "grid");
+        assert!(e.problem.contains("160000 series"), "{e}");
     }
 
     #[test]
@@ -759,7 +1065,7 @@ mod tests {
                 max_attempts in prop_oneof![3 => 0u32..5, 1 => any::<u32>()],
                 priority in any::<i32>(),
             ) -> SweepSpec {
-                SweepSpec { name, pdes, methods, widths, seeds, base_config_json, max_attempts, priority }
+                SweepSpec { name, pdes, methods, widths, seeds, base_config_json, max_attempts, priority, ..Default::default() }
             }
         }
 

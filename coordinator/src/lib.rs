@@ -41,6 +41,7 @@ pub mod query;
 mod reader;
 mod reaper;
 mod schema;
+pub mod series;
 mod server;
 mod service;
 mod sqlite_ext;

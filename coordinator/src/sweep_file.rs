@@ -11,10 +11,23 @@
 //! widths = [10, 20, 40]
 //! seeds = [0, 1]
 //!
+//! [grid.axes]               # optional: any other TrainConfig field, by dotted path
+//! lr = [1e-3, 3e-3]
+//! "modsync.lambda_s" = [1e-5, 1e-4]
+//!
+//! [[grid.variants]]         # optional: named sets of settings, each one more series
+//! name = "sparsity_only"
+//! modsync.mode = "sparsity_only"
+//!
 //! [train]                   # fixed settings: any trainer-core TrainConfig field
 //! depth = 3
 //! iters = 1000
 //! ```
+//!
+//! Every combination of pdes × methods × variants × axis values × widths × seeds is one job
+//! ([`crate::series`] has the rules); a file may expand to at most [`DEFAULT_MAX_JOBS`] jobs
+//! unless the caller raises the limit (`--max-jobs`, up to the coordinator's
+//! [`grid::MAX_JOBS`]).
 //!
 //! The file is read with serde ([`SweepFile`], [`GridTable`]): every table refuses unknown keys
 //! (`deny_unknown_fields`), so a typo is an error naming the key rather than a silently ignored
@@ -27,12 +40,11 @@
 
 use std::path::Path;
 
-use modsync_proto::SweepSpec;
+use modsync_proto::{GridAxis, GridVariant, SweepSpec};
 use serde::Deserialize;
 use toml::{Table, Value};
-use trainer_core::TrainConfig;
 
-use crate::grid;
+use crate::grid::{self, GridJob};
 
 /// Deepest nesting accepted in `[train]` (TrainConfig itself is 2 levels deep); deeper input is
 /// refused before anything recurses through it.
@@ -41,6 +53,9 @@ const MAX_TRAIN_DEPTH: usize = 8;
 const MAX_QUOTED: usize = grid::MAX_QUOTED;
 /// Longest message (serde's quote the offending key or value in full).
 const MAX_MESSAGE: usize = 512;
+/// Most jobs a sweep file may expand to unless the caller allows more (`--max-jobs`): ten
+/// times the paper's grid; more is usually an axis too many.
+pub const DEFAULT_MAX_JOBS: usize = 10_000;
 
 /// A sweep file as written. The required keys are `Option`s so that a missing one is refused
 /// with its name and what belongs there.
@@ -70,25 +85,38 @@ struct GridTable {
     methods: Option<Vec<String>>,
     widths: Option<Vec<u64>>,
     seeds: Option<Vec<i64>>,
+    /// Extra axes: a TrainConfig path → its values.
+    #[serde(default)]
+    axes: Table,
+    /// Named sets of settings: `name` and TrainConfig fields.
+    #[serde(default)]
+    variants: Vec<Table>,
 }
 
-/// A validated sweep: the spec to submit and the configs it expands to.
+/// A validated sweep: the spec to submit and the jobs it expands to.
 pub struct Sweep {
     pub spec: SweepSpec,
-    pub configs: Vec<TrainConfig>,
+    pub jobs: Vec<GridJob>,
 }
 
-/// Reads, parses and validates a sweep file. Errors are one line naming the file and field.
-pub fn load(path: &Path) -> Result<Sweep, String> {
+/// Reads, parses and validates a sweep file that may expand to at most `max_jobs` jobs. Errors
+/// are one line naming the file and field.
+pub fn load(path: &Path, max_jobs: usize) -> Result<Sweep, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read sweep file {}: {e}", path.display()))?;
-    parse(&text).map_err(|e| format!("invalid sweep file {}: {e}", path.display()))
+    parse_limited(&text, max_jobs)
+        .map_err(|e| format!("invalid sweep file {}: {e}", path.display()))
+}
+
+/// [`parse_limited`] with [`DEFAULT_MAX_JOBS`].
+pub fn parse(text: &str) -> Result<Sweep, String> {
+    parse_limited(text, DEFAULT_MAX_JOBS)
 }
 
 /// Parses and validates sweep-file text (see the module docs for the format). The error is one
-/// line naming the field (`grid.widths[1]`, `train.lr`), or for a TOML syntax error the line
-/// and, where it can be told, the key.
-pub fn parse(text: &str) -> Result<Sweep, String> {
+/// line naming the field (`grid.widths[1]`, `train.lr`, `grid.axes."modsync.lambda_s"[2]`), or
+/// for a TOML syntax error the line and, where it can be told, the key.
+pub fn parse_limited(text: &str, max_jobs: usize) -> Result<Sweep, String> {
     let table: Table = text.parse().map_err(|e: toml::de::Error| {
         let at = e
             .span()
@@ -98,6 +126,18 @@ pub fn parse(text: &str) -> Result<Sweep, String> {
     // Before serde turns date-times into strings, and before anything recurses through it.
     if let Some(train) = table.get("train") {
         check_train(train, "train", 0)?;
+    }
+    if let Some(grid) = table.get("grid").and_then(Value::as_table) {
+        if let Some(axes) = grid.get("axes").and_then(Value::as_table) {
+            for (path, values) in axes {
+                check_train(values, &format!("grid.axes.{}", toml_key(path)), 0)?;
+            }
+        }
+        if let Some(variants) = grid.get("variants").and_then(Value::as_array) {
+            for (i, variant) in variants.iter().enumerate() {
+                check_train(variant, &format!("grid.variants[{i}]"), 0)?;
+            }
+        }
     }
     let file: SweepFile = serde_path_to_error::deserialize(Value::Table(table)).map_err(|e| {
         format!(
@@ -114,6 +154,26 @@ pub fn parse(text: &str) -> Result<Sweep, String> {
     )?;
     let base_config_json = serde_json::to_string(&file.train)
         .map_err(|e| format!("invalid train: {}", one_line(&e.to_string())))?;
+    let axes = grid
+        .axes
+        .iter()
+        .map(|(path, values)| {
+            let values_json = serde_json::to_string(values).map_err(|e| {
+                let field = format!("grid.axes.{}", toml_key(path));
+                format!("invalid {field}: {}", one_line(&e.to_string()))
+            })?;
+            Ok(GridAxis {
+                path: path.clone(),
+                values_json,
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let variants = grid
+        .variants
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut settings)| variant(i, &mut settings))
+        .collect::<Result<Vec<_>, String>>()?;
     let spec = SweepSpec {
         name,
         pdes: required(grid.pdes, "grid.pdes", "an array of strings")?,
@@ -123,10 +183,54 @@ pub fn parse(text: &str) -> Result<Sweep, String> {
         base_config_json,
         max_attempts: file.max_attempts,
         priority: file.priority,
+        axes,
+        variants,
     };
-    let configs = grid::expand(&spec)
+    let n_jobs = grid::job_count(&spec);
+    if n_jobs > max_jobs {
+        return Err(format!(
+            "invalid grid: expands to {n_jobs} jobs, more than the limit of {max_jobs} \
+             (--max-jobs raises it, up to the coordinator's {})",
+            grid::MAX_JOBS
+        ));
+    }
+    let jobs = grid::expand_jobs(&spec)
         .map_err(|e| format!("invalid {}: {}", file_field(&e.field), one_line(&e.problem)))?;
-    Ok(Sweep { spec, configs })
+    Ok(Sweep { spec, jobs })
+}
+
+/// Variant `index` of `[[grid.variants]]`: its `name` and the rest of its table as settings.
+fn variant(index: usize, settings: &mut Table) -> Result<GridVariant, String> {
+    let field = format!("grid.variants[{index}]");
+    let name = match settings.remove("name") {
+        Some(Value::String(name)) => name,
+        Some(other) => {
+            return Err(format!(
+                "invalid {field}.name: must be a string, got {}",
+                other.type_str()
+            ));
+        }
+        None => {
+            return Err(format!(
+                "invalid {field}.name: missing (the variant's name)"
+            ));
+        }
+    };
+    let settings_json = serde_json::to_string(settings)
+        .map_err(|e| format!("invalid {field}: {}", one_line(&e.to_string())))?;
+    Ok(GridVariant {
+        name,
+        settings_json,
+    })
+}
+
+/// A key of `[grid.axes]` as the file writes it: quoted when it has a dot.
+fn toml_key(path: &str) -> String {
+    if path.contains('.') {
+        format!("{:?}", short(path))
+    } else {
+        short(path)
+    }
 }
 
 /// A key the file must have.
@@ -200,7 +304,7 @@ fn file_field(field: &str) -> String {
         format!("train.{rest}")
     } else if field == "base_config_json" {
         "train".to_string()
-    } else if ["pdes", "methods", "widths", "seeds"]
+    } else if ["pdes", "methods", "widths", "seeds", "axes", "variants"]
         .iter()
         .any(|axis| field.starts_with(axis))
     {
@@ -263,26 +367,168 @@ pde_options = { nc = 4 }
     #[test]
     fn good_file_expands() {
         let s = parse(GOOD).unwrap();
-        assert_eq!(s.configs.len(), 6);
-        assert_eq!(s.configs[0].depth, 2);
-        assert_eq!(s.configs[0].pde_options.nc, 4);
+        assert_eq!(s.jobs.len(), 6);
+        assert_eq!(s.jobs[0].config.depth, 2);
+        assert_eq!(s.jobs[0].config.pde_options.nc, 4);
         assert_eq!(s.spec.widths, [8, 16]);
     }
 
-    /// The sweep files users are pointed at must stay valid as the format and TrainConfig move.
+    /// GOOD with extra axes and variants before its [train].
+    fn with_axes(axes: &str) -> String {
+        GOOD.replace("[train]", &format!("{axes}\n[train]"))
+    }
+
+    const AXES: &str = r#"[grid.axes]
+lr = [1e-3, 3e-3]
+"modsync.lambda_s" = [1e-5, 1e-4]
+[[grid.variants]]
+name = "full"
+[[grid.variants]]
+name = "sparsity_only"
+modsync.mode = "sparsity_only"
+"#;
+
     #[test]
-    fn every_example_sweep_file_is_valid() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    fn axes_and_variants_expand_every_combination() {
+        let s = parse(&with_axes(AXES)).unwrap();
+        assert_eq!(s.jobs.len(), 6 * 2 * 2 * 2);
+        assert_eq!(s.spec.axes.len(), 2);
+        assert_eq!(s.spec.variants[1].name, "sparsity_only");
+        let labels: std::collections::BTreeSet<&str> =
+            s.jobs.iter().map(|j| j.series.as_str()).collect();
+        assert_eq!(labels.len(), 8);
+        assert!(
+            labels.contains("sparsity_only lr=0.003 modsync.lambda_s=0.0001"),
+            "{labels:?}"
+        );
+        for job in &s.jobs {
+            let c = &job.config;
+            assert_eq!(
+                job.series.starts_with("sparsity_only"),
+                c.modsync.mode == trainer_core::modsync::Ablation::SparsityOnly
+            );
+            assert_eq!(c.depth, 2, "[train] applies to every series");
+        }
+    }
+
+    #[test]
+    fn bad_axes_and_variants_name_the_key() {
+        let cases = [
+            (
+                "lr = [1e-3, 3e-3]",
+                "lr = [1e-3, -1.0]",
+                "invalid grid.axes.lr[1]: ",
+            ),
+            (
+                "\"modsync.lambda_s\" = [1e-5, 1e-4]",
+                "\"modsync.lambda_s\" = [1e-5, nan]",
+                "invalid grid.axes.\"modsync.lambda_s\"[1]: ",
+            ),
+            (
+                "\"modsync.lambda_s\" = [1e-5, 1e-4]",
+                "\"modsync.lambda_z\" = [1e-5]",
+                "invalid grid.axes.\"modsync.lambda_z\": unknown field",
+            ),
+            (
+                "lr = [1e-3, 3e-3]",
+                "depth = [3, 4]",
+                "invalid grid.axes.depth: is also set",
+            ),
+            (
+                "lr = [1e-3, 3e-3]",
+                "lr = 1e-3",
+                "invalid grid.axes.lr: must be an array",
+            ),
+            (
+                "name = \"full\"",
+                "nmae = \"full\"",
+                "invalid grid.variants[0].name: missing",
+            ),
+            (
+                "modsync.mode = \"sparsity_only\"",
+                "modsync.mode = \"sparse\"",
+                "invalid grid.variants[1].modsync.mode: ",
+            ),
+            (
+                "modsync.mode = \"sparsity_only\"",
+                "lr = 0.1",
+                "invalid grid.variants[1].lr: is also swept by the axis",
+            ),
+        ];
+        for (from, to, want) in cases {
+            assert!(AXES.contains(from), "{from}");
+            let e = err(&with_axes(&AXES.replacen(from, to, 1)));
+            assert!(e.starts_with(want), "{to}: {e}");
+            assert!(!e.contains('\n'), "{e}");
+        }
+    }
+
+    /// A file may expand to at most the limit it is read with, and the error says how to raise
+    /// it.
+    #[test]
+    fn the_job_limit_is_stated_with_its_flag() {
+        let text = with_axes(AXES);
+        assert_eq!(parse_limited(&text, 48).unwrap().jobs.len(), 48);
+        let e = parse_limited(&text, 47).err().expect("over the limit");
+        assert!(
+            e.contains("expands to 48 jobs, more than the limit of 47") && e.contains("--max-jobs"),
+            "{e}"
+        );
+    }
+
+    /// The sweep files users are pointed at, and those whose results are committed, must stay
+    /// valid as the format and TrainConfig move.
+    #[test]
+    fn every_example_and_results_sweep_file_is_valid() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut dirs = vec![root.join("examples"), root.join("results")];
         let mut checked = 0;
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "toml") {
-                let sweep = load(&path).unwrap_or_else(|e| panic!("{e}"));
-                assert!(!sweep.configs.is_empty(), "{}", path.display());
-                checked += 1;
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "toml") {
+                    let sweep = load(&path, DEFAULT_MAX_JOBS).unwrap_or_else(|e| panic!("{e}"));
+                    assert!(!sweep.jobs.is_empty(), "{}", path.display());
+                    checked += 1;
+                }
             }
         }
-        assert!(checked >= 2, "examples/*.toml found: {checked}");
+        assert!(checked >= 6, "sweep files found: {checked}");
+    }
+
+    /// The ablation as a sweep trains exactly the configs that ablation.sh trained (its rows'
+    /// result.json carry them), so its results are those numbers: only `checkpoint_every`
+    /// differs, which a sweep needs and which changes nothing trained.
+    #[test]
+    fn the_ablation_sweep_has_the_configs_of_the_committed_rows() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/capacity-failure");
+        let sweep = load(&dir.join("ablation.toml"), DEFAULT_MAX_JOBS).unwrap();
+        let mut compared = 0;
+        for job in &sweep.jobs {
+            let row = match job.series.as_str() {
+                "pooled_mean" => "pooled_modsync_dcgd",
+                other => other,
+            };
+            let row = match job.config.seed {
+                0 => row.to_string(),
+                s => format!("{row}_seed{s}"),
+            };
+            let Ok(text) =
+                std::fs::read_to_string(dir.join("ablation").join(&row).join("result.json"))
+            else {
+                continue; // a row ablation.sh did not run (seed 1 of most variants, full)
+            };
+            let result: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let mut trained: trainer_core::TrainConfig =
+                serde_json::from_value(result["config"].clone()).unwrap();
+            assert_eq!(trained.checkpoint_every, 0);
+            trained.checkpoint_every = job.config.checkpoint_every;
+            assert_eq!(job.config, trained, "{row}");
+            compared += 1;
+        }
+        assert_eq!(compared, 9, "rows of ablation.sh that the sweep has");
     }
 
     #[test]
@@ -533,7 +779,7 @@ pde_options = { nc = 4 }
                 match parse(&text) {
                     Ok(sweep) => {
                         prop_assert!(key != "learning_rate", "unknown key accepted");
-                        for c in &sweep.configs {
+                        for c in sweep.jobs.iter().map(|j| &j.config) {
                             prop_assert!(c.validate().is_ok());
                         }
                     }

@@ -7,7 +7,9 @@
 //! - the sweep id is the name, so a resubmission finds the existing sweep;
 //! - every expanded config is inserted with `ON CONFLICT (sweep_id, config_hash) DO NOTHING`:
 //!   jobs already present (in any state, with their results, metrics and checkpoints) are left
-//!   exactly as they are, and only grid points that are new get a job;
+//!   exactly as they are, and only grid points that are new get a job (a value added to an
+//!   axis adds only its jobs) — but for their series label and `job_axes`, which follow the
+//!   new spec;
 //! - jobs whose grid point is no longer in the spec are kept too: nothing is ever deleted;
 //! - the sweep row takes the new spec, priority and max_attempts; they apply to the jobs created
 //!   by this call (existing jobs keep theirs).
@@ -21,6 +23,7 @@ use crate::fence::{now_ms, to_u64};
 use crate::grid;
 use crate::jobs::queue;
 use crate::reader::Reader;
+use crate::series;
 use crate::store::Store;
 
 /// A row of [`SUMMARY_SQL`]: a sweep and its job counts.
@@ -72,6 +75,8 @@ fn spec_json(spec: &SweepSpec, max_attempts: u32) -> String {
         "widths": spec.widths,
         "seeds": spec.seeds,
         "base_config": base,
+        "axes": series::axes_json(spec),
+        "variants": series::variants_json(spec),
         "max_attempts": max_attempts,
         "priority": spec.priority,
     })
@@ -82,13 +87,13 @@ impl Store {
     /// Validates and expands `spec`, then creates the sweep and the jobs it does not have yet,
     /// in one transaction (all or nothing).
     pub async fn submit_sweep(&self, spec: &SweepSpec) -> Result<SubmitSweepResponse> {
-        let configs = grid::expand(spec)?;
+        let grid_jobs = grid::expand_jobs(spec)?;
         let max_attempts = grid::max_attempts(spec)?;
         let id = grid::sweep_id(&spec.name);
         // Hash outside the transaction: it is the only CPU-heavy part.
-        let jobs: Vec<_> = configs
+        let jobs: Vec<_> = grid_jobs
             .iter()
-            .map(|c| (c, grid::canonical_config(c)))
+            .map(|j| (j, grid::canonical_config(&j.config)))
             .collect();
         let now = now_ms();
 

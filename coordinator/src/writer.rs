@@ -369,6 +369,7 @@ mod tests {
             base_config_json: r#"{"iters": 20, "eval_every": 10}"#.into(),
             max_attempts: 3,
             priority: 0,
+            ..Default::default()
         };
         store.submit_sweep(&spec).await.unwrap();
         store
@@ -794,6 +795,7 @@ mod tests {
             base_config_json: r#"{"iters": 20, "eval_every": 10}"#.into(),
             max_attempts: 3,
             priority: 0,
+            ..Default::default()
         };
         store.submit_sweep(&spec).await.unwrap();
         let key8 = trainer_core::pack_key(&TrainConfig {
@@ -853,6 +855,7 @@ mod tests {
                 base_config_json: r#"{"iters": 20, "eval_every": 10}"#.into(),
                 max_attempts: 3,
                 priority,
+                ..Default::default()
             };
             store.submit_sweep(&spec).await.unwrap();
         }
@@ -898,6 +901,7 @@ mod tests {
                 ),
                 max_attempts: 3,
                 priority: 0,
+                ..Default::default()
             };
             store.submit_sweep(&spec).await.unwrap();
         }

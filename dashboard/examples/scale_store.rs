@@ -121,6 +121,7 @@ async fn generate(
             base_config_json: r#"{"depth": 3, "iters": 5000, "eval_every": 100}"#.into(),
             max_attempts: 3,
             priority: 0,
+            ..Default::default()
         };
         let r = store.submit_sweep(&spec).await?;
         println!(

@@ -27,13 +27,27 @@ pub use modsync_proto::csv::field;
 
 /// The header of the curves CSV (`modsync curves --out` writes the same file per PDE).
 pub const CURVES_HEADER: &str = "pde,method,width,n,mean,std,median,min";
+/// The header when the sweep has series (extra axes or variants): `series` after `method`.
+pub const CURVES_SERIES_HEADER: &str = "pde,method,series,width,n,mean,std,median,min";
 
-/// Curve points as CSV, every number exact.
+/// Curve points as CSV, every number exact. A `series` column only when some point has one,
+/// so that the file of a sweep without extra axes is what it always was.
 pub fn curves(points: &[&CurvePoint]) -> String {
-    let mut out = format!("{CURVES_HEADER}\n");
+    let with_series = points.iter().any(|p| !p.series.is_empty());
+    let header = if with_series {
+        CURVES_SERIES_HEADER
+    } else {
+        CURVES_HEADER
+    };
+    let mut out = format!("{header}\n");
     for p in points {
+        let series = if with_series {
+            format!("{},", field(&p.series))
+        } else {
+            String::new()
+        };
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{}\n",
+            "{},{},{series}{},{},{},{},{},{}\n",
             field(&p.pde),
             field(&p.method),
             p.width,
@@ -146,18 +160,21 @@ const PAGE_ROWS: i64 = 1000;
 struct GridKey {
     pde: String,
     method: String,
+    series: String,
     width: i64,
     seed: i64,
     id: i64,
 }
 
 impl GridKey {
-    /// The key of a results row (`id`, `pde`, `method`, `width`, `seed` lead every row).
+    /// The key of a results row (`id`, `pde`, `method`, `width`, `seed` lead every row, the
+    /// series ends it).
     fn of(row: &sqlx::sqlite::SqliteRow) -> GridKey {
         GridKey {
             id: row.try_get(0).unwrap_or_default(),
             pde: row.try_get(1).unwrap_or_default(),
             method: row.try_get(2).unwrap_or_default(),
+            series: row.try_get(row.len() - 1).unwrap_or_default(),
             width: row.try_get(3).unwrap_or_default(),
             seed: row.try_get(4).unwrap_or_default(),
         }
@@ -174,16 +191,16 @@ async fn results_page(
     // Row values in grid order: SQLite walks `jobs_cells` from the key on, so a page costs its
     // own rows, not the rows before it.
     let from = if after.is_some() {
-        "AND (j.pde, j.method, j.width, j.seed, j.id) > (?, ?, ?, ?, ?)"
+        "AND (j.pde, j.method, j.series, j.width, j.seed, j.id) > (?, ?, ?, ?, ?, ?)"
     } else {
         ""
     };
     let sql = format!(
         "SELECT j.id, j.pde, j.method, j.width, j.seed, j.state, j.attempts, j.lease_owner, {},
-                j.config_json
+                j.config_json, j.series
          FROM jobs j LEFT JOIN results r ON r.job_id = j.id
          WHERE j.sweep_id = ? {from}
-         ORDER BY j.pde, j.method, j.width, j.seed, j.id
+         ORDER BY j.pde, j.method, j.series, j.width, j.seed, j.id
          LIMIT ?",
         RESULT_COLUMNS.map(|c| format!("r.{c}")).join(", ")
     );
@@ -192,6 +209,7 @@ async fn results_page(
         query = query
             .bind(k.pde.as_str())
             .bind(k.method.as_str())
+            .bind(k.series.as_str())
             .bind(k.width)
             .bind(k.seed)
             .bind(k.id);
@@ -200,8 +218,9 @@ async fn results_page(
 }
 
 /// `/sweeps/{id}/results.csv`: one row per job (with or without a result), its config
-/// flattened into `config.*` columns, in grid order (pde, method, width, seed): the order of the
-/// index `jobs_cells`, so rows leave as they are read, with no sort of the whole sweep first.
+/// flattened into `config.*` columns (where a sweep's extra axes show), in grid order (pde,
+/// method, series, width, seed): the order of the index `jobs_cells`, so rows leave as they
+/// are read, with no sort of the whole sweep first.
 /// The config columns are the union over one job of each (pde, method), the only axes that
 /// change a config's shape.
 pub async fn results_file(reader: &Reader, sweep: &str) -> Result<Response> {
@@ -294,10 +313,23 @@ mod tests {
             std: 0.25,
             median: -0.5,
             min: -1.0,
+            series: String::new(),
         };
         assert_eq!(
             curves(&[&p]),
             format!("{CURVES_HEADER}\n'=1+1,\"'@SUM(1+1),x\",8,2,-0.5,0.25,-0.5,-1\n")
+        );
+        // A series column only when some point has a series, its text neutralised too.
+        let s = CurvePoint {
+            series: "=lr=0.1".into(),
+            ..p.clone()
+        };
+        assert_eq!(
+            curves(&[&p, &s]),
+            format!(
+                "{CURVES_SERIES_HEADER}\n'=1+1,\"'@SUM(1+1),x\",,8,2,-0.5,0.25,-0.5,-1\n\
+                 '=1+1,\"'@SUM(1+1),x\",'=lr=0.1,8,2,-0.5,0.25,-0.5,-1\n"
+            )
         );
     }
 

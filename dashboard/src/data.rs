@@ -6,8 +6,8 @@
 //! statement reads an index range of one sweep, one job or the last hour, never a whole table.
 //! Counts by state come from the covering index `jobs_sweep (sweep_id, state)`; the rates from
 //! `results_finished` (migration 0004); a sweep's statistics and seed dots from the covering
-//! index `jobs_cells (sweep_id, pde, method, width, seed)`, one statement per PDE (run side by
-//! side), each returning one row per (method, width) with its dots packed in a string rather
+//! index `jobs_cells (sweep_id, pde, method, series, width, seed)`, one statement per PDE (run
+//! side by side), each returning one row per (method, series, width) with its dots packed in a string rather
 //! than a row per seed; lists sort the narrow index entries and read only the rows of the page.
 
 use std::collections::BTreeMap;
@@ -108,6 +108,8 @@ impl ErrorKind {
 pub struct CurveStat {
     pub pde: String,
     pub method: String,
+    /// The job's series (`jobs.series`): its variant and extra axes' values; empty without.
+    pub series: String,
     pub width: i64,
     pub n: i64,
     pub median: f64,
@@ -117,12 +119,20 @@ pub struct CurveStat {
     pub max: f64,
 }
 
+impl CurveStat {
+    /// The line of the curves this cell is on: (method, series).
+    pub fn line(&self) -> (&str, &str) {
+        (&self.method, &self.series)
+    }
+}
+
 /// One finished job's error, a dot on the plot.
 #[derive(Clone, Debug, Serialize)]
 pub struct SeedDot {
     pub job_id: i64,
     pub pde: String,
     pub method: String,
+    pub series: String,
     pub width: i64,
     pub seed: i64,
     pub value: f64,
@@ -394,27 +404,27 @@ pub async fn sweeps(reader: &Reader, page: u32, now_ms: i64) -> Result<SweepsPag
     })
 }
 
-/// The statistics of each (method, width) of PDE `?3` of sweep `?1` over its results' `col`,
-/// with its seeds as dots: the `curves` view's SQL (migrations/0004_dashboard_read_paths.sql)
+/// The statistics of each (method, series, width) of PDE `?3` of sweep `?1` over its results'
+/// `col`, with its seeds as dots: the `curves` view's SQL (migrations/0005_series.sql)
 /// for any of the three errors, with the max for the band and the dots added, so that for
 /// `rel_l2_best` the numbers are the view's to the last bit (`dashboard/tests/http.rs` checks
 /// it). Dots are `job seed value` triples joined by commas, values printed with 17 significant
 /// digits (the bundled SQLite prints them exactly), at most `?2` per cell.
 fn stats_sql(col: &str) -> String {
     format!(
-        "SELECT pde, method, width, n, mean,
+        "SELECT pde, method, series, width, n, mean,
                 CASE WHEN n > 1 THEN sqrt(ss / (n - 1)) ELSE 0.0 END AS std,
                 median, min, max, dots
          FROM (
-             SELECT pde, method, width, n, mean, min, max, rn,
+             SELECT pde, method, series, width, n, mean, min, max, rn,
                     SUM((v - mean) * (v - mean)) OVER w AS ss,
                     AVG(CASE WHEN rn IN ((n + 1) / 2, (n + 2) / 2) THEN v END) OVER w AS median,
                     group_concat(CASE WHEN n <= ?2 OR (rn - 1) % ((n + ?2 - 1) / ?2) = 0
                                       THEN id || ' ' || seed || ' ' || printf('%!.17g', v) END,
                                  ',') OVER w AS dots
              FROM (
-                 SELECT j.pde, j.method, j.width, j.id, j.seed, res.{col} AS v,
-                        ROW_NUMBER() OVER (PARTITION BY j.pde, j.method, j.width
+                 SELECT j.pde, j.method, j.series, j.width, j.id, j.seed, res.{col} AS v,
+                        ROW_NUMBER() OVER (PARTITION BY j.pde, j.method, j.series, j.width
                                            ORDER BY res.{col}) AS rn,
                         COUNT(*) OVER p AS n,
                         AVG(res.{col}) OVER p AS mean,
@@ -422,12 +432,12 @@ fn stats_sql(col: &str) -> String {
                         MAX(res.{col}) OVER p AS max
                  FROM results res JOIN jobs j ON j.id = res.job_id
                  WHERE j.sweep_id = ?1 AND j.pde = ?3
-                 WINDOW p AS (PARTITION BY j.pde, j.method, j.width)
+                 WINDOW p AS (PARTITION BY j.pde, j.method, j.series, j.width)
              )
-             WINDOW w AS (PARTITION BY pde, method, width)
+             WINDOW w AS (PARTITION BY pde, method, series, width)
          )
          WHERE rn = 1
-         ORDER BY pde, method, width"
+         ORDER BY pde, method, series, width"
     )
 }
 
@@ -447,6 +457,7 @@ fn unpack_dots(stat: &CurveStat, packed: &str, out: &mut Vec<SeedDot>) -> Result
             job_id,
             pde: stat.pde.clone(),
             method: stat.method.clone(),
+            series: stat.series.clone(),
             width: stat.width,
             seed,
             value,
@@ -473,15 +484,16 @@ async fn pde_stats(
         let stat = CurveStat {
             pde: r.try_get(0)?,
             method: r.try_get(1)?,
-            width: r.try_get(2)?,
-            n: r.try_get(3)?,
-            mean: r.try_get(4)?,
-            std: r.try_get(5)?,
-            median: r.try_get(6)?,
-            min: r.try_get(7)?,
-            max: r.try_get(8)?,
+            series: r.try_get(2)?,
+            width: r.try_get(3)?,
+            n: r.try_get(4)?,
+            mean: r.try_get(5)?,
+            std: r.try_get(6)?,
+            median: r.try_get(7)?,
+            min: r.try_get(8)?,
+            max: r.try_get(9)?,
         };
-        let packed: Option<String> = r.try_get(9)?;
+        let packed: Option<String> = r.try_get(10)?;
         let mut dots = Vec::new();
         unpack_dots(&stat, packed.as_deref().unwrap_or(""), &mut dots)?;
         dots.sort_by_key(|d| (d.seed, d.job_id));

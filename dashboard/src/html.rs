@@ -3,6 +3,7 @@
 //! ([`esc`], from `escape.rs`). Numbers are shown to 4 significant digits; the exact value is
 //! in the cell's `data-value`, so a test (or a script) can compare it with SQL.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::data::{
@@ -11,6 +12,7 @@ use crate::data::{
 use crate::escape::esc;
 use crate::svg::{self, Chart, Scale, Series};
 use crate::ticks;
+use trainer_core::diagnostic_kind::{self, AxisScale, DiagnosticKind};
 
 const STYLE: &str = include_str!("../assets/style.css");
 
@@ -189,8 +191,8 @@ pub fn sweeps(p: &SweepsPage) -> String {
 }
 
 /// The PDEs and methods of a sweep page, in order of first appearance.
-fn distinct<'a>(items: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
-    let mut seen: Vec<&str> = Vec::new();
+fn distinct<T: PartialEq>(items: impl Iterator<Item = T>) -> Vec<T> {
+    let mut seen: Vec<T> = Vec::new();
     for i in items {
         if !seen.contains(&i) {
             seen.push(i);
@@ -227,7 +229,7 @@ pub fn sweep(p: &SweepPage) -> String {
         }
     }
     out.push_str("</p>");
-    let methods = distinct(p.stats.iter().map(|c| c.method.as_str()));
+    let lines = distinct(p.stats.iter().map(CurveStat::line));
     let pdes = distinct(p.stats.iter().map(|c| c.pde.as_str()));
     if pdes.is_empty() {
         out.push_str(r#"<p class="empty">No finished jobs yet: the curves appear with the first result.</p>"#);
@@ -238,8 +240,8 @@ pub fn sweep(p: &SweepPage) -> String {
             out,
             r#"<section class="pde" data-pde="{pde}"><h2>{pde}</h2>{chart}{table}</section>"#,
             pde = esc(pde),
-            chart = scaling_chart(p, pde, &methods, &of_pde),
-            table = method_width_table(&methods, &of_pde),
+            chart = scaling_chart(p, pde, &lines, &of_pde),
+            table = method_width_table(&lines, &of_pde),
         );
     }
     if p.dots_truncated {
@@ -263,23 +265,23 @@ pub fn sweep(p: &SweepPage) -> String {
     out
 }
 
-/// Relative L2 against width, log–log: per method the median over seeds (line), the min–max
-/// band and each seed as a dot.
-fn scaling_chart(p: &SweepPage, pde: &str, methods: &[&str], stats: &[&CurveStat]) -> String {
+/// Relative L2 against width, log–log: per line (a method, or a method and a series of a sweep
+/// with extra axes) the median over seeds, the min–max band and each seed as a dot.
+fn scaling_chart(p: &SweepPage, pde: &str, lines: &[(&str, &str)], stats: &[&CurveStat]) -> String {
     let mut widths: Vec<f64> = stats.iter().map(|c| c.width as f64).collect();
     widths.sort_by(f64::total_cmp);
     widths.dedup();
-    let series: Vec<Series> = methods
+    let series: Vec<Series> = lines
         .iter()
         .enumerate()
-        .filter_map(|(i, m)| {
-            let of: Vec<&&CurveStat> = stats.iter().filter(|c| c.method == *m).collect();
+        .filter_map(|(i, line)| {
+            let of: Vec<&&CurveStat> = stats.iter().filter(|c| c.line() == *line).collect();
             if of.is_empty() {
                 return None;
             }
             let (color, marker) = ticks::style(i);
             Some(Series {
-                name: m.to_string(),
+                name: line_name(*line),
                 color,
                 marker,
                 points: of
@@ -291,7 +293,7 @@ fn scaling_chart(p: &SweepPage, pde: &str, methods: &[&str], stats: &[&CurveStat
                 dots: p
                     .dots
                     .iter()
-                    .filter(|d| d.pde == pde && d.method == *m)
+                    .filter(|d| d.pde == pde && (d.method.as_str(), d.series.as_str()) == *line)
                     .map(|d| {
                         (
                             d.width as f64,
@@ -318,9 +320,19 @@ fn scaling_chart(p: &SweepPage, pde: &str, methods: &[&str], stats: &[&CurveStat
     )
 }
 
-/// Methods × widths: the median (and n) per cell, the best median of each width marked; the
-/// cell's mean, std, min and max in its tooltip and, exact, in its `data-*` attributes.
-fn method_width_table(methods: &[&str], stats: &[&CurveStat]) -> String {
+/// A line's name in legends and tables: the method, then its series when it has one.
+fn line_name((method, series): (&str, &str)) -> String {
+    if series.is_empty() {
+        method.to_string()
+    } else {
+        format!("{method} · {series}")
+    }
+}
+
+/// Lines (methods, or method and series) × widths: the median (and n) per cell, the best
+/// median of each width marked; the cell's mean, std, min and max in its tooltip and, exact, in
+/// its `data-*` attributes.
+fn method_width_table(lines: &[(&str, &str)], stats: &[&CurveStat]) -> String {
     let mut widths: Vec<i64> = stats.iter().map(|c| c.width).collect();
     widths.sort_unstable();
     widths.dedup();
@@ -339,10 +351,16 @@ fn method_width_table(methods: &[&str], stats: &[&CurveStat]) -> String {
                 .fold(None, |a: Option<f64>, v| Some(a.map_or(v, |a| a.min(v))))
         })
         .collect();
-    for m in methods {
-        let _ = write!(out, r#"<tr data-method="{m}"><th>{m}</th>"#, m = esc(m));
+    for line in lines {
+        let _ = write!(
+            out,
+            r#"<tr data-method="{m}" data-series="{s}"><th>{name}</th>"#,
+            m = esc(line.0),
+            s = esc(line.1),
+            name = esc(&line_name(*line)),
+        );
         for (w, b) in widths.iter().zip(&best) {
-            match stats.iter().find(|c| c.method == *m && c.width == *w) {
+            match stats.iter().find(|c| c.line() == *line && c.width == *w) {
                 Some(c) => {
                     let is_best = Some(c.median) == *b;
                     let _ = write!(
@@ -493,30 +511,140 @@ pub fn job(p: &JobPage) -> String {
         Scale::Log,
         &[line(3, "lr", &s.lr)],
     ));
-    // Diagnostics: cosines on [-1, 1] in one chart, fractions and the rest in another.
-    let (cosines, others): (Vec<_>, Vec<_>) =
-        s.extra.iter().partition(|(name, _)| name.contains("cos"));
-    for (class, title, group) in [
-        ("diag-cos", "gradient cosines", cosines),
-        ("diag", "method diagnostics", others),
-    ] {
-        if group.is_empty() {
-            continue;
-        }
-        let series: Vec<Series> = group
-            .iter()
-            .enumerate()
-            .map(|(i, (name, ys))| line(i, name, ys))
-            .collect();
-        out.push_str(&chart(class, title, "value", Scale::Linear, &series));
-    }
     out.push_str("</div>");
+    // Diagnostics: one panel per kind, each with its own axis (`diagnostic_panels`).
+    let panels = diagnostic_panels(&xs, &s.extra);
+    if !panels.is_empty() {
+        let _ = write!(
+            out,
+            r#"<h2>Diagnostics</h2><div class="charts diagnostics">{panels}</div>"#
+        );
+    }
     let config = serde_json::to_string_pretty(&p.config).unwrap_or_default();
     let _ = write!(
         out,
         r#"<h2>Config</h2><pre class="config">{}</pre>"#,
         esc(&config)
     );
+    out
+}
+
+/// The CSS class of a diagnostics panel (`diag-cos` and `diag` as before the kinds).
+fn diagnostic_class(kind: DiagnosticKind) -> &'static str {
+    match kind {
+        DiagnosticKind::Cosines => "diag-cos",
+        DiagnosticKind::Kept => "diag-kept",
+        DiagnosticKind::Exclusive => "diag-exclusive",
+        DiagnosticKind::Orthogonality => "diag-orth",
+        DiagnosticKind::Norms => "diag-norms",
+        DiagnosticKind::LossS => "diag-loss-s",
+        DiagnosticKind::Reweighting => "diag-rw",
+        DiagnosticKind::Weights => "diag-weights",
+        DiagnosticKind::Resets => "diag-resets",
+        DiagnosticKind::Other => "diag",
+    }
+}
+
+/// A job's diagnostics (`metrics.extra`, aligned with the rows' iterations `xs`), one chart per
+/// kind of [`DiagnosticKind`] that has a value, in its order: its own y axis and scale (log for
+/// norms, at least 0..1 for fractions, …), members ordered by layer, each member in the same
+/// colour in every panel of a layer. A member's missing values (e.g. `orth_frac`, measured
+/// every `diag_every` steps) are skipped, not gaps, so a sparse diagnostic is still a line.
+/// Counters (resets) are marks where they grow. A kind without any value has no panel.
+fn diagnostic_panels(xs: &[f64], extra: &BTreeMap<String, Vec<Option<f64>>>) -> String {
+    let mut out = String::new();
+    // Every panel spans the job's iterations, however few values a diagnostic has.
+    let x_span = xs.first().zip(xs.last()).map(|(a, b)| (*a, *b));
+    for kind in DiagnosticKind::ALL {
+        let mut members: Vec<(&str, &[Option<f64>])> = extra
+            .iter()
+            .filter(|(name, _)| DiagnosticKind::of(name) == kind)
+            .map(|(name, ys)| (name.as_str(), ys.as_slice()))
+            .filter(|(_, ys)| ys.iter().any(|v| v.is_some_and(f64::is_finite)))
+            .collect();
+        if members.is_empty() {
+            continue;
+        }
+        members.sort_by(|a, b| {
+            (diagnostic_kind::layer_of(a.0), a.0).cmp(&(diagnostic_kind::layer_of(b.0), b.0))
+        });
+        let class = diagnostic_class(kind);
+        if kind.is_counter() {
+            let lanes: Vec<svg::Lane> = members
+                .iter()
+                .enumerate()
+                .map(|(i, (name, ys))| svg::Lane {
+                    name: name.to_string(),
+                    label: diagnostic_kind::layer_of(name)
+                        .map_or_else(|| name.to_string(), |l| format!("l{l}")),
+                    color: ticks::style(i).0,
+                    events: diagnostic_kind::counter_steps(ys)
+                        .into_iter()
+                        .filter_map(|(row, by)| {
+                            let x = *xs.get(row)?;
+                            let total = ys[row]?;
+                            Some((x, format!("{name}: +{by} at iteration {x}, {total} in all")))
+                        })
+                        .collect(),
+                })
+                .collect();
+            let chart = Chart {
+                class,
+                title: kind.title(),
+                x_label: "iteration",
+                y_label: kind.y_label(),
+                x_scale: Scale::Linear,
+                y_scale: Scale::Linear,
+                x_ticks: None,
+            };
+            out.push_str(&svg::render_events(&chart, xs, &lanes));
+            continue;
+        }
+        let values = members
+            .iter()
+            .flat_map(|(_, ys)| ys.iter().flatten().copied());
+        let (y_scale, y_label) = match kind.scale().resolve(values) {
+            AxisScale::Log => (Scale::Log, format!("{} (log)", kind.y_label())),
+            _ => (Scale::Linear, kind.y_label().to_string()),
+        };
+        let series: Vec<Series> = members
+            .iter()
+            .enumerate()
+            .map(|(i, (name, ys))| {
+                let (color, marker) = ticks::style(i);
+                let points: Vec<(f64, Option<f64>)> = xs
+                    .iter()
+                    .zip(ys.iter())
+                    .filter(|(_, y)| y.is_some())
+                    .map(|(x, y)| (*x, *y))
+                    .collect();
+                Series {
+                    name: name.to_string(),
+                    color,
+                    marker,
+                    markers: points.len() <= 60,
+                    points,
+                    band: vec![],
+                    dots: vec![],
+                }
+            })
+            .collect();
+        let chart = Chart {
+            class,
+            title: kind.title(),
+            x_label: "iteration",
+            y_label: &y_label,
+            x_scale: Scale::Linear,
+            y_scale,
+            x_ticks: None,
+        };
+        out.push_str(&svg::render_bounded(
+            &chart,
+            &series,
+            x_span,
+            kind.y_range(),
+        ));
+    }
     out
 }
 

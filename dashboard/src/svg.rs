@@ -4,6 +4,9 @@
 //!
 //! Every series is a `<g class="series" data-series="NAME">` holding one `<path class="line">`,
 //! its markers, an optional min–max `<path class="band">` and optional `<circle class="dot">`s.
+//! The legend (`<g class="legend">`) lies below the plot area (`<rect class="frame">`), in as
+//! many rows as the names need, so it never covers a line; the `<svg>` grows to hold it.
+//! [`render_events`] draws counters as marks (one lane per counter, a tick where it grows).
 
 use std::fmt::Write as _;
 
@@ -78,6 +81,35 @@ impl Axis {
         }
     }
 
+    /// An axis over at least `lo..=hi`, wider where a value lies outside, with a margin of
+    /// 2 % each side so that a line on a bound stays off the frame.
+    fn covering(
+        scale: Scale,
+        values: impl Iterator<Item = f64>,
+        lo: f64,
+        hi: f64,
+        from: f64,
+        to: f64,
+    ) -> Axis {
+        let (lo, hi) = values
+            .filter(|v| v.is_finite() && (scale == Scale::Linear || *v > 0.0))
+            .fold((lo, hi), |(a, b), v| (a.min(v), b.max(v)));
+        let (lo, hi) = match scale {
+            Scale::Log => ticks::fit_log_axis(lo, hi),
+            Scale::Linear => {
+                let m = (hi - lo) * 0.02;
+                (lo - m, hi + m)
+            }
+        };
+        Axis {
+            scale,
+            lo,
+            hi,
+            from,
+            to,
+        }
+    }
+
     /// Pixel position of `v`, `None` when a log axis cannot show it.
     fn px(&self, v: f64) -> Option<f64> {
         let t = match self.scale {
@@ -95,10 +127,37 @@ impl Axis {
             Scale::Linear => ticks::linear_ticks(self.lo, self.hi, 6),
         }
     }
+
+    /// The labels of `ticks` on this axis: on a linear one with the decimals of their step.
+    fn labels(&self, ticks: &[f64]) -> Vec<String> {
+        let step = ticks
+            .windows(2)
+            .map(|w| (w[1] - w[0]).abs())
+            .fold(f64::INFINITY, f64::min);
+        ticks
+            .iter()
+            .map(|t| match self.scale {
+                Scale::Linear if step.is_finite() => ticks::linear_tick_label(*t, step),
+                _ => ticks::tick_label(*t),
+            })
+            .collect()
+    }
 }
 
 /// The chart as an `<svg>` element. Without any drawable value it says so instead.
 pub fn render(chart: &Chart, series: &[Series]) -> String {
+    render_bounded(chart, series, None, None)
+}
+
+/// [`render`] with an x axis fitted to at least `x_span` (e.g. every iteration of a job, so that
+/// a sparse series lines up with the job's other charts) and a y axis that covers at least
+/// `y_range` (e.g. 0..1 for fractions), more only where a value lies outside them.
+pub fn render_bounded(
+    chart: &Chart,
+    series: &[Series],
+    x_span: Option<(f64, f64)>,
+    y_range: Option<(f64, f64)>,
+) -> String {
     let xs = series.iter().flat_map(|s| {
         s.points
             .iter()
@@ -117,9 +176,39 @@ pub fn render(chart: &Chart, series: &[Series]) -> String {
         .clone()
         .any(|v| v.is_finite() && (chart.y_scale == Scale::Linear || v > 0.0));
     let mut out = String::new();
+    if !has_y {
+        open(&mut out, chart, H);
+        let _ = write!(
+            out,
+            r#"<text class="empty" x="{}" y="{}" text-anchor="middle">no values yet</text></svg>"#,
+            W / 2.0,
+            H / 2.0
+        );
+        return out;
+    }
+    let names: Vec<&str> = series.iter().map(|s| s.name.as_str()).collect();
+    let rows = legend_rows(&names);
+    open(&mut out, chart, H + legend_height(&rows));
+    let span = x_span.into_iter().flat_map(|(a, b)| [a, b]);
+    let x = Axis::fitted(chart.x_scale, xs.chain(span), LEFT, W - RIGHT);
+    let y = match y_range {
+        Some((lo, hi)) => Axis::covering(chart.y_scale, ys, lo, hi, H - BOTTOM, TOP),
+        None => Axis::fitted(chart.y_scale, ys, H - BOTTOM, TOP),
+    };
+    axes(&mut out, chart, &x, &y);
+    for s in series {
+        draw_series(&mut out, s, &x, &y);
+    }
+    legend(&mut out, series, &rows, H);
+    out.push_str("</svg>");
+    out
+}
+
+/// The `<svg>` start tag, `height` tall, and the title.
+fn open(out: &mut String, chart: &Chart, height: f64) {
     let _ = write!(
         out,
-        r#"<svg class="chart {}" viewBox="0 0 {W} {H}" role="img" aria-label="{}" xmlns="http://www.w3.org/2000/svg">"#,
+        r#"<svg class="chart {}" viewBox="0 0 {W} {height}" role="img" aria-label="{}" xmlns="http://www.w3.org/2000/svg">"#,
         esc(chart.class),
         esc(chart.title)
     );
@@ -129,22 +218,103 @@ pub fn render(chart: &Chart, series: &[Series]) -> String {
         W / 2.0,
         esc(chart.title)
     );
-    if !has_y {
+}
+
+/// One counter of [`render_events`]: a lane, and a mark at each x where it grows, with a
+/// tooltip.
+pub struct Lane {
+    pub name: String,
+    /// The lane's label on the y axis (short: `l0`).
+    pub label: String,
+    pub color: Rgb,
+    pub events: Vec<(f64, String)>,
+}
+
+/// Height of one lane of [`render_events`].
+const LANE: f64 = 22.0;
+
+/// Counters as marks over `xs` (the x values of the chart's rows, so that its x axis is that
+/// of a [`render`] chart of the same rows): one lane per counter, labelled on the y axis, and
+/// a vertical mark (`<line class="mark">`, its tooltip in `<title>`) where it grows. Lanes
+/// without a mark say so in one line.
+pub fn render_events(chart: &Chart, xs: &[f64], lanes: &[Lane]) -> String {
+    let mut out = String::new();
+    let plot_h = (LANE * lanes.len() as f64).max(2.0 * LANE);
+    let height = TOP + plot_h + BOTTOM;
+    open(&mut out, chart, height);
+    if xs.iter().all(|x| !x.is_finite()) || lanes.is_empty() {
         let _ = write!(
             out,
             r#"<text class="empty" x="{}" y="{}" text-anchor="middle">no values yet</text></svg>"#,
             W / 2.0,
-            H / 2.0
+            height / 2.0
         );
         return out;
     }
-    let x = Axis::fitted(chart.x_scale, xs, LEFT, W - RIGHT);
-    let y = Axis::fitted(chart.y_scale, ys, H - BOTTOM, TOP);
-    axes(&mut out, chart, &x, &y);
-    for s in series {
-        draw_series(&mut out, s, &x, &y);
+    let x = Axis::fitted(chart.x_scale, xs.iter().copied(), LEFT, W - RIGHT);
+    let bottom = TOP + plot_h;
+    out.push_str(r#"<g class="axes">"#);
+    let x_ticks = chart.x_ticks.clone().unwrap_or_else(|| x.ticks());
+    for (t, label) in x_ticks.iter().zip(x.labels(&x_ticks)) {
+        let Some(px) = x.px(*t) else { continue };
+        if px < x.from - 0.5 || px > x.to + 0.5 {
+            continue;
+        }
+        let _ = write!(
+            out,
+            r#"<line class="grid" x1="{px:.1}" x2="{px:.1}" y1="{TOP}" y2="{bottom}"/><text class="tick x" x="{px:.1}" y="{}" text-anchor="middle">{label}</text>"#,
+            bottom + 16.0,
+        );
     }
-    legend(&mut out, series);
+    let lane_y = |i: usize| TOP + plot_h * (i as f64 + 0.5) / lanes.len() as f64;
+    for (i, lane) in lanes.iter().enumerate() {
+        let _ = write!(
+            out,
+            r#"<text class="tick y" x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
+            LEFT - 6.0,
+            lane_y(i) + 4.0,
+            esc(&lane.label)
+        );
+    }
+    let _ = write!(
+        out,
+        r#"<rect class="frame" x="{LEFT}" y="{TOP}" width="{}" height="{plot_h}"/><text class="label" x="{}" y="{}" text-anchor="middle">{}</text><text class="label" transform="translate(14 {}) rotate(-90)" text-anchor="middle">{}</text></g>"#,
+        W - LEFT - RIGHT,
+        (LEFT + W - RIGHT) / 2.0,
+        height - 8.0,
+        esc(chart.x_label),
+        TOP + plot_h / 2.0,
+        esc(chart.y_label)
+    );
+    let half = (plot_h / lanes.len() as f64 / 2.0 - 3.0).clamp(4.0, 9.0);
+    for (i, lane) in lanes.iter().enumerate() {
+        let cy = lane_y(i);
+        let _ = write!(
+            out,
+            r#"<g class="series" data-series="{}" style="color:{}">"#,
+            esc(&lane.name),
+            lane.color.hex()
+        );
+        for (ex, tip) in &lane.events {
+            let Some(px) = x.px(*ex) else { continue };
+            let _ = write!(
+                out,
+                r#"<line class="mark" x1="{px:.1}" x2="{px:.1}" y1="{:.1}" y2="{:.1}" stroke="currentColor" stroke-width="2.5"><title>{}</title></line>"#,
+                cy - half,
+                cy + half,
+                esc(tip)
+            );
+        }
+        out.push_str("</g>");
+    }
+    if lanes.iter().all(|l| l.events.is_empty()) {
+        let _ = write!(
+            out,
+            r#"<text class="empty" x="{}" y="{:.1}" text-anchor="middle">none in these rows</text>"#,
+            (LEFT + W - RIGHT) / 2.0,
+            TOP + plot_h / 2.0 + 4.0
+        );
+    }
     out.push_str("</svg>");
     out
 }
@@ -152,28 +322,27 @@ pub fn render(chart: &Chart, series: &[Series]) -> String {
 fn axes(out: &mut String, chart: &Chart, x: &Axis, y: &Axis) {
     out.push_str(r#"<g class="axes">"#);
     let x_ticks = chart.x_ticks.clone().unwrap_or_else(|| x.ticks());
-    for t in x_ticks {
-        let Some(px) = x.px(t) else { continue };
+    for (t, label) in x_ticks.iter().zip(x.labels(&x_ticks)) {
+        let Some(px) = x.px(*t) else { continue };
         if px < x.from - 0.5 || px > x.to + 0.5 {
             continue;
         }
         let _ = write!(
             out,
-            r#"<line class="grid" x1="{px:.1}" x2="{px:.1}" y1="{TOP}" y2="{}"/><text class="tick x" x="{px:.1}" y="{}" text-anchor="middle">{}</text>"#,
+            r#"<line class="grid" x1="{px:.1}" x2="{px:.1}" y1="{TOP}" y2="{}"/><text class="tick x" x="{px:.1}" y="{}" text-anchor="middle">{label}</text>"#,
             H - BOTTOM,
             H - BOTTOM + 16.0,
-            ticks::tick_label(t)
         );
     }
-    for t in y.ticks() {
-        let Some(py) = y.px(t) else { continue };
+    let y_ticks = y.ticks();
+    for (t, label) in y_ticks.iter().zip(y.labels(&y_ticks)) {
+        let Some(py) = y.px(*t) else { continue };
         let _ = write!(
             out,
-            r#"<line class="grid" x1="{LEFT}" x2="{}" y1="{py:.1}" y2="{py:.1}"/><text class="tick y" x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
+            r#"<line class="grid" x1="{LEFT}" x2="{}" y1="{py:.1}" y2="{py:.1}"/><text class="tick y" x="{}" y="{:.1}" text-anchor="end">{label}</text>"#,
             W - RIGHT,
             LEFT - 6.0,
             py + 4.0,
-            ticks::tick_label(t)
         );
     }
     let _ = write!(
@@ -299,26 +468,75 @@ fn marker(out: &mut String, shape: Marker, cx: f64, cy: f64, class: &str) {
     };
 }
 
-fn legend(out: &mut String, series: &[Series]) {
+/// Width of a legend entry's swatch (line and marker) and the gap to its text.
+const SWATCH: f64 = 28.0;
+/// Height of one legend row.
+const LEGEND_ROW: f64 = 18.0;
+
+/// An upper estimate of the width of `text` at the charts' 12 px sans-serif (wide letters
+/// and digits count more), so that legend entries never run into each other.
+fn text_width(text: &str) -> f64 {
+    text.chars()
+        .map(|c| match c {
+            'i' | 'l' | 'j' | '.' | ',' | '\'' | '|' | '!' | ':' | ';' | ' ' | 'I' => 3.6,
+            'f' | 't' | 'r' | '(' | ')' | '-' | '[' | ']' => 4.6,
+            'm' | 'w' | 'M' | 'W' | '@' => 10.0,
+            c if c.is_ascii_uppercase() => 8.2,
+            _ => 7.0,
+        })
+        .sum()
+}
+
+/// The legend's entries laid out left to right in rows no wider than the plot area: for each
+/// row, (index of the entry, x of its swatch).
+fn legend_rows(names: &[&str]) -> Vec<Vec<(usize, f64)>> {
+    const GAP: f64 = 18.0;
+    let mut rows: Vec<Vec<(usize, f64)>> = Vec::new();
+    let mut x = LEFT;
+    for (i, name) in names.iter().enumerate() {
+        let w = SWATCH + text_width(name) * 0.3;
+        if rows.is_empty() || (x + w > W - RIGHT && x > LEFT) {
+            rows.push(Vec::new());
+            x = LEFT;
+        }
+        rows.last_mut().expect("a row").push((i, x));
+        x += w + GAP;
+    }
+    rows
+}
+
+/// The height the legend adds below the chart.
+fn legend_height(rows: &[Vec<(usize, f64)>]) -> f64 {
+    if rows.is_empty() {
+        0.0
+    } else {
+        LEGEND_ROW * rows.len() as f64 + 10.0
+    }
+}
+
+/// The legend, below the x axis's label (which ends at `top`).
+fn legend(out: &mut String, series: &[Series], rows: &[Vec<(usize, f64)>], top: f64) {
     out.push_str(r#"<g class="legend">"#);
-    let x = W - RIGHT - 150.0;
-    for (i, s) in series.iter().enumerate() {
-        let y = TOP + 14.0 + 18.0 * i as f64;
-        let _ = write!(
-            out,
-            r#"<g style="color:{}"><line x1="{}" x2="{}" y1="{y}" y2="{y}" stroke="currentColor" stroke-width="2"/>"#,
-            s.color.hex(),
-            x,
-            x + 22.0
-        );
-        marker(out, s.marker, x + 11.0, y, "legend-marker");
-        let _ = write!(
-            out,
-            r#"<text x="{}" y="{}">{}</text></g>"#,
-            x + 28.0,
-            y + 4.0,
-            esc(&s.name)
-        );
+    for (r, row) in rows.iter().enumerate() {
+        let y = top + 10.0 + LEGEND_ROW * r as f64;
+        for &(i, x) in row {
+            let s = &series[i];
+            let _ = write!(
+                out,
+                r#"<g style="color:{}"><line x1="{}" x2="{}" y1="{y}" y2="{y}" stroke="currentColor" stroke-width="2"/>"#,
+                s.color.hex(),
+                x,
+                x + 22.0
+            );
+            marker(out, s.marker, x + 11.0, y, "legend-marker");
+            let _ = write!(
+                out,
+                r#"<text x="{}" y="{}">{}</text></g>"#,
+                x + SWATCH,
+                y + 4.0,
+                esc(&s.name)
+            );
+        }
     }
     out.push_str("</g>");
 }
@@ -386,6 +604,100 @@ mod tests {
             svg.contains(">0.1<") && svg.contains(">0.2<"),
             "labelled log ticks: {svg}"
         );
+    }
+
+    /// The `y` attributes of the `<text>`s inside the first `<g class="legend">`.
+    fn legend_text_ys(svg: &str) -> Vec<f64> {
+        let legend = &svg[svg.find(r#"<g class="legend">"#).unwrap()..];
+        legend
+            .split("<text ")
+            .skip(1)
+            .map(|t| {
+                let y = &t[t.find(r#"y=""#).unwrap() + 3..];
+                y[..y.find('"').unwrap()].parse().unwrap()
+            })
+            .collect()
+    }
+
+    /// The legend lies below the plot area, never over it, in rows that fit the chart's
+    /// width, and the `<svg>` is as tall as it needs.
+    #[test]
+    fn the_legend_lies_below_the_plot_area_in_rows_that_fit() {
+        let names: Vec<String> = (0..6).map(|l| format!("exclusive_frac_l{l}")).collect();
+        let many: Vec<Series> = names
+            .iter()
+            .map(|n| series(n, vec![(0.0, Some(0.5)), (10.0, Some(0.7))]))
+            .collect();
+        let svg = render(&chart(), &many);
+        let ys = legend_text_ys(&svg);
+        assert_eq!(ys.len(), 6);
+        // Below the frame (which ends at H − BOTTOM) and the x axis's label (at H − 8).
+        assert!(ys.iter().all(|y| y - 12.0 > H - 8.0), "{ys:?}");
+        let rows = legend_rows(&names.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(rows.len() >= 2, "six long names in one row: {rows:?}");
+        for row in &rows {
+            let (i, x) = *row.last().unwrap();
+            assert!(
+                x + SWATCH + text_width(&names[i]) <= W - RIGHT,
+                "row {row:?} runs out"
+            );
+        }
+        let height = H + legend_height(&rows);
+        assert!(
+            svg.contains(&format!(r#"viewBox="0 0 {W} {height}""#)),
+            "{}",
+            &svg[..200]
+        );
+        assert!(
+            ys.iter().all(|y| *y + 4.0 <= height),
+            "{ys:?} past {height}"
+        );
+    }
+
+    /// A bounded axis covers its range whatever the values (fractions 0..1), and more where
+    /// a value lies outside; an x span widens the x axis to the job's iterations.
+    #[test]
+    fn bounded_axes_cover_their_range() {
+        let mut c = chart();
+        c.x_scale = Scale::Linear;
+        c.y_scale = Scale::Linear;
+        let flat = [series("f", vec![(100.0, Some(0.5)), (200.0, Some(0.52))])];
+        let svg = render_bounded(&c, &flat, Some((0.0, 1000.0)), Some((0.0, 1.0)));
+        for tick in [">0<", ">0.2<", ">1<", ">1000<"] {
+            assert!(svg.contains(tick), "{tick}: {svg}");
+        }
+        let over = [series("f", vec![(0.0, Some(-0.5)), (1.0, Some(1.5))])];
+        let svg = render_bounded(&c, &over, None, Some((0.0, 1.0)));
+        assert!(svg.contains(">-0.5<") && svg.contains(">1.5<"), "{svg}");
+    }
+
+    /// Counters: a lane each, a mark where they grow (with its tooltip), no line; lanes
+    /// without a mark say so.
+    #[test]
+    fn events_are_marks_in_lanes() {
+        let lane = |name: &str, events: Vec<(f64, String)>| Lane {
+            name: name.into(),
+            label: name.into(),
+            color: ticks::style(0).0,
+            events,
+        };
+        let mut c = chart();
+        c.x_scale = Scale::Linear;
+        let xs = [0.0, 100.0, 200.0];
+        let svg = render_events(
+            &c,
+            &xs,
+            &[
+                lane("a", vec![(100.0, "a +1 <at> 100".into())]),
+                lane("b", vec![]),
+            ],
+        );
+        assert_eq!(svg.matches(r#"class="mark""#).count(), 1, "{svg}");
+        assert!(svg.contains("a +1 &lt;at&gt; 100"), "the tooltip, escaped");
+        assert!(!svg.contains(r#"class="line""#) && !svg.contains("none in these rows"));
+        let svg = render_events(&c, &xs, &[lane("a", vec![]), lane("b", vec![])]);
+        assert!(svg.contains("none in these rows"), "{svg}");
+        assert!(render_events(&c, &[], &[lane("a", vec![])]).contains("no values yet"));
     }
 
     #[test]

@@ -148,6 +148,31 @@ pub fn tick_label(v: f64) -> String {
     }
 }
 
+/// A tick label on a linear axis whose ticks are `step` apart: as many decimals as the step
+/// needs, trailing zeros dropped (1, 1.005, 1.01 for a step of 0.005, where 3 significant
+/// digits would label 1.005 and 1.01 alike), exactly "0" at zero (no "-0" or "1e-17" from
+/// rounding); scientific, as [`tick_label`], for values from 100,000 up or below 0.001 when
+/// the step is that small too.
+pub fn linear_tick_label(v: f64, step: f64) -> String {
+    let (a, step) = (v.abs(), step.abs());
+    if !(step.is_finite() && step > 0.0) {
+        return tick_label(v);
+    }
+    if a < step * 1e-6 {
+        return "0".into();
+    }
+    if a >= 1e5 || (a < 1e-3 && step < 1e-3) {
+        return tick_label(v);
+    }
+    let decimals = (-step.log10().floor()).max(0.0) as usize;
+    let s = format!("{v:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
 /// A linear axis fitted to `lo..=hi` (a 4 % margin each side; a flat series gets ±1 or ±10 %).
 pub fn fit_linear_axis(lo: f64, hi: f64) -> (f64, f64) {
     if !(lo.is_finite() && hi.is_finite()) || hi < lo {
@@ -230,6 +255,25 @@ mod tests {
             }
         }
         assert_eq!(style(0).0.hex(), "#0072B2");
+    }
+
+    /// Linear ticks close together keep apart (1.005 is not 1.01), and zero is "0".
+    #[test]
+    fn linear_tick_labels_have_the_decimals_of_their_step() {
+        let labels = |ticks: &[f64], step| -> Vec<String> {
+            ticks.iter().map(|t| linear_tick_label(*t, step)).collect()
+        };
+        assert_eq!(
+            labels(&[1.0, 1.005, 1.01, 1.015, 1.02], 0.005),
+            ["1", "1.005", "1.01", "1.015", "1.02"]
+        );
+        assert_eq!(
+            labels(&[-0.5, 1e-17, 0.5, 1.0], 0.5),
+            ["-0.5", "0", "0.5", "1"]
+        );
+        assert_eq!(labels(&[300.0, 305.0, 320.0], 5.0), ["300", "305", "320"]);
+        assert_eq!(labels(&[2e-5, 4e-5], 2e-5), ["2e-5", "4e-5"]);
+        assert_eq!(labels(&[2e5, 4e5], 2e5), ["2e5", "4e5"]);
     }
 
     #[test]

@@ -30,6 +30,7 @@ async fn fixture(dir: &Path) -> PathBuf {
             base_config_json: r#"{"iters": 20, "eval_every": 10}"#.into(),
             max_attempts: 3,
             priority: 0,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -430,7 +431,7 @@ fn numbers_on_the_pages_are_the_numbers_sql_gives() {
     for (pde, method, width, median) in &view {
         let section = page.split(&format!(r#"data-pde="{pde}""#)).nth(1).unwrap();
         let row = section
-            .split(&format!(r#"<tr data-method="{method}">"#))
+            .split(&format!(r#"<tr data-method="{method}" data-series="">"#))
             .nth(1)
             .unwrap();
         let row = &row[..row.find("</tr>").unwrap()];
@@ -497,7 +498,7 @@ fn numbers_on_the_pages_are_the_numbers_sql_gives() {
             .unwrap();
         let section = page.split(r#"data-pde="burgers""#).nth(1).unwrap();
         let row = section
-            .split(&format!(r#"<tr data-method="{method}">"#))
+            .split(&format!(r#"<tr data-method="{method}" data-series="">"#))
             .nth(1)
             .unwrap();
         let row = &row[..row.find("</tr>").unwrap()];
@@ -696,6 +697,7 @@ async fn skewed_fixture(dir: &Path) -> PathBuf {
                 base_config_json: r#"{"iters": 20, "eval_every": 10}"#.into(),
                 max_attempts: 3,
                 priority: 0,
+                ..Default::default()
             })
             .await
             .unwrap();
@@ -840,7 +842,7 @@ fn grid_cell<'a>(page: &'a str, pde: &str, method: &str, width: i64) -> &'a str 
         .nth(1)
         .unwrap_or_else(|| panic!("no section {pde}"));
     let row = section
-        .split(&format!(r#"<tr data-method="{method}">"#))
+        .split(&format!(r#"<tr data-method="{method}" data-series="">"#))
         .nth(1)
         .unwrap_or_else(|| panic!("no row {method}"));
     let row = &row[..row.find("</tr>").unwrap()];
@@ -1137,6 +1139,7 @@ async fn lists_fixture(dir: &Path) -> Lists {
         base_config_json: r#"{"iters": 20, "eval_every": 10}"#.into(),
         max_attempts: 3,
         priority: 0,
+        ..Default::default()
     };
     store
         .submit_sweep(&sweep("thin", &["adam", "dcgd"], vec![8, 16], 60))
@@ -1575,4 +1578,408 @@ fn page_two_of_every_list_holds_the_rows_after_the_first_fifty() {
             "{what}: past the end"
         );
     }
+}
+
+/// A store with one sweep `diag` of two done jobs at width 8, rows every 20 iterations up to
+/// 200: `adam`, whose rows carry the plain diagnostics (cosine, norms, the orthogonality
+/// fraction at iterations 0 and 100 only), and
+/// `modsync+dcgd`, whose rows carry ModSync's for three masked layers too, an L_s near 320, a
+/// reset of layer 0 at iterations 60 and 140, and a diagnostic no kind knows. (adam, modsync
+/// job ids.)
+async fn diagnostics_fixture(dir: &Path) -> (PathBuf, i64, i64) {
+    let db = dir.join("diag.db");
+    let store = Store::open(&db).await.unwrap();
+    store
+        .submit_sweep(&SweepSpec {
+            name: "diag".into(),
+            pdes: vec!["burgers".into()],
+            methods: vec!["adam".into(), "modsync+dcgd".into()],
+            widths: vec![8],
+            seeds: vec![0],
+            base_config_json: r#"{"iters": 200, "eval_every": 20}"#.into(),
+            max_attempts: 3,
+            priority: 0,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    store.close().await;
+    let pool = SqlitePool::connect_with(SqliteConnectOptions::new().filename(&db))
+        .await
+        .unwrap();
+    let jobs: Vec<(i64, String)> = sqlx::query_as("SELECT id, method FROM jobs ORDER BY id")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    let id = |m: &str| jobs.iter().find(|j| j.1 == m).unwrap().0;
+    let (adam, modsync) = (id("adam"), id("modsync+dcgd"));
+    for (job, _) in &jobs {
+        sqlx::query("UPDATE jobs SET state = 'done', attempts = 1 WHERE id = ?")
+            .bind(job)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    for iter in (0..=200i64).step_by(20) {
+        let t = iter as f64 / 200.0;
+        let mut extra = serde_json::json!({
+            "cos_rb": -0.8 + t,
+            // Two decades over the run.
+            "norm_g_r": 3.0 * 10f64.powf(-2.0 * t),
+            "norm_g_b": 0.5 * 10f64.powf(-t),
+        });
+        // Measured every 100 iterations, and not at the last row.
+        if iter % 100 == 0 && iter < 200 {
+            extra["orth_frac"] = serde_json::json!(1.0 - 0.3 * t);
+        }
+        let plain = extra.clone();
+        extra["loss_s"] = serde_json::json!(320.0 - 20.0 * t);
+        extra["mystery_value"] = serde_json::json!(7.0 + t);
+        for l in 0..3 {
+            let l_f = l as f64;
+            extra[format!("kept_frac_l{l}")] = serde_json::json!(1.0 - (0.2 + 0.1 * l_f) * t);
+            extra[format!("exclusive_frac_l{l}")] = serde_json::json!((0.05 + 0.05 * l_f) * t);
+            extra[format!("rw_mean_l{l}")] = serde_json::json!(1.0 + 0.01 * l_f * t);
+            let resets = if l == 0 {
+                i64::from(iter >= 60) + i64::from(iter >= 140)
+            } else {
+                0
+            };
+            extra[format!("resets_l{l}")] = serde_json::json!(resets);
+        }
+        for (job, extra) in [(adam, &plain), (modsync, &extra)] {
+            sqlx::query(
+                "INSERT INTO metrics (job_id, iter, lr, loss_r, loss_b, rel_l2, abs_err, abs_err_max,
+                     skipped_steps, elapsed_s, extra, token)
+                 VALUES (?, ?, 0.001, ?, ?, 0.1, 0.1, 0.2, 0, 1.0, ?, 1)",
+            )
+            .bind(job)
+            .bind(iter)
+            .bind(1.0 / (iter + 1) as f64)
+            .bind(0.5 / (iter + 1) as f64)
+            .bind(extra.to_string())
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+    }
+    pool.close().await;
+    (db, adam, modsync)
+}
+
+/// The `<svg>` of the chart of class `class` on `page` (the class exactly: `diag` is not
+/// `diag-cos`).
+fn chart_of<'a>(page: &'a str, class: &str) -> Option<&'a str> {
+    let start = page.find(&format!(r#"<svg class="chart {class}""#))?;
+    let chart = &page[start..];
+    Some(&chart[..chart.find("</svg>").unwrap() + 6])
+}
+
+/// The classes of every chart on `page`, in order.
+fn chart_classes(page: &str) -> Vec<String> {
+    page.split(r#"<svg class="chart "#)
+        .skip(1)
+        .map(|c| c[..c.find('"').unwrap()].to_string())
+        .collect()
+}
+
+/// The `data-series` names of a chart, in order.
+fn series_of(chart: &str) -> Vec<String> {
+    row_ids(chart, "series")
+}
+
+/// The numeric attribute `name` of the first tag of `chart` that starts with `tag_start`.
+fn number_attr(chart: &str, tag_start: &str, name: &str) -> f64 {
+    let tag = &chart[chart
+        .find(tag_start)
+        .unwrap_or_else(|| panic!("no {tag_start}"))..];
+    let tag = &tag[..tag.find('>').unwrap()];
+    attr(tag, name).unwrap().parse().unwrap()
+}
+
+/// The job page draws each kind of diagnostic in a panel of its own with its own axis: the
+/// per-layer fractions apart from L_s ≈ 320 and the norms (on a log axis), the resets as marks
+/// where the counter grows, an unknown name in "other", each legend below its plot area. A
+/// plain adam job has only the panels of its diagnostics, none of them empty.
+#[test]
+fn a_job_page_draws_each_kind_of_diagnostic_in_its_own_panel() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (db, adam, modsync) = rt.block_on(diagnostics_fixture(dir.path()));
+    let s = Served::start(&db, DashboardConfig::default());
+
+    let (status, page, _) = get(&s.url(&format!("/jobs/{modsync}")), &[]);
+    assert_eq!(status, 200);
+    assert_eq!(
+        chart_classes(&page),
+        [
+            "losses",
+            "rel-l2",
+            "lr",
+            "diag-cos",
+            "diag-kept",
+            "diag-exclusive",
+            "diag-orth",
+            "diag-norms",
+            "diag-loss-s",
+            "diag-rw",
+            "diag-resets",
+            "diag",
+        ]
+    );
+    let layers =
+        |prefix: &str| -> Vec<String> { (0..3).map(|l| format!("{prefix}_l{l}")).collect() };
+    for (class, want) in [
+        ("diag-cos", vec!["cos_rb".to_string()]),
+        ("diag-kept", layers("kept_frac")),
+        ("diag-exclusive", layers("exclusive_frac")),
+        ("diag-orth", vec!["orth_frac".into()]),
+        ("diag-norms", vec!["norm_g_b".into(), "norm_g_r".into()]),
+        ("diag-loss-s", vec!["loss_s".into()]),
+        ("diag-rw", layers("rw_mean")),
+        ("diag-resets", layers("resets")),
+        ("diag", vec!["mystery_value".into()]),
+    ] {
+        let chart = chart_of(&page, class).unwrap();
+        assert_eq!(series_of(chart), want, "{class}");
+        assert!(!chart.contains("no values yet"), "{class} is empty");
+        if class != "diag-resets" {
+            // Every line is drawn, and the legend lies below the plot area (the frame).
+            let points = line_points(&page, class);
+            assert!(points.iter().all(|p| *p >= 2), "{class}: {points:?}");
+            let frame_bottom = number_attr(chart, r#"<rect class="frame""#, "y")
+                + number_attr(chart, r#"<rect class="frame""#, "height");
+            let legend = &chart[chart.find(r#"<g class="legend">"#).unwrap()..];
+            let first_text_y = number_attr(legend, "<text", "y");
+            // Text is drawn above its baseline: 12 px tall at most, plus the x tick labels.
+            assert!(
+                first_text_y - 12.0 > frame_bottom + 16.0,
+                "{class}: legend text at {first_text_y}, plot area ends at {frame_bottom}"
+            );
+        }
+    }
+    // Axes: fractions over 0..1 and cosines over −1..1, whatever the values; norms on a log
+    // axis (two decades, 0.03 to 3, labelled 1-2-5); L_s on an axis of its own.
+    let ticks = |class: &str| -> Vec<String> {
+        chart_of(&page, class)
+            .unwrap()
+            .split(r#"class="tick y""#)
+            .skip(1)
+            .map(|t| t[t.find('>').unwrap() + 1..t.find('<').unwrap()].to_string())
+            .collect()
+    };
+    assert_eq!(ticks("diag-kept"), ["0", "0.2", "0.4", "0.6", "0.8", "1"]);
+    assert_eq!(
+        ticks("diag-exclusive"),
+        ["0", "0.2", "0.4", "0.6", "0.8", "1"]
+    );
+    assert_eq!(ticks("diag-cos"), ["-1", "-0.5", "0", "0.5", "1"]);
+    let norms = ticks("diag-norms");
+    assert!(
+        ["0.05", "0.1", "0.2", "0.5", "1", "2"]
+            .iter()
+            .all(|t| norms.contains(&t.to_string())),
+        "log ticks of the norms: {norms:?}"
+    );
+    assert!(
+        chart_of(&page, "diag-norms")
+            .unwrap()
+            .contains("norm (log)")
+    );
+    let loss_s: Vec<f64> = ticks("diag-loss-s")
+        .iter()
+        .map(|t| t.parse().unwrap())
+        .collect();
+    assert!(
+        loss_s.iter().all(|t| (295.0..=325.0).contains(t)) && loss_s.len() >= 2,
+        "L_s on its own linear axis: {loss_s:?}"
+    );
+    // Resets: one mark per increase of a counter (layer 0 at iterations 60 and 140), none
+    // where it stays 0, and no line.
+    let resets = chart_of(&page, "diag-resets").unwrap();
+    assert!(!resets.contains(r#"class="line""#), "{resets}");
+    let marks = |lane: &str| {
+        let g = resets
+            .split(&format!(r#"data-series="{lane}""#))
+            .nth(1)
+            .unwrap();
+        let g = &g[..g.find("</g>").unwrap()];
+        g.matches(r#"class="mark""#).count()
+    };
+    assert_eq!(
+        [marks("resets_l0"), marks("resets_l1"), marks("resets_l2")],
+        [2, 0, 0]
+    );
+    assert!(
+        resets.contains("resets_l0: +1 at iteration 60, 1 in all"),
+        "{resets}"
+    );
+    assert!(
+        resets.contains("resets_l0: +1 at iteration 140, 2 in all"),
+        "{resets}"
+    );
+    // orth_frac is measured every 100 iterations only: one line through its two values, on
+    // the job's iteration axis (to 200, as the losses), not one of its own.
+    assert_eq!(line_points(&page, "diag-orth"), [2]);
+    let x_ticks = |class: &str| -> Vec<String> {
+        chart_of(&page, class)
+            .unwrap()
+            .split(r#"class="tick x""#)
+            .skip(1)
+            .map(|t| t[t.find('>').unwrap() + 1..t.find('<').unwrap()].to_string())
+            .collect()
+    };
+    assert_eq!(x_ticks("diag-orth"), x_ticks("losses"));
+    assert_eq!(x_ticks("diag-resets"), x_ticks("losses"));
+
+    // A plain adam job: the panels of its diagnostics and no other, none empty.
+    let (_, page, _) = get(&s.url(&format!("/jobs/{adam}")), &[]);
+    assert_eq!(
+        chart_classes(&page),
+        [
+            "losses",
+            "rel-l2",
+            "lr",
+            "diag-cos",
+            "diag-orth",
+            "diag-norms"
+        ]
+    );
+    assert!(!page.contains("no values yet"), "an empty panel");
+    assert!(!page.contains("none in these rows"));
+}
+
+/// A sweep over an extra axis (`lr`) and two variants: every result's value encodes its series,
+/// width and seed, so a line that mixed two series would show it.
+async fn series_fixture(dir: &Path) -> PathBuf {
+    let db = dir.join("series.db");
+    let store = Store::open(&db).await.unwrap();
+    store
+        .submit_sweep(&SweepSpec {
+            name: "ax".into(),
+            pdes: vec!["burgers".into()],
+            methods: vec!["adam".into()],
+            widths: vec![8, 16],
+            seeds: vec![0, 1, 2],
+            base_config_json: r#"{"iters": 20, "eval_every": 10}"#.into(),
+            axes: vec![modsync_proto::GridAxis {
+                path: "lr".into(),
+                values_json: "[0.001, 0.003]".into(),
+            }],
+            variants: vec![
+                modsync_proto::GridVariant {
+                    name: "plain".into(),
+                    settings_json: "{}".into(),
+                },
+                modsync_proto::GridVariant {
+                    name: "no_decay".into(),
+                    settings_json: r#"{"lr_decay": false}"#.into(),
+                },
+            ],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    store.close().await;
+    let pool = SqlitePool::connect_with(SqliteConnectOptions::new().filename(&db))
+        .await
+        .unwrap();
+    let jobs: Vec<(i64, String, i64, i64)> =
+        sqlx::query_as("SELECT id, series, width, seed FROM jobs ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(jobs.len(), 24);
+    for (id, series, width, seed) in &jobs {
+        sqlx::query("UPDATE jobs SET state = 'done', attempts = 1 WHERE id = ?")
+            .bind(id)
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO results (job_id, rel_l2_best, rel_l2_min_loss, rel_l2_last, abs_err_best,
+                 abs_err_max_best, best_iter, min_loss_iter, iters_done, wall_s, iters_per_s,
+                 num_params, diverged, skipped_steps, status, device, worker_id, result, finished_at_ms)
+             VALUES (?, ?, ?, ?, 0.01, 0.02, 20, 20, 20, 1.5, 13.3, 100, 0, 0, 'finished', 'cpu', 'w', '{}', 0)",
+        )
+        .bind(id)
+        .bind(series_value(series, *width, *seed))
+        .bind(0.5)
+        .bind(0.5)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+    db
+}
+
+/// The fixture's best relative L2 of a job.
+fn series_value(series: &str, width: i64, seed: i64) -> f64 {
+    let base = match series {
+        "plain lr=0.001" => 0.1,
+        "plain lr=0.003" => 0.2,
+        "no_decay lr=0.001" => 0.3,
+        "no_decay lr=0.003" => 0.4,
+        other => panic!("unexpected series {other:?}"),
+    };
+    base / width as f64 + 0.001 * seed as f64
+}
+
+#[test]
+fn a_sweep_with_series_has_one_line_and_one_row_per_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(series_fixture(dir.path()));
+    let served = Served::start(&db, DashboardConfig::default());
+    let (status, page, _) = get(&served.url("/sweeps/ax"), &[]);
+    assert_eq!(status, 200, "{page}");
+    for series in [
+        "no_decay lr=0.001",
+        "no_decay lr=0.003",
+        "plain lr=0.001",
+        "plain lr=0.003",
+    ] {
+        // The table: one row per series, each cell the median of its own three seeds.
+        let row = page
+            .split(&format!(
+                r#"<tr data-method="adam" data-series="{series}">"#
+            ))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no row for {series}"));
+        let row = &row[..row.find("</tr>").unwrap()];
+        assert!(row.contains(&format!("<th>adam · {series}</th>")), "{row}");
+        for width in [8, 16] {
+            let at = row.find(&format!(r#"data-width="{width}""#)).unwrap();
+            let tag = &row[row[..at].rfind('<').unwrap()..at + row[at..].find('>').unwrap()];
+            let median: f64 = attr(tag, "data-value").unwrap().parse().unwrap();
+            assert_eq!(median, series_value(series, width, 1), "{series} {width}");
+            assert_eq!(attr(tag, "data-n").as_deref(), Some("3"));
+        }
+        // The chart: a line named after the series.
+        assert!(
+            page.contains(&format!("adam · {series}")),
+            "no legend entry for {series}"
+        );
+    }
+    // curves.csv: a series column, one row per (series, width).
+    let (status, csv, _) = get(&served.url("/sweeps/ax/curves.csv"), &[]);
+    assert_eq!(status, 200);
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("pde,method,series,width,n,mean,std,median,min")
+    );
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 8, "{csv}");
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("burgers,adam,plain lr=0.003,16,3,")),
+        "{csv}"
+    );
+    // results.csv streams every job, series by series.
+    let (status, results, _) = get(&served.url("/sweeps/ax/results.csv"), &[]);
+    assert_eq!(status, 200);
+    assert_eq!(results.lines().count(), 1 + 24);
 }

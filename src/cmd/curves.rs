@@ -1,4 +1,5 @@
-//! `modsync curves SWEEP [--out DIR] [--db FILE]`: the capacity-scaling curves (per pde, method and width:
+//! `modsync curves SWEEP [--out DIR] [--db FILE]`: the capacity-scaling curves (per pde, method,
+//! series (a sweep's extra axes and variants, when it has them) and width:
 //! n, mean, std, median, min of the best relative L2 over seeds) as a table, and with `--out`
 //! as `DIR/<pde>.csv` and `DIR/<pde>.svg`.
 
@@ -68,24 +69,31 @@ pub fn to_csv(points: &[&CurvePoint]) -> String {
     dashboard::csv::curves(points)
 }
 
-/// The printed table: four significant digits.
+/// The printed table: four significant digits; a `series` column only for a sweep with extra
+/// axes or variants.
 pub fn table(points: &[CurvePoint]) -> String {
-    let headers = [
-        "pde", "method", "width", "n", "mean", "std", "median", "min",
-    ];
+    let with_series = points.iter().any(|p| !p.series.is_empty());
+    let mut headers = vec!["pde", "method"];
+    if with_series {
+        headers.push("series");
+    }
+    headers.extend(["width", "n", "mean", "std", "median", "min"]);
     let rows: Vec<Vec<String>> = points
         .iter()
         .map(|p| {
-            vec![
-                p.pde.clone(),
-                p.method.clone(),
-                p.width.to_string(),
-                p.n.to_string(),
-                format!("{:.4e}", p.mean),
-                format!("{:.4e}", p.std),
-                format!("{:.4e}", p.median),
-                format!("{:.4e}", p.min),
-            ]
+            let series = with_series.then(|| p.series.clone());
+            [p.pde.clone(), p.method.clone()]
+                .into_iter()
+                .chain(series)
+                .chain([
+                    p.width.to_string(),
+                    p.n.to_string(),
+                    format!("{:.4e}", p.mean),
+                    format!("{:.4e}", p.std),
+                    format!("{:.4e}", p.median),
+                    format!("{:.4e}", p.min),
+                ])
+                .collect()
         })
         .collect();
     format_table(&headers, &rows)

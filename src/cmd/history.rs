@@ -5,6 +5,18 @@
 //! `DIR/<metric>.csv` and `DIR/<metric>.svg` (one panel per method, one line per width).
 //! `--per-seed` keeps the seeds apart (one panel per method and seed): a failure that only one
 //! seed shows is averaged away by the median.
+//!
+//! `--metric` may also name a kind of diagnostics (`trainer_core::diagnostic_kind`, the same
+//! grouping as the dashboard's job page): `cosines`, `kept`, `exclusive`, `orthogonality`,
+//! `norms`, `sparsity` (L_s), `reweighting` (R_w), `weights` (λ), `resets` or `other`. Then
+//! every diagnostic of that kind the sweep has is drawn: one panel per method and width (and
+//! seed with `--per-seed`), one line per member (`kept_frac_l0`, `kept_frac_l1`, …: the same
+//! colour in every panel), on the kind's axis — at least 0..1 for fractions and −1..1 for
+//! cosines, log for norms, log once the values span more than 20× for L_s, R_w and λ — with
+//! the panels of one method in a row, one column per width (with one width, the methods side
+//! by side), and the legend below the panels. Resets are counters: a mark where the count
+//! grows (y: resets so far, from 0), no line. `DIR/<kind>.csv` then has a `member` column
+//! naming the diagnostic of each row.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -12,11 +24,12 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use clap::Args;
 use trainer_core::METRICS_COLUMNS;
+use trainer_core::diagnostic_kind::{self, DiagnosticKind};
 
 use crate::cmd::sql::{self, csv_field};
 use crate::output::{csv_number, prepare_dir, write_atomic};
-use crate::plot::{self, HistoryLine};
-use crate::source::SourceArgs;
+use crate::plot::{self, HistoryLine, HistoryStyle};
+use crate::source::{Source, SourceArgs};
 
 /// The metrics table's columns that can be plotted directly (the real ones); anything else is
 /// looked up in the row's diagnostics (`extra`).
@@ -27,13 +40,17 @@ fn columns() -> impl Iterator<Item = &'static str> {
         .map(|c| c.name)
 }
 
-/// `--metric`'s help, naming the columns.
+/// `--metric`'s help, naming the columns and the kinds.
 fn metric_help() -> String {
     let columns: Vec<&str> = columns().collect();
+    let kinds: Vec<&str> = DiagnosticKind::ALL.iter().map(|k| k.name()).collect();
     format!(
-        "A metric column ({}) or a diagnostic of the metric rows (cos_rb, norm_g_r, norm_g_b, \
-         kept_l0, …)",
-        columns.join(", ")
+        "A metric column ({}), a diagnostic of the metric rows (cos_rb, norm_g_r, norm_g_b, \
+         kept_frac_l0, …), or a kind of diagnostics ({}): then every diagnostic of that kind, one \
+         panel per method and width, one line per diagnostic, on the kind's axis (fractions \
+         0..1, norms log, resets as marks), and a `member` column in the CSV",
+        columns.join(", "),
+        kinds.join(", ")
     )
 }
 
@@ -100,20 +117,35 @@ pub struct HistoryPoint {
     pub max: f64,
 }
 
-/// Which values one line summarises: a method at a width, and with `--per-seed` one seed.
+/// Which values one line summarises: a method at a width, with `--per-seed` one seed, and
+/// for a kind of diagnostics one member of it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct LineKey {
     pde: String,
     method: String,
     seed: Option<u64>,
     width: u64,
+    member: Option<String>,
 }
 
 impl LineKey {
+    /// The panel: per method (lines by width), or per method and width (lines by member).
     fn panel(&self) -> String {
-        match self.seed {
-            Some(seed) => format!("{}, {}, seed {seed}", self.pde, self.method),
-            None => format!("{}, {}", self.pde, self.method),
+        let mut panel = format!("{}, {}", self.pde, self.method);
+        if self.member.is_some() {
+            panel.push_str(&format!(", width {}", self.width));
+        }
+        if let Some(seed) = self.seed {
+            panel.push_str(&format!(", seed {seed}"));
+        }
+        panel
+    }
+
+    /// The line's name in the legend.
+    fn name(&self) -> String {
+        match &self.member {
+            Some(member) => member.clone(),
+            None => format!("width {}", self.width),
         }
     }
 }
@@ -129,7 +161,8 @@ struct Grouping<'a> {
 }
 
 /// The query's (pde, method, width, seed, iter, value) rows as lines: values of one line and
-/// iteration summarised over seeds (one value each with `per_seed`).
+/// iteration summarised over seeds (one value each with `per_seed`). A seventh cell, where
+/// there is one, names the member of a kind the value is of.
 fn group_rows(rows: &[Vec<String>], how: &Grouping) -> Lines {
     let mut samples: BTreeMap<LineKey, BTreeMap<u64, Vec<f64>>> = BTreeMap::new();
     for row in rows {
@@ -154,6 +187,7 @@ fn group_rows(rows: &[Vec<String>], how: &Grouping) -> Lines {
             method,
             seed: how.per_seed.then_some(seed),
             width,
+            member: row.get(6).cloned(),
         };
         samples
             .entry(key)
@@ -174,23 +208,97 @@ fn group_rows(rows: &[Vec<String>], how: &Grouping) -> Lines {
         .collect()
 }
 
-pub fn run(args: HistoryArgs) -> Result<()> {
-    check_metric(&args.metric)?;
-    prepare_dir(&args.out, "--out")?;
-    let mut source = args.source.open()?;
-    let response = source.query("history", &select(&args.sweep, &args.metric), 0)?;
+/// The SELECT of the distinct diagnostic names of a sweep's metric rows.
+fn select_names(sweep: &str) -> String {
+    format!(
+        "SELECT DISTINCT e.key FROM metrics m JOIN jobs j ON j.id = m.job_id, json_each(m.extra) e \
+         WHERE j.sweep_id = '{}' ORDER BY e.key",
+        sweep.replace('\'', "''")
+    )
+}
+
+/// The SELECT returning (pde, method, width, seed, iter, value) of every finite value of the
+/// diagnostic `name` (any text: it is a quoted SQL string, not a JSON path).
+fn select_member(sweep: &str, name: &str) -> String {
+    format!(
+        "SELECT j.pde, j.method, j.width, j.seed, m.iter, e.value AS v \
+         FROM metrics m JOIN jobs j ON j.id = m.job_id, json_each(m.extra) e \
+         WHERE j.sweep_id = '{}' AND e.key = '{}' AND v IS NOT NULL \
+         ORDER BY j.pde, j.method, j.width, m.iter, j.seed",
+        sweep.replace('\'', "''"),
+        name.replace('\'', "''")
+    )
+}
+
+/// Runs `query` and returns its rows as text, refusing a cut answer.
+fn rows_of(source: &mut Source, sweep: &str, query: &str) -> Result<Vec<Vec<String>>> {
+    let response = source.query("history", query, 0)?;
     if response.truncated {
         bail!(
-            "history: the rows of sweep {} were cut at {}; ask fewer with --method",
-            args.sweep,
+            "history: the rows of sweep {sweep} were cut at {}; ask fewer with --method",
             source.row_cap_note()
         );
     }
-    let rows: Vec<Vec<String>> = response
+    Ok(response
         .rows
         .iter()
         .map(|r| r.values.iter().map(sql::cell).collect())
+        .collect())
+}
+
+/// The diagnostics of `kind` in sweep `sweep`, in the order of their lines.
+fn members(source: &mut Source, sweep: &str, kind: DiagnosticKind) -> Result<Vec<String>> {
+    let names: Vec<String> = rows_of(source, sweep, &select_names(sweep))?
+        .into_iter()
+        .filter_map(|r| r.into_iter().next())
         .collect();
+    let mut of_kind: Vec<String> = names
+        .iter()
+        .filter(|n| DiagnosticKind::of(n) == kind)
+        .cloned()
+        .collect();
+    if of_kind.is_empty() {
+        bail!(
+            "history: sweep {sweep} has no diagnostics of kind {} (its diagnostics: {})",
+            kind.name(),
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        );
+    }
+    diagnostic_kind::sort_members(&mut of_kind);
+    Ok(of_kind)
+}
+
+pub fn run(args: HistoryArgs) -> Result<()> {
+    check_metric(&args.metric)?;
+    prepare_dir(&args.out, "--out")?;
+    let kind = DiagnosticKind::from_name(&args.metric);
+    let mut source = args.source.open()?;
+    // One query per member of a kind (each under the row cap by itself), its name appended.
+    let (rows, members) =
+        match kind {
+            Some(kind) => {
+                let members = members(&mut source, &args.sweep, kind)?;
+                let mut rows = Vec::new();
+                for member in &members {
+                    let query = select_member(&args.sweep, member);
+                    rows.extend(rows_of(&mut source, &args.sweep, &query)?.into_iter().map(
+                        |mut r| {
+                            r.push(member.clone());
+                            r
+                        },
+                    ));
+                }
+                (rows, members)
+            }
+            None => (
+                rows_of(&mut source, &args.sweep, &select(&args.sweep, &args.metric))?,
+                Vec::new(),
+            ),
+        };
     let lines = group_rows(
         &rows,
         &Grouping {
@@ -218,20 +326,55 @@ pub fn run(args: HistoryArgs) -> Result<()> {
         &args.out.join(format!("{stem}.csv")),
         to_csv(&lines).as_bytes(),
     )?;
+    let mut widths: Vec<u64> = lines.keys().map(|k| k.width).collect();
+    widths.sort_unstable();
+    widths.dedup();
     let plotted: Vec<HistoryLine> = lines
         .iter()
         .map(|(key, points)| HistoryLine {
             panel: key.panel(),
-            width: key.width,
+            name: key.name(),
+            // Lines by width: the width's place; by member: the member's.
+            style: match &key.member {
+                Some(m) => members.iter().position(|x| x == m).unwrap_or(0),
+                None => widths.binary_search(&key.width).unwrap_or(0),
+            },
             points: points.iter().map(|p| (p.iter, p.median)).collect(),
         })
         .collect();
-    let label = if args.abs {
-        format!("|{}|", args.metric)
-    } else {
-        args.metric.clone()
+    let base_label = match kind {
+        // The job page draws counters in lanes (y: the layer); here y is the count.
+        Some(kind) if kind.is_counter() => format!("{} so far", kind.name()),
+        Some(kind) => kind.y_label().to_string(),
+        None => args.metric.clone(),
     };
-    let svg = plot::history_svg(&format!("{}: {label}", args.sweep), &label, &plotted)?;
+    let label = if args.abs {
+        format!("|{base_label}|")
+    } else {
+        base_label
+    };
+    let style = match kind {
+        Some(kind) => HistoryStyle {
+            y_label: &label,
+            scale: kind.scale(),
+            // |x| of a cosine lies in 0..1; a count from 0 (to at least 1).
+            y_range: match kind.y_range() {
+                Some((lo, hi)) if args.abs => Some((lo.max(0.0), hi)),
+                None if kind.is_counter() => Some((0.0, 1.0)),
+                range => range,
+            },
+            counter: kind.is_counter(),
+            // A method's panels in one row, a column per width; with one width, the methods
+            // side by side.
+            columns: (widths.len() > 1).then(|| widths.len().min(4)),
+        },
+        None => HistoryStyle::metric(&label),
+    };
+    let title = match kind {
+        Some(kind) => format!("{}: {}", args.sweep, kind.title()),
+        None => format!("{}: {label}", args.sweep),
+    };
+    let svg = plot::history_svg(&title, &style, &plotted)?;
     write_atomic(&args.out.join(format!("{stem}.svg")), svg.as_bytes())?;
     eprintln!(
         "wrote {}/{stem}.csv and .svg ({} lines)",
@@ -262,13 +405,22 @@ fn summarise(iter: u64, mut values: Vec<f64>) -> HistoryPoint {
 /// The lines as CSV: text through the shared [`csv_field`] (quoted where needed, never a
 /// formula), numbers exact.
 fn to_csv(lines: &Lines) -> String {
-    // The seed column is empty where a line pools the seeds.
-    let mut out = String::from("pde,method,seed,width,iter,n,median,min,max\n");
+    // The seed column is empty where a line pools the seeds; a kind's lines name their member.
+    let by_member = lines.keys().any(|k| k.member.is_some());
+    let mut out = String::from(if by_member {
+        "pde,method,seed,width,member,iter,n,median,min,max\n"
+    } else {
+        "pde,method,seed,width,iter,n,median,min,max\n"
+    });
     for (key, points) in lines {
         let seed = key.seed.map(|s| s.to_string()).unwrap_or_default();
+        let member = match &key.member {
+            Some(m) => format!("{},", csv_field(m)),
+            None => String::new(),
+        };
         for p in points {
             out.push_str(&format!(
-                "{},{},{seed},{},{},{},{},{},{}\n",
+                "{},{},{seed},{},{member}{},{},{},{},{}\n",
                 csv_field(&key.pde),
                 csv_field(&key.method),
                 key.width,
@@ -387,6 +539,71 @@ mod tests {
         );
     }
 
+    /// A kind's rows carry their member: one line per member in a panel per method and width,
+    /// named by the member in the legend and in the CSV's `member` column.
+    #[test]
+    fn a_kind_draws_one_line_per_member_in_a_panel_per_method_and_width() {
+        let member = |mut r: Vec<String>, m: &str| {
+            r.push(m.to_string());
+            r
+        };
+        let rows = vec![
+            member(row("modsync+dcgd", 8, 0, 100, 0.9), "kept_frac_l0"),
+            member(row("modsync+dcgd", 8, 1, 100, 0.7), "kept_frac_l0"),
+            member(row("modsync+dcgd", 8, 0, 100, 0.5), "kept_frac_l1"),
+            member(row("modsync+dcgd", 16, 0, 100, 0.4), "kept_frac_l0"),
+        ];
+        let lines = group_rows(
+            &rows,
+            &Grouping {
+                methods: &[],
+                abs: false,
+                per_seed: false,
+            },
+        );
+        let drawn: Vec<(String, String)> = lines.keys().map(|k| (k.panel(), k.name())).collect();
+        assert_eq!(
+            drawn,
+            [
+                (
+                    "burgers, modsync+dcgd, width 8".into(),
+                    "kept_frac_l0".into()
+                ),
+                (
+                    "burgers, modsync+dcgd, width 8".into(),
+                    "kept_frac_l1".into()
+                ),
+                (
+                    "burgers, modsync+dcgd, width 16".into(),
+                    "kept_frac_l0".into()
+                ),
+            ]
+        );
+        let first = lines.values().next().unwrap();
+        assert_eq!(first[0], summarise(100, vec![0.9, 0.7]), "seeds pooled");
+        let csv = to_csv(&lines);
+        assert!(
+            csv.starts_with(
+                "pde,method,seed,width,member,iter,n,median,min,max\n\
+                 burgers,modsync+dcgd,,8,kept_frac_l0,100,2,0.8,0.7,0.9\n"
+            ),
+            "{csv}"
+        );
+        // Per seed: the seed in the panel too.
+        let apart = group_rows(
+            &rows,
+            &Grouping {
+                methods: &[],
+                abs: false,
+                per_seed: true,
+            },
+        );
+        assert_eq!(
+            apart.keys().next().unwrap().panel(),
+            "burgers, modsync+dcgd, width 8, seed 0"
+        );
+    }
+
     #[test]
     fn metric_names_cannot_reach_the_sql_text() {
         assert!(check_metric("cos_rb").is_ok());
@@ -398,5 +615,9 @@ mod tests {
         assert!(select("s", "loss_b").contains("m.loss_b AS v"));
         assert!(select("s", "cos_rb").contains("json_extract(m.extra, '$.cos_rb')"));
         assert!(select("it's", "rel_l2").contains("'it''s'"));
+        // A kind's members come from the store: any text, always quoted as an SQL string.
+        let q = select_member("s", "kept') OR 1=1 --");
+        assert!(q.contains("e.key = 'kept'') OR 1=1 --'"), "{q}");
+        assert!(select_names("it's").contains("'it''s'"));
     }
 }

@@ -1,24 +1,23 @@
 //! `modsync submit FILE`: validate a sweep file and send it; prints the sweep id on stdout.
 
-use std::path::PathBuf;
-
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 use clap::Args;
 use modsync_proto::SubmitSweepRequest;
 
 use crate::client::ClientArgs;
+use crate::cmd::SweepFileArgs;
 
 #[derive(Args)]
 pub struct SubmitArgs {
-    /// Sweep file (TOML): name, [grid] axes, [train] settings; see examples/quick.toml.
-    file: PathBuf,
+    #[command(flatten)]
+    sweep: SweepFileArgs,
     #[command(flatten)]
     client: ClientArgs,
 }
 
 pub fn run(args: SubmitArgs) -> Result<()> {
     // Validated here first: a bad file is refused before anything is sent or written.
-    let sweep = coordinator::sweep_file::load(&args.file).map_err(|e| anyhow!(e))?;
+    let sweep = args.sweep.load()?;
     let (rt, mut client) = args.client.connect()?;
     let response = rt
         .block_on(client.submit_sweep(SubmitSweepRequest {

@@ -25,6 +25,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::{hostname, runtime, shutdown_signal};
+use crate::cmd::SweepFileArgs;
 use crate::output::prepare_dir;
 
 #[derive(Args)]
@@ -42,8 +43,8 @@ enum SweepCommand {
 
 #[derive(Args)]
 struct RunArgs {
-    /// Sweep file (TOML); see examples/quick.toml.
-    file: PathBuf,
+    #[command(flatten)]
+    sweep: SweepFileArgs,
     /// Local workers. Default: the number of CPU cores (with --device cpu), else 1.
     #[arg(long)]
     workers: Option<usize>,
@@ -95,7 +96,7 @@ enum Ending {
 
 fn run_sweep(args: RunArgs) -> Result<()> {
     // Everything is validated before anything is created on disk.
-    let sweep = coordinator::sweep_file::load(&args.file).map_err(|e| anyhow!(e))?;
+    let sweep = args.sweep.load()?;
     trainer_core::parse_device(&args.device)?;
     let workers = args.workers.unwrap_or_else(|| {
         if args.device == "cpu" {
@@ -237,11 +238,11 @@ fn run_sweep(args: RunArgs) -> Result<()> {
             ));
         }
 
-        if submitted.jobs_total != sweep.configs.len() as u64 {
+        if submitted.jobs_total != sweep.jobs.len() as u64 {
             tracing::warn!(
                 "the coordinator counts {} jobs, the file expands to {}",
                 submitted.jobs_total,
-                sweep.configs.len()
+                sweep.jobs.len()
             );
         }
         let bar = ProgressBar::new(submitted.jobs_total);

@@ -14,7 +14,7 @@ pub struct WorkerArgs {
     slots: usize,
     /// Jobs of one shape (PDE, width, depth, precision) each slot trains together in one
     /// batched step; a finished job's place goes to the next compatible job at once. See the
-    /// README's "Packs" for how to pick it on a GPU.
+    /// "Packs" section of docs/operations.md for how to pick it on a GPU.
     #[arg(long, default_value_t = worker::DEFAULT_PACK, value_name = "K")]
     pack: usize,
     /// cpu (Burn's pure-Rust CPU backend); cuda:N (LibTorch on CUDA device N) and cpu-tch

@@ -665,3 +665,49 @@ fn ablation_modes_train() {
         assert!(last["loss_s"].is_finite());
     }
 }
+
+/// Every diagnostic a run emits has a kind of its own (`diagnostic_kind`), none falls to
+/// `Other`: every base method, plain and under ModSync, at depth 3 (four masked layers), with
+/// the orthogonality fraction and the NTK weights measured. A name added to a method's or
+/// ModSync's `diagnostics` without a kind fails here, and the dashboard's job page would put
+/// it in its "other" panel.
+#[test]
+fn every_diagnostic_a_run_emits_has_its_kind() {
+    use trainer_core::DiagnosticKind;
+    use trainer_core::methods::METHODS;
+    let mut seen: BTreeMap<String, DiagnosticKind> = BTreeMap::new();
+    for base in METHODS {
+        for method in [base.name.to_string(), format!("modsync+{}", base.name)] {
+            let mut c = tiny(&method);
+            c.depth = 3;
+            c.method_options.ntk.every = 3;
+            let mut rec = Recorder::default();
+            Trainer::new(c, &Device::flex()).unwrap().run(&mut rec);
+            let names: Vec<&String> = rec.rows.iter().flat_map(|r| r.extra.keys()).collect();
+            assert!(!names.is_empty(), "{method}: no diagnostics");
+            for name in names {
+                let kind = DiagnosticKind::of(name);
+                assert_ne!(kind, DiagnosticKind::Other, "{method} emits {name}");
+                seen.insert(name.clone(), kind);
+            }
+        }
+    }
+    // modsync+dcgd's, by kind (the job page's panels); four masked layers l0..l3.
+    let of = |kind: DiagnosticKind| -> Vec<&str> {
+        seen.iter()
+            .filter(|(_, k)| **k == kind)
+            .map(|(n, _)| n.as_str())
+            .collect()
+    };
+    let layers =
+        |prefix: &str| -> Vec<String> { (0..4).map(|l| format!("{prefix}_l{l}")).collect() };
+    assert_eq!(of(DiagnosticKind::Cosines), ["cos_rb"]);
+    assert_eq!(of(DiagnosticKind::Norms), ["norm_g_b", "norm_g_r"]);
+    assert_eq!(of(DiagnosticKind::Orthogonality), ["orth_frac"]);
+    assert_eq!(of(DiagnosticKind::LossS), ["loss_s"]);
+    assert_eq!(of(DiagnosticKind::Kept), layers("kept_frac"));
+    assert_eq!(of(DiagnosticKind::Exclusive), layers("exclusive_frac"));
+    assert_eq!(of(DiagnosticKind::Reweighting), layers("rw_mean"));
+    assert_eq!(of(DiagnosticKind::Resets), layers("resets"));
+    assert_eq!(of(DiagnosticKind::Weights), ["lambda_b", "lambda_r"]);
+}

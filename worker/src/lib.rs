@@ -81,9 +81,10 @@ impl std::fmt::Debug for WorkerConfig {
 }
 
 /// `--pack` when none is given. On the CPU backend a pack trains no more network-steps per core
-/// than one network does (the step is compute-bound: +0-6 % per thread, README "Benchmark:
-/// packs"), while it delays every result of the pack to the pack's end: one network per slot.
-/// GPU users raise it (README, "Packs").
+/// than one network does (the step is compute-bound: +0-6 % per thread, bench/README.md,
+/// "Benchmark: packs"), while it delays every result of the pack to the pack's end: one network
+/// per slot.
+/// GPU users raise it (docs/operations.md, "Packs").
 pub const DEFAULT_PACK: usize = 1;
 
 /// Most jobs one slot packs together: the coordinator's limit per lease.

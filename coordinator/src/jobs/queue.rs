@@ -7,17 +7,20 @@
 
 use modsync_proto::{FailJobRequest, ReleaseJobRequest};
 use sqlx::SqliteConnection;
-use trainer_core::TrainConfig;
 
 use crate::error::Result;
 use crate::fence::to_i64;
+use crate::grid::GridJob;
 use crate::jobs::sql::{refusal, touch_worker};
 
-/// A sweep's expanded job: its config, canonical JSON and hash (`grid::canonical_config`).
-pub(crate) type NewJob<'a> = (&'a TrainConfig, (String, String));
+/// A sweep's expanded job with its canonical JSON and hash (`grid::canonical_config`).
+pub(crate) type NewJob<'a> = (&'a GridJob, (String, String));
 
-/// Inserts the jobs of sweep `sweep_id` that it does not have yet (unique per config hash);
-/// returns how many were created.
+/// Inserts the jobs of sweep `sweep_id` that it does not have yet (unique per config hash) and
+/// their `job_axes`; returns how many were created. A job that is already there keeps
+/// everything but its series label and axis values, which follow the latest spec: a sweep that
+/// gains an axis whose first value is the old setting (`lr = [1e-3, 3e-3]` where `lr` was
+/// 1e-3) labels its old jobs `lr=0.001` rather than leaving them without a series.
 pub(crate) async fn insert_sweep_jobs(
     conn: &mut SqliteConnection,
     sweep_id: &str,
@@ -27,12 +30,13 @@ pub(crate) async fn insert_sweep_jobs(
     now: i64,
 ) -> Result<u64> {
     let mut created = 0u64;
-    for (config, (json, hash)) in jobs {
+    for (job, (json, hash)) in jobs {
+        let config = &job.config;
         let done = sqlx::query(
-            "INSERT INTO jobs (sweep_id, pde, method, width, seed, config_json, config_hash,
-                               pack_key, max_attempts, priority, created_at_ms,
+            "INSERT INTO jobs (sweep_id, pde, method, width, seed, series, config_json,
+                               config_hash, pack_key, max_attempts, priority, created_at_ms,
                                updated_at_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (sweep_id, config_hash) DO NOTHING",
         )
         .bind(sweep_id)
@@ -40,6 +44,7 @@ pub(crate) async fn insert_sweep_jobs(
         .bind(&config.method)
         .bind(to_i64(config.width as u64))
         .bind(to_i64(config.seed))
+        .bind(&job.series)
         .bind(json)
         .bind(hash)
         .bind(trainer_core::pack_key(config).encode())
@@ -49,9 +54,58 @@ pub(crate) async fn insert_sweep_jobs(
         .bind(now)
         .execute(&mut *conn)
         .await?;
-        created += done.rows_affected();
+        let job_id = if done.rows_affected() == 1 {
+            created += 1;
+            Some(done.last_insert_rowid())
+        } else {
+            relabel(conn, sweep_id, hash, &job.series).await?
+        };
+        if let Some(job_id) = job_id {
+            write_axes(conn, job_id, &job.settings).await?;
+        }
     }
     Ok(created)
+}
+
+/// Gives the existing job of `hash` the series `series` when it has another one; returns its
+/// id then (its axes are rewritten), `None` when nothing changed.
+async fn relabel(
+    conn: &mut SqliteConnection,
+    sweep_id: &str,
+    hash: &str,
+    series: &str,
+) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar(
+        "UPDATE jobs SET series = ? WHERE sweep_id = ? AND config_hash = ? AND series <> ?
+         RETURNING id",
+    )
+    .bind(series)
+    .bind(sweep_id)
+    .bind(hash)
+    .bind(series)
+    .fetch_optional(&mut *conn)
+    .await?)
+}
+
+/// Replaces the `job_axes` rows of job `job_id` by `settings`.
+async fn write_axes(
+    conn: &mut SqliteConnection,
+    job_id: i64,
+    settings: &[(String, String)],
+) -> Result<()> {
+    sqlx::query("DELETE FROM job_axes WHERE job_id = ?")
+        .bind(job_id)
+        .execute(&mut *conn)
+        .await?;
+    for (axis, value) in settings {
+        sqlx::query("INSERT INTO job_axes (job_id, axis, value) VALUES (?, ?, ?)")
+            .bind(job_id)
+            .bind(axis)
+            .bind(value)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// How many jobs sweep `sweep_id` has.

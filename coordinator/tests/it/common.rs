@@ -141,6 +141,7 @@ pub fn spec(name: &str) -> SweepSpec {
         base_config_json: r#"{"iters": 20, "eval_every": 10}"#.into(),
         max_attempts: 3,
         priority: 0,
+        ..Default::default()
     }
 }
 

@@ -1,6 +1,6 @@
-//! The caps on what comes back in an error, and on what is kept of one (README, Limits): a
-//! status message is cut to 1 KiB, a value quoted in it to 64 characters, and a job's stored
-//! `last_error` to 16 KiB — each checked to the byte.
+//! The caps on what comes back in an error, and on what is kept of one (docs/operations.md,
+//! "Limits"): a status message is cut to 1 KiB, a value quoted in it to 64 characters, and a
+//! job's stored `last_error` to 16 KiB — each checked to the byte.
 
 use modsync_proto::*;
 use tonic::Code;

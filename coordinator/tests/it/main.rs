@@ -16,6 +16,7 @@ mod query;
 mod query_guard;
 mod restart;
 mod results;
+mod series;
 mod sql_disguises;
 mod submit;
 mod tls;

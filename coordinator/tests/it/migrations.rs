@@ -156,6 +156,12 @@ async fn version_4_applies_to_a_store_with_data() {
             .unwrap();
     assert_eq!(count, jobs);
     assert!(results > 10, "{results}");
+    // Version 5: jobs stored before extra axes existed are in the one empty series.
+    let unlabelled: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE series = ''")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(unlabelled, jobs);
     let indexes: Vec<String> = sqlx::query_scalar(
         "SELECT name FROM sqlite_master WHERE type = 'index' AND name IN
              ('jobs_cells', 'results_finished') ORDER BY name",
