@@ -494,7 +494,7 @@ fn legend_rows(names: &[&str]) -> Vec<Vec<(usize, f64)>> {
     let mut rows: Vec<Vec<(usize, f64)>> = Vec::new();
     let mut x = LEFT;
     for (i, name) in names.iter().enumerate() {
-        let w = SWATCH + text_width(name) * 0.3;
+        let w = SWATCH + text_width(name);
         if rows.is_empty() || (x + w > W - RIGHT && x > LEFT) {
             rows.push(Vec::new());
             x = LEFT;
