@@ -35,6 +35,7 @@ pub mod conn;
 mod curves;
 pub mod error;
 mod fence;
+mod field;
 pub mod grid;
 mod jobs;
 pub mod query;

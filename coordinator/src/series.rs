@@ -2,7 +2,7 @@
 //! `modsync.lambda_s`) and its variants (named sets of settings that belong together, such as an
 //! ablation row), validated and combined.
 //!
-//! A series is one variant (or none) with one value of every axis. [`crate::grid::expand_jobs`]
+//! A series is one variant (or none) with one value of every axis. `grid::expand_jobs`
 //! crosses each series with pdes × methods × widths × seeds. Its label (`jobs.series`) is how
 //! curves, the dashboard and SQL tell the settings apart: the variant's name, then `path=value`
 //! per axis in the spec's order, space-separated (`sparsity_only lr=0.003`); empty for a sweep
@@ -26,7 +26,9 @@ use modsync_proto::{GridAxis, GridVariant, SweepSpec};
 use serde_json::{Map, Value};
 use trainer_core::TrainConfig;
 
-use crate::grid::{AXIS_FIELDS, FieldError, check_shape, key_name, quoted};
+use crate::field::{
+    AXIS_FIELDS, FieldError, check_identifier, check_shape, key_name, overlay, quoted,
+};
 
 /// Most extra axes plus variants' fields: beyond this a sweep is not a grid but a list.
 pub const MAX_AXES: usize = 32;
@@ -264,8 +266,7 @@ fn parse_variant(
     shape: &Value,
 ) -> Result<Series, FieldError> {
     let field = format!("variants[{index}]");
-    crate::grid::check_identifier(&variant.name)
-        .map_err(|p| FieldError::new(format!("{field}.name"), p))?;
+    check_identifier(&variant.name).map_err(|p| FieldError::new(format!("{field}.name"), p))?;
     if let Some(first) = all[..index].iter().position(|v| v.name == variant.name) {
         return Err(FieldError::new(
             format!("{field}.name"),
@@ -385,23 +386,6 @@ fn leaf_paths(object: &Map<String, Value>, shape: &Value, prefix: &str) -> Vec<S
 /// One path is the other or contains it.
 fn overlaps(a: &str, b: &str) -> bool {
     a == b || a.starts_with(&format!("{b}.")) || b.starts_with(&format!("{a}."))
-}
-
-/// Replaces the values of `base` by those of `over`, object by object (other values whole).
-pub fn overlay(base: &mut Value, over: Value) {
-    match (base, over) {
-        (Value::Object(base), Value::Object(over)) => {
-            for (key, value) in over {
-                match base.get_mut(&key) {
-                    Some(slot) => overlay(slot, value),
-                    None => {
-                        base.insert(key, value);
-                    }
-                }
-            }
-        }
-        (slot, value) => *slot = value,
-    }
 }
 
 /// Refuses two series whose configs are the same (`configs[i]` is series `i`'s base config),
