@@ -254,18 +254,7 @@ pub fn render_events(chart: &Chart, xs: &[f64], lanes: &[Lane]) -> String {
     let x = Axis::fitted(chart.x_scale, xs.iter().copied(), LEFT, W - RIGHT);
     let bottom = TOP + plot_h;
     out.push_str(r#"<g class="axes">"#);
-    let x_ticks = chart.x_ticks.clone().unwrap_or_else(|| x.ticks());
-    for (t, label) in x_ticks.iter().zip(x.labels(&x_ticks)) {
-        let Some(px) = x.px(*t) else { continue };
-        if px < x.from - 0.5 || px > x.to + 0.5 {
-            continue;
-        }
-        let _ = write!(
-            out,
-            r#"<line class="grid" x1="{px:.1}" x2="{px:.1}" y1="{TOP}" y2="{bottom}"/><text class="tick x" x="{px:.1}" y="{}" text-anchor="middle">{label}</text>"#,
-            bottom + 16.0,
-        );
-    }
+    x_grid(&mut out, chart, &x, bottom);
     let lane_y = |i: usize| TOP + plot_h * (i as f64 + 0.5) / lanes.len() as f64;
     for (i, lane) in lanes.iter().enumerate() {
         let _ = write!(
@@ -319,8 +308,8 @@ pub fn render_events(chart: &Chart, xs: &[f64], lanes: &[Lane]) -> String {
     out
 }
 
-fn axes(out: &mut String, chart: &Chart, x: &Axis, y: &Axis) {
-    out.push_str(r#"<g class="axes">"#);
+/// The x axis's grid lines from the top of the plot down to `bottom`, each with its label.
+fn x_grid(out: &mut String, chart: &Chart, x: &Axis, bottom: f64) {
     let x_ticks = chart.x_ticks.clone().unwrap_or_else(|| x.ticks());
     for (t, label) in x_ticks.iter().zip(x.labels(&x_ticks)) {
         let Some(px) = x.px(*t) else { continue };
@@ -329,11 +318,15 @@ fn axes(out: &mut String, chart: &Chart, x: &Axis, y: &Axis) {
         }
         let _ = write!(
             out,
-            r#"<line class="grid" x1="{px:.1}" x2="{px:.1}" y1="{TOP}" y2="{}"/><text class="tick x" x="{px:.1}" y="{}" text-anchor="middle">{label}</text>"#,
-            H - BOTTOM,
-            H - BOTTOM + 16.0,
+            r#"<line class="grid" x1="{px:.1}" x2="{px:.1}" y1="{TOP}" y2="{bottom}"/><text class="tick x" x="{px:.1}" y="{}" text-anchor="middle">{label}</text>"#,
+            bottom + 16.0,
         );
     }
+}
+
+fn axes(out: &mut String, chart: &Chart, x: &Axis, y: &Axis) {
+    out.push_str(r#"<g class="axes">"#);
+    x_grid(out, chart, x, H - BOTTOM);
     let y_ticks = y.ticks();
     for (t, label) in y_ticks.iter().zip(y.labels(&y_ticks)) {
         let Some(py) = y.px(*t) else { continue };
