@@ -378,27 +378,94 @@ fn the_dashboard_in_a_browser_shows_a_sweep_live() {
         }
     }
     browser.screenshot("6-job-modsync");
+
+    // A sweep over an extra axis (issue 27): one line and one table row per (method, series),
+    // named "method · series", its legend below the plot and its entries apart.
+    let file = write(dir.path(), "axes.toml", &axes_sweep_file());
+    coord.cli(&["submit", &file]);
+    browser.go(&format!("{web}/sweeps/browser-axes"));
+    browser.wait_for(
+        Duration::from_secs(180),
+        "the axes sweep done, with a line per series",
+        "const s = document.querySelector('span.progress'); return s !== null && \
+         Number(s.dataset.value) === 100 && \
+         document.querySelectorAll('section.pde svg.scaling g.series path.line').length === 4;",
+    );
+    let lines = chart_layout(&browser, "section.pde svg.scaling");
+    let names = [
+        "adam · lr=0.001",
+        "adam · lr=0.01",
+        "dcgd · lr=0.001",
+        "dcgd · lr=0.01",
+    ];
+    assert_eq!(
+        lines,
+        [("scaling".to_string(), names.map(String::from).to_vec())]
+    );
+    let rows = browser.js(
+        "return [...document.querySelectorAll('section.pde tr[data-series]')]\
+         .map(r => r.dataset.method + ' · ' + r.dataset.series);",
+    );
+    assert_eq!(rows, json!(names), "one table row per series");
+    let jobs = browser.js(
+        "return [...document.querySelectorAll('table.jobs tr.job')]\
+         .map(r => r.cells[2].textContent + ' · ' + r.querySelector('td.series').textContent).sort();",
+    );
+    let per_job: Vec<&str> = names.iter().flat_map(|n| [*n, *n]).collect();
+    assert_eq!(jobs, json!(per_job), "the job list names each job's series");
+    browser.screenshot("7-sweep-axes");
     coord.proc.signal("TERM");
 }
 
-/// On the job page now open: waits for its diagnostics, checks that every panel is drawn
-/// (visible, with a size), that no legend overlaps its plot area (`rect.frame`) or runs out of
-/// its `<svg>`, that no two legend entries overlap, and that every line has points; returns
-/// each panel's class and series names, in order.
+/// 2 methods × 2 widths × 1 seed over an extra axis, lr: 4 series.
+fn axes_sweep_file() -> String {
+    r#"name = "browser-axes"
+max_attempts = 2
+
+[grid]
+pdes = ["burgers"]
+methods = ["adam", "dcgd"]
+widths = [4, 8]
+seeds = [0]
+
+[grid.axes]
+lr = [0.001, 0.01]
+
+[train]
+depth = 2
+iters = 200
+eval_every = 20
+lr_decay = false
+"#
+    .to_string()
+}
+
+/// On the job page now open: waits for its diagnostics and checks their layout
+/// ([`chart_layout`]); returns each panel's class and series names, in order.
 fn diagnostic_panels(browser: &Browser) -> Vec<(String, Vec<String>)> {
     browser.wait_for(
         Duration::from_secs(10),
         "the diagnostics panels",
         "return document.querySelectorAll('div.diagnostics svg.chart').length > 0;",
     );
-    let report = browser.js(
+    chart_layout(browser, "div.diagnostics svg.chart")
+}
+
+/// Checks every chart `selector` finds: drawn (visible, with a size), not empty (but a resets
+/// panel may be), no legend entry over its plot area (`rect.frame`) or out of its `<svg>`, no
+/// two legend entries overlapping, every line with points; returns each chart's class and
+/// series names, in order.
+fn chart_layout(browser: &Browser, selector: &str) -> Vec<(String, Vec<String>)> {
+    let report = browser.js(&format!(
+        "const selector = {};\n{}",
+        json!(selector),
         r#"
         const box = e => { const r = e.getBoundingClientRect();
             return { l: r.left, t: r.top, r: r.right, b: r.bottom }; };
         const overlap = (a, b) => a.l < b.r - 0.5 && b.l < a.r - 0.5 && a.t < b.b - 0.5 && b.t < a.b - 0.5;
         const inside = (a, b) => a.l >= b.l - 0.5 && a.r <= b.r + 0.5 && a.t >= b.t - 0.5 && a.b <= b.b + 0.5;
         const panels = [], problems = [];
-        for (const svg of document.querySelectorAll('div.diagnostics svg.chart')) {
+        for (const svg of document.querySelectorAll(selector)) {
             const cls = [...svg.classList].find(c => c !== 'chart');
             const s = box(svg), style = getComputedStyle(svg);
             if (s.r - s.l < 200 || s.b - s.t < 100 || style.display === 'none' || style.visibility !== 'visible')
@@ -427,8 +494,8 @@ fn diagnostic_panels(browser: &Browser) -> Vec<(String, Vec<String>)> {
             panels.push([cls, [...svg.querySelectorAll('g.series')].map(g => g.dataset.series)]);
         }
         return { panels, problems };
-        "#,
-    );
+        "#
+    ));
     assert_eq!(report["problems"], json!([]), "{report}");
     report["panels"]
         .as_array()

@@ -140,3 +140,106 @@ fn two_workers_finish_a_sweep_and_curves_match_plain_sql() {
     let cells: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(cells, ["e2e", "6", "0", "0", "6", "0", "0"], "{status}");
 }
+
+/// A sweep with an extra axis (issue 27) through real processes: the coordinator binary, two
+/// workers, the client commands. Each job trains with its own axis value (the lr of every
+/// metric row), `job_axes` answers GROUP BY without JSON, and `modsync curves` and `modsync
+/// history` give one line per series with the statistics plain SQL gives.
+#[test]
+fn two_workers_finish_a_sweep_over_an_axis_with_one_curve_per_series() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let coord = Coordinator::start(&dir.path().join("axes.db"), None, FAST_LEASES);
+    let file = write(
+        dir.path(),
+        "axes.toml",
+        &tiny_sweep(
+            "axes",
+            &[4],
+            &[0, 1, 2],
+            100,
+            "\n[grid.axes]\nlr = [0.001, 0.01]",
+        ),
+    );
+    let (ok, _, stderr) = coord.try_cli(&["submit", &file]);
+    assert!(ok, "submit failed: {stderr}");
+    assert!(stderr.contains("6 jobs, 6 created"), "{stderr}");
+    let _w1 = coord.worker("w1", &[]);
+    let _w2 = coord.worker("w2", &[]);
+    coord.wait_all_done("axes", 6, Duration::from_secs(120));
+
+    // Every metric row of a job was trained at its own axis value (lr_decay is off).
+    assert_eq!(
+        coord.sql_int(
+            "SELECT COUNT(*) FROM metrics m JOIN job_axes a ON a.job_id = m.job_id \
+             WHERE a.axis = 'lr' AND m.lr != CAST(a.value AS REAL)"
+        ),
+        0
+    );
+    assert_eq!(
+        coord.sql(
+            "SELECT j.series, a.value, COUNT(*) FROM jobs j JOIN job_axes a ON a.job_id = j.id \
+             GROUP BY j.series, a.value ORDER BY j.series"
+        ),
+        [["lr=0.001", "0.001", "3"], ["lr=0.01", "0.01", "3"]]
+    );
+
+    // Our own statistics per series from `results`, against `modsync curves`' CSV.
+    let mut groups: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for r in
+        coord.sql("SELECT j.series, r.rel_l2_best FROM results r JOIN jobs j ON j.id = r.job_id")
+    {
+        groups
+            .entry(r[0].clone())
+            .or_default()
+            .push(r[1].parse().unwrap());
+    }
+    let out = dir.path().join("curves");
+    coord.cli(&["curves", "axes", "--out", out.to_str().unwrap()]);
+    let csv = parse_csv(&std::fs::read_to_string(out.join("burgers.csv")).unwrap());
+    assert_eq!(
+        csv[0].join(","),
+        "pde,method,series,width,n,mean,std,median,min"
+    );
+    assert_eq!(csv.len() - 1, 2, "one row per series: {csv:?}");
+    for row in &csv[1..] {
+        let (n, mean, std, median, min) = stats(groups.get_mut(&row[2]).expect("a known series"));
+        assert_eq!(row[4].parse::<usize>().unwrap(), n, "{row:?}");
+        let got: Vec<f64> = row[5..].iter().map(|x| x.parse().unwrap()).collect();
+        for (want, got) in [mean, std, median, min].into_iter().zip(got) {
+            assert!(close(want, got), "{row:?}: curves {got} vs SQL {want}");
+        }
+    }
+
+    // `modsync history`: one panel per series, the median over the series' seeds.
+    let history = dir.path().join("history");
+    coord.cli(&[
+        "history",
+        "axes",
+        "--metric",
+        "lr",
+        "--out",
+        history.to_str().unwrap(),
+    ]);
+    let csv = parse_csv(&std::fs::read_to_string(history.join("lr.csv")).unwrap());
+    assert_eq!(
+        csv[0].join(","),
+        "pde,method,series,seed,width,iter,n,median,min,max"
+    );
+    let per_series: BTreeMap<(String, String), usize> =
+        csv[1..].iter().fold(BTreeMap::new(), |mut m, r| {
+            *m.entry((r[2].clone(), r[7].clone())).or_default() += 1;
+            m
+        });
+    assert_eq!(
+        per_series.keys().cloned().collect::<Vec<_>>(),
+        [
+            ("lr=0.001".to_string(), "0.001".to_string()),
+            ("lr=0.01".to_string(), "0.01".to_string())
+        ],
+        "each series' line sits at its own lr: {csv:?}"
+    );
+    assert!(csv[1..].iter().all(|r| r[6] == "3"), "3 seeds per point");
+    let svg = std::fs::read_to_string(history.join("lr.svg")).unwrap();
+    assert!(svg.contains("adam · lr=0.001") && svg.contains("adam · lr=0.01"));
+}

@@ -144,6 +144,8 @@ pub struct JobRow {
     pub id: i64,
     pub pde: String,
     pub method: String,
+    /// The job's axis values or variant name (issue 27); empty in a sweep without axes.
+    pub series: String,
     pub width: i64,
     pub seed: i64,
     pub state: String,
@@ -259,6 +261,7 @@ fn job_row(r: &sqlx::sqlite::SqliteRow) -> Result<JobRow> {
         id: r.try_get("id")?,
         pde: r.try_get("pde")?,
         method: r.try_get("method")?,
+        series: r.try_get("series")?,
         width: r.try_get("width")?,
         seed: r.try_get("seed")?,
         state: r.try_get("state")?,
@@ -530,7 +533,7 @@ pub async fn sweep(
             .fetch_all(&mut *conn)
             .await?;
     const JOB_COLUMNS: &str =
-        "id, pde, method, width, seed, state, attempts, lease_owner, last_error";
+        "id, pde, method, series, width, seed, state, attempts, lease_owner, last_error";
     let failed = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {JOB_COLUMNS} FROM jobs WHERE sweep_id = ? AND state = 'failed' ORDER BY id LIMIT ?"
     )))
@@ -597,7 +600,7 @@ pub async fn sweep(
 pub async fn job(reader: &Reader, id: i64) -> Result<JobPage> {
     let mut conn = reader.pool().acquire().await?;
     let row = sqlx::query(
-        "SELECT j.id, j.sweep_id, j.pde, j.method, j.width, j.seed, j.state, j.attempts,
+        "SELECT j.id, j.sweep_id, j.pde, j.method, j.series, j.width, j.seed, j.state, j.attempts,
                 j.max_attempts, j.lease_owner, j.lease_expires_at_ms, j.last_error,
                 j.config_json, j.updated_at_ms, w.host, w.device
          FROM jobs j LEFT JOIN workers w ON w.id = j.lease_owner WHERE j.id = ?",

@@ -390,14 +390,21 @@ fn method_width_table(lines: &[(&str, &str)], stats: &[&CurveStat]) -> String {
     out
 }
 
+/// A list of jobs; a `series` column where a job has one (a sweep with axes or variants).
 fn jobs_table(jobs: &[JobRow], class: &str) -> String {
+    let with_series = jobs.iter().any(|j| !j.series.is_empty());
     let mut out = format!(
-        r#"<table class="{class}"><thead><tr><th>job</th><th>pde</th><th>method</th><th>width</th><th>seed</th><th>state</th><th>attempts</th><th>worker</th><th>last error</th></tr></thead><tbody>"#
+        r#"<table class="{class}"><thead><tr><th>job</th><th>pde</th><th>method</th>{series}<th>width</th><th>seed</th><th>state</th><th>attempts</th><th>worker</th><th>last error</th></tr></thead><tbody>"#,
+        series = if with_series { "<th>series</th>" } else { "" }
     );
     for j in jobs {
+        let series = match with_series {
+            true => format!(r#"<td class="series">{}</td>"#, esc(&j.series)),
+            false => String::new(),
+        };
         let _ = write!(
             out,
-            r#"<tr class="job {state}" data-job="{id}"><td><a href="/jobs/{id}">{id}</a></td><td>{pde}</td><td>{method}</td><td class="num">{w}</td><td class="num">{seed}</td><td class="state">{state}</td><td class="num">{a}</td><td>{worker}</td><td class="error">{err}</td></tr>"#,
+            r#"<tr class="job {state}" data-job="{id}"><td><a href="/jobs/{id}">{id}</a></td><td>{pde}</td><td>{method}</td>{series}<td class="num">{w}</td><td class="num">{seed}</td><td class="state">{state}</td><td class="num">{a}</td><td>{worker}</td><td class="error">{err}</td></tr>"#,
             id = j.id,
             pde = esc(&j.pde),
             method = esc(&j.method),
@@ -417,13 +424,17 @@ fn jobs_table(jobs: &[JobRow], class: &str) -> String {
 pub fn job(p: &JobPage) -> String {
     let j = &p.job;
     let mut out = format!(
-        r#"<h1>Job {id}</h1><p class="crumbs">sweep <a href="/sweeps/{sweep_url}">{sweep}</a> · {pde} · {method} · width {w} · seed {seed}</p>
+        r#"<h1>Job {id}</h1><p class="crumbs">sweep <a href="/sweeps/{sweep_url}">{sweep}</a> · {pde} · {method}{series} · width {w} · seed {seed}</p>
 <table class="facts"><tbody><tr><th>state</th><td class="state {state}">{state}</td></tr><tr><th>attempts</th><td>{a} of {max}</td></tr><tr><th>worker</th><td>{worker}</td></tr><tr><th>host / device</th><td>{host} / {device}</td></tr><tr><th>lease expires (UTC)</th><td>{lease}</td></tr><tr><th>updated (UTC)</th><td>{updated}</td></tr><tr><th>metric rows</th><td class="num" data-value="{rows}">{rows}</td></tr></tbody></table>"#,
         id = j.id,
         sweep_url = url_part(&p.sweep_id),
         sweep = esc(&p.sweep_id),
         pde = esc(&j.pde),
         method = esc(&j.method),
+        series = match j.series.as_str() {
+            "" => String::new(),
+            series => format!(" · {}", esc(series)),
+        },
         w = j.width,
         seed = j.seed,
         state = esc(&j.state),

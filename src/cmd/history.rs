@@ -4,7 +4,9 @@
 //! capacity failure unfolds, e.g. cos(g_r, g_b) going to 0 at width 512. Writes
 //! `DIR/<metric>.csv` and `DIR/<metric>.svg` (one panel per method, one line per width).
 //! `--per-seed` keeps the seeds apart (one panel per method and seed): a failure that only one
-//! seed shows is averaged away by the median.
+//! seed shows is averaged away by the median. A sweep with extra axes or variants (issue 27)
+//! has one panel per method and series (`modsync+dcgd · lr=0.001`), and its CSV a `series`
+//! column; a sweep without them looks as before.
 //!
 //! `--metric` may also name a kind of diagnostics (`trainer_core::diagnostic_kind`, the same
 //! grouping as the dashboard's job page): `cosines`, `kept`, `exclusive`, `orthogonality`,
@@ -91,7 +93,7 @@ fn check_metric(metric: &str) -> Result<()> {
     Ok(())
 }
 
-/// The SELECT returning (pde, method, width, seed, iter, value) of every finite value.
+/// The SELECT returning (pde, method, series, width, seed, iter, value) of every finite value.
 fn select(sweep: &str, metric: &str) -> String {
     let value = if columns().any(|c| c == metric) {
         format!("m.{metric}")
@@ -99,10 +101,10 @@ fn select(sweep: &str, metric: &str) -> String {
         format!("json_extract(m.extra, '$.{metric}')")
     };
     format!(
-        "SELECT j.pde, j.method, j.width, j.seed, m.iter, {value} AS v \
+        "SELECT j.pde, j.method, j.series, j.width, j.seed, m.iter, {value} AS v \
          FROM metrics m JOIN jobs j ON j.id = m.job_id \
          WHERE j.sweep_id = '{}' AND v IS NOT NULL \
-         ORDER BY j.pde, j.method, j.width, m.iter, j.seed",
+         ORDER BY j.pde, j.method, j.series, j.width, m.iter, j.seed",
         sweep.replace('\'', "''")
     )
 }
@@ -117,12 +119,14 @@ pub struct HistoryPoint {
     pub max: f64,
 }
 
-/// Which values one line summarises: a method at a width, with `--per-seed` one seed, and
-/// for a kind of diagnostics one member of it.
+/// Which values one line summarises: a method (in a series, where the sweep has axes) at a
+/// width, with `--per-seed` one seed, and for a kind of diagnostics one member of it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct LineKey {
     pde: String,
     method: String,
+    /// The job's axis values or variant name (`jobs.series`); empty in a sweep without axes.
+    series: String,
     seed: Option<u64>,
     width: u64,
     member: Option<String>,
@@ -132,6 +136,9 @@ impl LineKey {
     /// The panel: per method (lines by width), or per method and width (lines by member).
     fn panel(&self) -> String {
         let mut panel = format!("{}, {}", self.pde, self.method);
+        if !self.series.is_empty() {
+            panel.push_str(&format!(" · {}", self.series));
+        }
         if self.member.is_some() {
             panel.push_str(&format!(", width {}", self.width));
         }
@@ -160,9 +167,9 @@ struct Grouping<'a> {
     per_seed: bool,
 }
 
-/// The query's (pde, method, width, seed, iter, value) rows as lines: values of one line and
-/// iteration summarised over seeds (one value each with `per_seed`). A seventh cell, where
-/// there is one, names the member of a kind the value is of.
+/// The query's (pde, method, series, width, seed, iter, value) rows as lines: values of one
+/// line and iteration summarised over seeds (one value each with `per_seed`). An eighth cell,
+/// where there is one, names the member of a kind the value is of.
 fn group_rows(rows: &[Vec<String>], how: &Grouping) -> Lines {
     let mut samples: BTreeMap<LineKey, BTreeMap<u64, Vec<f64>>> = BTreeMap::new();
     for row in rows {
@@ -172,10 +179,10 @@ fn group_rows(rows: &[Vec<String>], how: &Grouping) -> Lines {
             continue;
         }
         let (Ok(width), Ok(seed), Ok(iter), Ok(mut v)) = (
-            cell(2).parse::<u64>(),
             cell(3).parse::<u64>(),
             cell(4).parse::<u64>(),
-            cell(5).parse::<f64>(),
+            cell(5).parse::<u64>(),
+            cell(6).parse::<f64>(),
         ) else {
             continue;
         };
@@ -185,9 +192,10 @@ fn group_rows(rows: &[Vec<String>], how: &Grouping) -> Lines {
         let key = LineKey {
             pde: cell(0),
             method,
+            series: cell(2),
             seed: how.per_seed.then_some(seed),
             width,
-            member: row.get(6).cloned(),
+            member: row.get(7).cloned(),
         };
         samples
             .entry(key)
@@ -217,14 +225,14 @@ fn select_names(sweep: &str) -> String {
     )
 }
 
-/// The SELECT returning (pde, method, width, seed, iter, value) of every finite value of the
+/// The SELECT returning (pde, method, series, width, seed, iter, value) of every finite value of the
 /// diagnostic `name` (any text: it is a quoted SQL string, not a JSON path).
 fn select_member(sweep: &str, name: &str) -> String {
     format!(
-        "SELECT j.pde, j.method, j.width, j.seed, m.iter, e.value AS v \
+        "SELECT j.pde, j.method, j.series, j.width, j.seed, m.iter, e.value AS v \
          FROM metrics m JOIN jobs j ON j.id = m.job_id, json_each(m.extra) e \
          WHERE j.sweep_id = '{}' AND e.key = '{}' AND v IS NOT NULL \
-         ORDER BY j.pde, j.method, j.width, m.iter, j.seed",
+         ORDER BY j.pde, j.method, j.series, j.width, m.iter, j.seed",
         sweep.replace('\'', "''"),
         name.replace('\'', "''")
     )
@@ -405,22 +413,28 @@ fn summarise(iter: u64, mut values: Vec<f64>) -> HistoryPoint {
 /// The lines as CSV: text through the shared [`csv_field`] (quoted where needed, never a
 /// formula), numbers exact.
 fn to_csv(lines: &Lines) -> String {
-    // The seed column is empty where a line pools the seeds; a kind's lines name their member.
+    // The seed column is empty where a line pools the seeds; a kind's lines name their member;
+    // a series column only where the sweep has series, so a sweep without axes reads as before.
     let by_member = lines.keys().any(|k| k.member.is_some());
-    let mut out = String::from(if by_member {
-        "pde,method,seed,width,member,iter,n,median,min,max\n"
-    } else {
-        "pde,method,seed,width,iter,n,median,min,max\n"
-    });
+    let by_series = lines.keys().any(|k| !k.series.is_empty());
+    let mut out = format!(
+        "pde,method,{}seed,width,{}iter,n,median,min,max\n",
+        if by_series { "series," } else { "" },
+        if by_member { "member," } else { "" }
+    );
     for (key, points) in lines {
         let seed = key.seed.map(|s| s.to_string()).unwrap_or_default();
+        let series = match by_series {
+            true => format!("{},", csv_field(&key.series)),
+            false => String::new(),
+        };
         let member = match &key.member {
             Some(m) => format!("{},", csv_field(m)),
             None => String::new(),
         };
         for p in points {
             out.push_str(&format!(
-                "{},{},{seed},{},{member}{},{},{},{},{}\n",
+                "{},{},{series}{seed},{},{member}{},{},{},{},{}\n",
                 csv_field(&key.pde),
                 csv_field(&key.method),
                 key.width,
@@ -448,9 +462,15 @@ mod tests {
     }
 
     fn row(method: &str, width: u64, seed: u64, iter: u64, v: f64) -> Vec<String> {
+        row_in("", method, width, seed, iter, v)
+    }
+
+    /// A row of a job in `series` (empty: a sweep without axes).
+    fn row_in(series: &str, method: &str, width: u64, seed: u64, iter: u64, v: f64) -> Vec<String> {
         [
             "burgers",
             method,
+            series,
             &width.to_string(),
             &seed.to_string(),
             &iter.to_string(),
@@ -470,6 +490,7 @@ mod tests {
             vec![
                 "burgers".into(),
                 "dcgd".into(),
+                "".into(),
                 "512".into(),
                 "0".into(),
                 "300".into(),
@@ -521,7 +542,7 @@ mod tests {
     #[test]
     fn csv_text_never_starts_a_formula_and_numbers_stay_numbers() {
         let rows = vec![
-            ["=1+1", "@SUM(1+1)", "8", "0", "100", "-0.5"]
+            ["=1+1", "@SUM(1+1)", "", "8", "0", "100", "-0.5"]
                 .map(String::from)
                 .to_vec(),
         ];
@@ -601,6 +622,49 @@ mod tests {
         assert_eq!(
             apart.keys().next().unwrap().panel(),
             "burgers, modsync+dcgd, width 8, seed 0"
+        );
+    }
+
+    /// A sweep with an axis: one panel per method and series, the seeds of a series pooled
+    /// (never across series), and a `series` column in the CSV.
+    #[test]
+    fn a_sweep_with_series_has_a_panel_per_method_and_series() {
+        let rows = vec![
+            row_in("lr=0.001", "dcgd", 64, 0, 100, 0.2),
+            row_in("lr=0.001", "dcgd", 64, 1, 100, 0.4),
+            row_in("lr=0.003", "dcgd", 64, 0, 100, 0.9),
+            row_in("lr=0.003", "dcgd", 64, 1, 100, 0.7),
+        ];
+        let lines = group_rows(
+            &rows,
+            &Grouping {
+                methods: &[],
+                abs: false,
+                per_seed: false,
+            },
+        );
+        let drawn: Vec<(String, Vec<HistoryPoint>)> = lines
+            .iter()
+            .map(|(k, points)| (k.panel(), points.clone()))
+            .collect();
+        assert_eq!(
+            drawn,
+            [
+                (
+                    "burgers, dcgd · lr=0.001".to_string(),
+                    vec![summarise(100, vec![0.2, 0.4])]
+                ),
+                (
+                    "burgers, dcgd · lr=0.003".to_string(),
+                    vec![summarise(100, vec![0.9, 0.7])]
+                ),
+            ]
+        );
+        assert_eq!(
+            to_csv(&lines),
+            "pde,method,series,seed,width,iter,n,median,min,max\n\
+             burgers,dcgd,lr=0.001,,64,100,2,0.30000000000000004,0.2,0.4\n\
+             burgers,dcgd,lr=0.003,,64,100,2,0.8,0.7,0.9\n"
         );
     }
 
