@@ -324,3 +324,40 @@ fn an_idle_worker_exits_by_itself_when_asked() {
     );
     assert!(!ok && err.contains("invalid --exit-when-idle"), "{err}");
 }
+
+/// `--slots`, `--pack` and `--device` are one set of flags (`SlotArgs`) for `modsync worker`
+/// and `sweep run`'s local workers: both refuse the same bad values, naming the flag, before
+/// connecting (worker) or creating anything on disk (sweep run).
+#[test]
+fn slot_flags_are_refused_alike_by_worker_and_sweep_run() {
+    let t = Duration::from_secs(60);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "s.toml",
+        &tiny_sweep("slots", &[4], &[0], 10, ""),
+    );
+    for (flag, value, says) in [
+        ("--slots", "0", "invalid --slots: must be at least 1"),
+        ("--pack", "0", "invalid --pack: must be in 1..="),
+        ("--pack", "100000", "invalid --pack: must be in 1..="),
+        (
+            "--device",
+            "tpu:0",
+            "invalid --device: unknown device \"tpu:0\"",
+        ),
+    ] {
+        let (ok, _, err) = run_cli(
+            &["worker", flag, value, "--coordinator", "http://127.0.0.1:9"],
+            t,
+        );
+        assert!(!ok && err.contains(says), "worker {flag} {value}: {err}");
+        let (ok, _, err) =
+            common::run_cli_in(&["sweep", "run", &file, flag, value], t, Some(dir.path()));
+        assert!(!ok && err.contains(says), "sweep run {flag} {value}: {err}");
+        assert!(
+            !dir.path().join(".modsync").exists(),
+            "sweep run {flag} {value} created a store"
+        );
+    }
+}

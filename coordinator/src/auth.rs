@@ -12,7 +12,6 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
-use tonic::metadata::MetadataValue;
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
 
@@ -119,47 +118,6 @@ impl Interceptor for BearerAuth {
     }
 }
 
-/// Client side: adds the token to every request (no-op without one). Use with
-/// `SweepsClient::with_interceptor(channel, ClientAuth::new(token)?)`.
-#[derive(Clone)]
-pub struct ClientAuth {
-    header: Option<MetadataValue<tonic::metadata::Ascii>>,
-}
-
-impl ClientAuth {
-    /// Fails when the token cannot be sent as metadata (non-visible-ASCII characters), or is
-    /// empty or only whitespace (`None` is "no token").
-    pub fn new(token: Option<&str>) -> Result<Self, Status> {
-        if token.is_some_and(|t| t.trim().is_empty()) {
-            return Err(Status::invalid_argument(
-                "token is empty or only whitespace (use None for no token)",
-            ));
-        }
-        let header = token
-            .map(|t| {
-                format!("{SCHEME}{t}")
-                    .parse::<MetadataValue<_>>()
-                    .map(|mut v| {
-                        // Debug prints "Sensitive": a metadata dump never shows the token.
-                        v.set_sensitive(true);
-                        v
-                    })
-                    .map_err(|_| Status::invalid_argument("token must be visible ASCII characters"))
-            })
-            .transpose()?;
-        Ok(Self { header })
-    }
-}
-
-impl Interceptor for ClientAuth {
-    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
-        if let Some(h) = &self.header {
-            req.metadata_mut().insert(HEADER, h.clone());
-        }
-        Ok(req)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,20 +209,7 @@ mod tests {
     #[test]
     fn debug_never_shows_the_token() {
         let server = BearerAuth::new(Some("hunter2"));
-        let mut client = ClientAuth::new(Some("hunter2")).unwrap();
-        let request = client.call(Request::new(())).unwrap();
-        for shown in [format!("{server:?}"), format!("{:?}", request.metadata())] {
-            assert!(!shown.contains("hunter2"), "{shown}");
-        }
-    }
-
-    #[test]
-    fn client_auth_adds_the_header() {
-        let mut c = ClientAuth::new(Some("tok")).unwrap();
-        let r = c.call(Request::new(())).unwrap();
-        assert!(BearerAuth::new(Some("tok")).check(&r).is_ok());
-        assert!(ClientAuth::new(Some("bad\ntoken")).is_err());
-        assert!(ClientAuth::new(Some("")).is_err());
-        assert!(ClientAuth::new(Some(" \t")).is_err());
+        let shown = format!("{server:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
     }
 }

@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::{hostname, runtime, shutdown_signal};
 use crate::cmd::SweepFileArgs;
+use crate::cmd::worker::SlotArgs;
 use crate::output::prepare_dir;
 
 #[derive(Args)]
@@ -48,16 +49,8 @@ struct RunArgs {
     /// Local workers. Default: the number of CPU cores (with --device cpu), else 1.
     #[arg(long)]
     workers: Option<usize>,
-    /// Packs each local worker trains at once.
-    #[arg(long, default_value_t = 1)]
-    slots: usize,
-    /// Jobs of one shape each slot trains together in one batched step (see `modsync worker
-    /// --pack`).
-    #[arg(long, default_value_t = worker::DEFAULT_PACK, value_name = "K")]
-    pack: usize,
-    /// Where the local workers train: cpu, or cuda:N / cpu-tch in a build with --features tch.
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    #[command(flatten)]
+    slots: SlotArgs,
     /// SQLite store. Default: .modsync/<sweep name>/sweep.db
     #[arg(long)]
     db: Option<PathBuf>,
@@ -97,9 +90,9 @@ enum Ending {
 fn run_sweep(args: RunArgs) -> Result<()> {
     // Everything is validated before anything is created on disk.
     let sweep = args.sweep.load()?;
-    trainer_core::parse_device(&args.device)?;
+    args.slots.check()?;
     let workers = args.workers.unwrap_or_else(|| {
-        if args.device == "cpu" {
+        if args.slots.device == "cpu" {
             std::thread::available_parallelism().map_or(2, |n| n.get())
         } else {
             1
@@ -107,16 +100,6 @@ fn run_sweep(args: RunArgs) -> Result<()> {
     });
     if workers == 0 {
         bail!("invalid --workers: must be at least 1");
-    }
-    if args.slots == 0 {
-        bail!("invalid --slots: must be at least 1");
-    }
-    if !(1..=worker::MAX_PACK).contains(&args.pack) {
-        bail!(
-            "invalid --pack: must be in 1..={}, got {}",
-            worker::MAX_PACK,
-            args.pack
-        );
     }
     let name = sweep.spec.name.clone();
     let home = PathBuf::from(".modsync").join(&name);
@@ -226,9 +209,9 @@ fn run_sweep(args: RunArgs) -> Result<()> {
                     token: token.clone(),
                     // Loopback inside this process: plaintext.
                     tls_ca: None,
-                    slots: args.slots,
-                    pack: args.pack,
-                    device: args.device.clone(),
+                    slots: args.slots.slots,
+                    pack: args.slots.pack,
+                    device: args.slots.device.clone(),
                     worker_id: format!("{host}-{}-local{i}", std::process::id()),
                     // The progress loop decides when the sweep is over.
                     exit_when_idle: None,

@@ -5,22 +5,48 @@ use clap::Args;
 
 use crate::client::{ClientArgs, hostname, runtime, shutdown_signal};
 
+/// Where a worker trains and how much at once: `modsync worker`'s and `sweep run`'s local
+/// workers' flags, declared once.
 #[derive(Args)]
-pub struct WorkerArgs {
-    #[command(flatten)]
-    client: ClientArgs,
+pub struct SlotArgs {
     /// Packs trained at the same time, each on a thread of its own.
     #[arg(long, default_value_t = 1)]
-    slots: usize,
+    pub slots: usize,
     /// Jobs of one shape (PDE, width, depth, precision) each slot trains together in one
     /// batched step; a finished job's place goes to the next compatible job at once. See the
     /// "Packs" section of docs/operations.md for how to pick it on a GPU.
     #[arg(long, default_value_t = worker::DEFAULT_PACK, value_name = "K")]
-    pack: usize,
+    pub pack: usize,
     /// cpu (Burn's pure-Rust CPU backend); cuda:N (LibTorch on CUDA device N) and cpu-tch
     /// (LibTorch on the CPU) need a modsync built with --features tch. Slots share the device.
     #[arg(long, default_value = "cpu")]
-    device: String,
+    pub device: String,
+}
+
+impl SlotArgs {
+    /// Refuses a bad value before anything starts, naming its flag.
+    pub fn check(&self) -> Result<()> {
+        worker::parse_device(&self.device)?;
+        if self.slots == 0 {
+            anyhow::bail!("invalid --slots: must be at least 1");
+        }
+        if !(1..=worker::MAX_PACK).contains(&self.pack) {
+            anyhow::bail!(
+                "invalid --pack: must be in 1..={}, got {}",
+                worker::MAX_PACK,
+                self.pack
+            );
+        }
+        Ok(())
+    }
+}
+
+#[derive(Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(flatten)]
+    slots: SlotArgs,
     /// Name of this worker in leases and the `workers` table (default: HOST-PID).
     #[arg(long)]
     worker_id: Option<String>,
@@ -31,13 +57,8 @@ pub struct WorkerArgs {
 }
 
 pub fn run(args: WorkerArgs) -> Result<()> {
-    if !(1..=worker::MAX_PACK).contains(&args.pack) {
-        anyhow::bail!(
-            "invalid --pack: must be in 1..={}, got {}",
-            worker::MAX_PACK,
-            args.pack
-        );
-    }
+    // Checked before the runtime starts so a bad flag fails at once.
+    args.slots.check()?;
     if args.exit_when_idle == Some(0) {
         anyhow::bail!("invalid --exit-when-idle: must be at least 1 second");
     }
@@ -46,17 +67,15 @@ pub fn run(args: WorkerArgs) -> Result<()> {
         coordinator: args.client.coordinator.clone(),
         token: args.client.token()?,
         tls_ca: args.client.tls_ca.clone(),
-        slots: args.slots,
-        pack: args.pack,
-        device: args.device,
+        slots: args.slots.slots,
+        pack: args.slots.pack,
+        device: args.slots.device,
         worker_id: args
             .worker_id
             .unwrap_or_else(|| format!("{host}-{}", std::process::id())),
         host,
         exit_when_idle: args.exit_when_idle.map(std::time::Duration::from_secs),
     };
-    // Checked before the runtime starts so a bad flag fails at once.
-    worker::parse_device(&config.device)?;
     // A bad URL, CA file or token (or TLS flags that do not match the URL) fails at once too:
     // `worker::run` connects before it starts any slot.
     runtime()?.block_on(worker::run(config, shutdown_signal()))

@@ -20,7 +20,7 @@ use trainer_core::{Checkpoint, MetricsRow, RunResult, RunStatus, TrainConfig};
 pub type Client = SweepsClient<InterceptedService<Channel, RawAuth>>;
 
 /// Sends `authorization: Bearer <token>` exactly as given — also the empty or blank tokens that
-/// `ClientAuth` refuses to send — so tests can check what the server does with them.
+/// `modsync_client`'s `Auth` refuses to send — so tests can check what the server does with them.
 #[derive(Clone)]
 pub struct RawAuth(Option<tonic::metadata::AsciiMetadataValue>);
 
