@@ -266,7 +266,7 @@ mod tests {
         );
         let rows = parse_metrics(&received).unwrap();
         assert_eq!(rows[0], row, "a column was lost on the way");
-        store.report_progress(&received, terms).await.unwrap();
+        store.report_progress(received, terms).await.unwrap();
 
         // What SQL holds: each column's type and value, and `extra` as stored.
         for (sent_row, non_finite) in [(&row, &[][..]), (&nan, &["loss_r", "abs_err_max"][..])] {

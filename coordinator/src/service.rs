@@ -236,7 +236,7 @@ impl Sweeps for SweepService {
         self.check_progress(&req)?;
         ok(self
             .store
-            .report_progress(&req, self.terms())
+            .report_progress(req, self.terms())
             .await
             .map(|cancel| HeartbeatResponse { cancel }))
     }
@@ -253,7 +253,7 @@ impl Sweeps for SweepService {
             )
             .into());
         }
-        ok(self.store.complete_job(&req).await.map(|()| Ack {}))
+        ok(self.store.complete_job(req).await.map(|()| Ack {}))
     }
 
     async fn fail_job(&self, req: Request<FailJobRequest>) -> Reply<Ack> {

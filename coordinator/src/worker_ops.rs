@@ -110,18 +110,20 @@ impl Store {
 
     /// Stores metric rows (a re-reported iteration replaces its row) and, when present, the
     /// checkpoint (replacing the previous one); extends the lease. Returns the cancel flag.
-    /// The first statement is the fenced extension: a stale token writes nothing.
+    /// The first statement is the fenced extension: a stale token writes nothing. Takes the
+    /// request by value: its checkpoint (up to --max-checkpoint-bytes) moves to the writer
+    /// uncopied.
     pub async fn report_progress(
         &self,
-        req: &ReportProgressRequest,
+        req: ReportProgressRequest,
         terms: LeaseTerms,
     ) -> Result<bool> {
-        let rows = parse_metrics(req)?;
-        let checkpoint_iter = check_checkpoint(req)?;
+        let rows = parse_metrics(&req)?;
+        let checkpoint_iter = check_checkpoint(&req)?;
         match self
             .writer
             .write(OpKind::Progress {
-                req: req.clone(),
+                req,
                 rows,
                 checkpoint_iter,
                 lease_ms: terms.lease_ms,
@@ -135,17 +137,12 @@ impl Store {
 
     /// Writes the job's result row and marks it done, in one transaction. The result must be
     /// of this job (same pde/method/width/seed) and contain no non-finite error.
-    pub async fn complete_job(&self, req: &CompleteJobRequest) -> Result<()> {
+    pub async fn complete_job(&self, req: CompleteJobRequest) -> Result<()> {
         check_name("device", &req.device, false)?;
         let result = Box::new(parse_result(&req.result_json)?);
-        let rel_l2_best = result.rel_l2_best;
-        self.writer
-            .write(OpKind::Complete {
-                req: req.clone(),
-                result,
-            })
-            .await?;
-        tracing::info!(job = req.job_id, rel_l2_best, "job done");
+        let (job_id, rel_l2_best) = (req.job_id, result.rel_l2_best);
+        self.writer.write(OpKind::Complete { req, result }).await?;
+        tracing::info!(job = job_id, rel_l2_best, "job done");
         Ok(())
     }
 
