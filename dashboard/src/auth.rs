@@ -26,7 +26,7 @@ use coordinator::auth_limit::{AuthLimiter, retry_after_secs};
 use rand::Rng;
 use serde::Deserialize;
 
-use crate::html;
+use crate::layout;
 
 /// The session cookie's name.
 pub const COOKIE: &str = "modsync_session";
@@ -225,7 +225,7 @@ pub async fn require(State(auth): State<Auth>, mut req: Request, next: Next) -> 
             .path_and_query()
             .map(|p| p.as_str())
             .unwrap_or("/");
-        return Redirect::to(&format!("/login?next={}", html::url_part(next))).into_response();
+        return Redirect::to(&format!("/login?next={}", layout::url_part(next))).into_response();
     }
     (
         StatusCode::UNAUTHORIZED,
@@ -278,9 +278,9 @@ pub async fn login_form(
         }
         auth.limiter.failed(ip);
         tokio::time::sleep(WRONG_TOKEN_DELAY).await;
-        return (StatusCode::UNAUTHORIZED, Html(html::login("/", true))).into_response();
+        return (StatusCode::UNAUTHORIZED, Html(layout::login("/", true))).into_response();
     }
-    Html(html::login(local_path(q.next.as_deref()), false)).into_response()
+    Html(layout::login(local_path(q.next.as_deref()), false)).into_response()
 }
 
 #[derive(Deserialize)]
@@ -305,7 +305,7 @@ pub async fn login(
     if !auth.bearer.matches(&form.token) {
         auth.limiter.failed(ip);
         tokio::time::sleep(WRONG_TOKEN_DELAY).await;
-        return (StatusCode::UNAUTHORIZED, Html(html::login(&next, true))).into_response();
+        return (StatusCode::UNAUTHORIZED, Html(layout::login(&next, true))).into_response();
     }
     let id = auth.open_session();
     let mut response = Redirect::to(&next).into_response();

@@ -1,4 +1,4 @@
-//! HTML escaping, shared by the pages (`html.rs`) and the charts they embed (`svg.rs`), so
+//! HTML escaping, shared by the pages (`pages/`, `layout.rs`) and the charts they embed (`svg.rs`), so
 //! neither imports the other for it.
 
 /// `s` safe inside HTML text and attribute values.

@@ -6,9 +6,10 @@
 //! reads through a [`coordinator::Reader`]: connections SQLite opened read-only, so no request
 //! can write, whatever it sends. Only GET pages exist besides the login form.
 //!
-//! Pages (HTML rendered on the server, `html.rs`; plots as inline SVG, `svg.rs`):
-//! `/` sweeps, `/sweeps/{id}` a sweep (`?error=best|min_loss|last`), `/jobs/{id}` a job,
-//! `/workers`. The same data as JSON under `/api/...` (`data.rs`), downloads at
+//! Pages, one module each under `pages/` with its query, struct, HTML and handlers (the layout
+//! they share in `layout.rs`; plots as inline SVG, `svg.rs`): `/` sweeps, `/sweeps/{id}` a
+//! sweep (`?error=best|min_loss|last`), `/jobs/{id}` a job, `/workers`. The same data as JSON
+//! under `/api/...`, downloads at
 //! `/sweeps/{id}/curves.csv` and `/sweeps/{id}/results.csv` (`csv.rs`). Live: the one embedded
 //! script (`assets/live.js`) re-fetches the page's `<main>` every 2 s (`?fragment=1`).
 //! Nothing is fetched from elsewhere: the stylesheet and the script are compiled in.
@@ -22,11 +23,11 @@
 
 mod auth;
 pub mod csv;
-pub mod data;
 pub mod error;
 mod escape;
 mod host;
-mod html;
+mod layout;
+pub mod pages;
 mod serve;
 mod svg;
 pub mod ticks;
@@ -35,22 +36,20 @@ mod tls;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::{Path, Query, Request, State};
+use axum::Router;
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
 use coordinator::Reader;
 use coordinator::auth_limit::AuthLimiter;
-use serde::Deserialize;
 use tokio::net::TcpListener;
 
 use crate::auth::Auth;
-use crate::data::ErrorKind;
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::pages::App;
 
 const LIVE_JS: &str = include_str!("../assets/live.js");
 
@@ -160,125 +159,6 @@ impl DashboardConfig {
     }
 }
 
-/// What every handler gets.
-#[derive(Clone)]
-struct App {
-    reader: Reader,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
-/// The query parameters the pages take; each is checked and a bad one named.
-#[derive(Deserialize, Default)]
-struct Params {
-    page: Option<String>,
-    error: Option<String>,
-    fragment: Option<String>,
-}
-
-impl Params {
-    fn page(&self) -> Result<u32> {
-        match &self.page {
-            None => Ok(1),
-            Some(p) => p
-                .parse::<u32>()
-                .ok()
-                .filter(|p| *p >= 1)
-                .ok_or_else(|| Error::Invalid {
-                    field: "page".into(),
-                    problem: format!("{p:?} is not a page number (1, 2, …)"),
-                }),
-        }
-    }
-
-    fn error(&self) -> Result<ErrorKind> {
-        match self.error.as_deref() {
-            None => Ok(ErrorKind::Best),
-            Some(e) => ErrorKind::ALL
-                .into_iter()
-                .find(|k| k.as_str() == e)
-                .ok_or_else(|| Error::Invalid {
-                    field: "error".into(),
-                    problem: format!("{e:?}: one of best, min_loss, last"),
-                }),
-        }
-    }
-
-    fn fragment(&self) -> bool {
-        self.fragment.as_deref() == Some("1")
-    }
-}
-
-/// The page, or only its `<main>` content for the live update.
-fn page(params: &Params, title: &str, body: String) -> Response {
-    if params.fragment() {
-        Html(body).into_response()
-    } else {
-        Html(html::layout(title, &body, true)).into_response()
-    }
-}
-
-fn job_id(id: &str) -> Result<i64> {
-    id.parse().map_err(|_| Error::Invalid {
-        field: "job id".into(),
-        problem: format!("{id:?} is not a job number"),
-    })
-}
-
-async fn sweeps_page(State(app): State<App>, Query(q): Query<Params>) -> Result<Response> {
-    let data = data::sweeps(&app.reader, q.page()?, now_ms()).await?;
-    Ok(page(&q, "Sweeps", html::sweeps(&data)))
-}
-
-async fn sweep_page(
-    State(app): State<App>,
-    Path(id): Path<String>,
-    Query(q): Query<Params>,
-) -> Result<Response> {
-    let data = data::sweep(&app.reader, &id, q.error()?, q.page()?, now_ms()).await?;
-    Ok(page(&q, &format!("Sweep {id}"), html::sweep(&data)))
-}
-
-async fn job_page(
-    State(app): State<App>,
-    Path(id): Path<String>,
-    Query(q): Query<Params>,
-) -> Result<Response> {
-    let data = data::job(&app.reader, job_id(&id)?).await?;
-    Ok(page(&q, &format!("Job {id}"), html::job(&data)))
-}
-
-async fn workers_page(State(app): State<App>, Query(q): Query<Params>) -> Result<Response> {
-    let data = data::workers(&app.reader, q.page()?).await?;
-    Ok(page(&q, "Workers", html::workers(&data, now_ms())))
-}
-
-async fn sweeps_json(State(app): State<App>, Query(q): Query<Params>) -> Result<Response> {
-    Ok(Json(data::sweeps(&app.reader, q.page()?, now_ms()).await?).into_response())
-}
-
-async fn sweep_json(
-    State(app): State<App>,
-    Path(id): Path<String>,
-    Query(q): Query<Params>,
-) -> Result<Response> {
-    let data = data::sweep(&app.reader, &id, q.error()?, q.page()?, now_ms()).await?;
-    Ok(Json(data).into_response())
-}
-
-async fn job_json(State(app): State<App>, Path(id): Path<String>) -> Result<Response> {
-    Ok(Json(data::job(&app.reader, job_id(&id)?).await?).into_response())
-}
-
-async fn workers_json(State(app): State<App>, Query(q): Query<Params>) -> Result<Response> {
-    Ok(Json(data::workers(&app.reader, q.page()?).await?).into_response())
-}
-
 async fn curves_csv(State(app): State<App>, Path(id): Path<String>) -> Result<Response> {
     csv::curves_file(&app.reader, &id).await
 }
@@ -323,16 +203,16 @@ async fn security_headers(req: Request, next: Next) -> Response {
 /// The routes, behind the login check, behind the `Host` check.
 fn router(reader: Reader, auth: Auth, hosts: host::Hosts) -> Router {
     let pages = Router::new()
-        .route("/", get(sweeps_page))
-        .route("/sweeps/{id}", get(sweep_page))
+        .route("/", get(pages::sweeps::html))
+        .route("/api/sweeps", get(pages::sweeps::json))
+        .route("/sweeps/{id}", get(pages::sweep::html))
+        .route("/api/sweeps/{id}", get(pages::sweep::json))
         .route("/sweeps/{id}/curves.csv", get(curves_csv))
         .route("/sweeps/{id}/results.csv", get(results_csv))
-        .route("/jobs/{id}", get(job_page))
-        .route("/workers", get(workers_page))
-        .route("/api/sweeps", get(sweeps_json))
-        .route("/api/sweeps/{id}", get(sweep_json))
-        .route("/api/jobs/{id}", get(job_json))
-        .route("/api/workers", get(workers_json))
+        .route("/jobs/{id}", get(pages::job::html))
+        .route("/api/jobs/{id}", get(pages::job::json))
+        .route("/workers", get(pages::workers::html))
+        .route("/api/workers", get(pages::workers::json))
         .route("/assets/live.js", get(live_js))
         .fallback(not_found)
         .with_state(App { reader });

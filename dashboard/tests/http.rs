@@ -1266,7 +1266,7 @@ fn dot_jobs(page: &str, pde: &str) -> Vec<i64> {
 /// the statistics (and the band, from min and max) still cover every seed.
 #[test]
 fn a_cell_with_more_seeds_than_dots_draws_every_kth_by_error() {
-    use dashboard::data::MAX_CELL_DOTS;
+    use dashboard::pages::sweep::MAX_CELL_DOTS;
     assert_eq!(MAX_CELL_DOTS, 25, "the fixture's cells straddle 25");
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -1370,7 +1370,7 @@ fn line_points(page: &str, class: &str) -> Vec<usize> {
 /// the page counts every stored row.
 #[test]
 fn a_long_run_is_thinned_to_max_points_keeping_the_first_and_last_rows() {
-    use dashboard::data::MAX_POINTS;
+    use dashboard::pages::job::MAX_POINTS;
     assert_eq!(
         MAX_POINTS, 2_000,
         "the fixture's runs are 4,500 and 2,000 rows"
@@ -1446,7 +1446,7 @@ fn row_ids(html: &str, name: &str) -> Vec<String> {
 /// back to page 1; a page past the end is empty; HTML and JSON agree.
 #[test]
 fn page_two_of_every_list_holds_the_rows_after_the_first_fifty() {
-    use dashboard::data::PAGE;
+    use dashboard::pages::PAGE;
     assert_eq!(PAGE, 50);
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
