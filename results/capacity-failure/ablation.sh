@@ -5,7 +5,7 @@
 # the two readings closest to Adam at seed 0 also at seed 1, to see whether the gap is more than
 # the seed. Rows whose config equals a job of the capacity-failure sweep (adam, dcgd,
 # modsync+dcgd full, seeds 0 and 1) are taken from its store rather than trained again (the CPU
-# backend is deterministic).
+# backend is deterministic on one kind of CPU).
 # Two rows train at a time, one thread each; a finished row (its result.json) is not re-run, so
 # after a stop the same command continues. Writes ablation/<row>/{result.json,metrics.csv} and
 # ablation.csv (row, seed, method, flags, best / min-loss / last relative L2, best iter).
