@@ -587,6 +587,20 @@ fn numbers_on_the_pages_are_the_numbers_sql_gives() {
     let (_, json, _) = get(&s.url(&format!("/api/jobs/{job}")), &[]);
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["series"]["iter"], serde_json::json!([0, 10, 20]));
+    // Every real column of METRICS_COLUMNS is a series of its own: the page keeps no list.
+    let keys: std::collections::BTreeSet<&str> = v["series"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let want: std::collections::BTreeSet<&str> = trainer_core::METRICS_COLUMNS
+        .iter()
+        .filter(|c| c.is_real())
+        .map(|c| c.name)
+        .chain(["iter", "extra", "rows"])
+        .collect();
+    assert_eq!(keys, want, "the job's series are the metrics columns");
     assert_eq!(
         v["series"]["extra"]["cos_rb"],
         serde_json::json!([0.25, 0.25, 0.25])

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use coordinator::Reader;
 use serde::Serialize;
 use sqlx::Row;
+use trainer_core::METRICS_COLUMNS;
 use trainer_core::diagnostic_kind::{self, AxisScale, DiagnosticKind};
 
 use super::{App, JobRow, Params, job_id, job_row, page};
@@ -42,10 +43,10 @@ pub struct JobResult {
 #[derive(Debug, Default, Serialize)]
 pub struct MetricSeries {
     pub iter: Vec<i64>,
-    pub loss_r: Vec<Option<f64>>,
-    pub loss_b: Vec<Option<f64>>,
-    pub rel_l2: Vec<Option<f64>>,
-    pub lr: Vec<Option<f64>>,
+    /// Every real column of [`METRICS_COLUMNS`] (`loss_r`, `loss_b`, `rel_l2`, `lr`, …) by
+    /// name, aligned with `iter`; in the JSON each is a key of its own beside `iter`.
+    #[serde(flatten)]
+    pub columns: BTreeMap<&'static str, Vec<Option<f64>>>,
     /// The method's diagnostics by name (`metrics.extra`), aligned with `iter`.
     pub extra: BTreeMap<String, Vec<Option<f64>>>,
     /// Metric rows stored in all (more than drawn when thinned).
@@ -123,6 +124,22 @@ pub async fn load(reader: &Reader, id: i64) -> Result<JobPage> {
     })
 }
 
+impl MetricSeries {
+    /// The values of the real metrics column `name` (empty if there is no such column).
+    fn column(&self, name: &str) -> &[Option<f64>] {
+        self.columns.get(name).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// The real columns of a metrics row, the ones a chart can draw (`iter` is the x axis).
+fn real_columns() -> Vec<&'static str> {
+    METRICS_COLUMNS
+        .iter()
+        .filter(|c| c.is_real())
+        .map(|c| c.name)
+        .collect()
+}
+
 /// A job's metric rows, every `step`-th (and the last) when there are more than `MAX_POINTS`.
 async fn series(conn: &mut sqlx::SqliteConnection, id: i64) -> Result<MetricSeries> {
     let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM metrics WHERE job_id = ?")
@@ -130,13 +147,15 @@ async fn series(conn: &mut sqlx::SqliteConnection, id: i64) -> Result<MetricSeri
         .fetch_one(&mut *conn)
         .await?;
     let step = ((rows + MAX_POINTS - 1) / MAX_POINTS).max(1);
-    let fetched = sqlx::query(
-        "SELECT iter, loss_r, loss_b, rel_l2, lr, extra FROM (
-             SELECT iter, loss_r, loss_b, rel_l2, lr, extra,
-                    ROW_NUMBER() OVER (ORDER BY iter) - 1 AS rn
+    // Column names from METRICS_COLUMNS: compile-time constants, never request text.
+    let names = real_columns();
+    let list = names.join(", ");
+    let fetched = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT iter, {list}, extra FROM (
+             SELECT iter, {list}, extra, ROW_NUMBER() OVER (ORDER BY iter) - 1 AS rn
              FROM metrics WHERE job_id = ?1
-         ) WHERE rn % ?2 = 0 OR rn = ?3 - 1 ORDER BY iter",
-    )
+         ) WHERE rn % ?2 = 0 OR rn = ?3 - 1 ORDER BY iter"
+    )))
     .bind(id)
     .bind(step)
     .bind(rows)
@@ -144,15 +163,16 @@ async fn series(conn: &mut sqlx::SqliteConnection, id: i64) -> Result<MetricSeri
     .await?;
     let mut s = MetricSeries {
         rows,
+        columns: names.iter().map(|n| (*n, Vec::new())).collect(),
         ..MetricSeries::default()
     };
     for (i, r) in fetched.iter().enumerate() {
         s.iter.push(r.try_get(0)?);
-        s.loss_r.push(r.try_get(1)?);
-        s.loss_b.push(r.try_get(2)?);
-        s.rel_l2.push(r.try_get(3)?);
-        s.lr.push(r.try_get(4)?);
-        let extra: String = r.try_get(5)?;
+        for (k, name) in names.iter().enumerate() {
+            let value: Option<f64> = r.try_get(1 + k)?;
+            s.columns.entry(name).or_default().push(value);
+        }
+        let extra: String = r.try_get(1 + names.len())?;
         let values: BTreeMap<String, serde_json::Value> =
             serde_json::from_str(&extra).unwrap_or_default();
         for (name, v) in values {
@@ -251,8 +271,8 @@ pub fn render(p: &JobPage) -> String {
         "loss",
         Scale::Log,
         &[
-            line(0, "L_r (residual)", &s.loss_r),
-            line(1, "L_b (boundary)", &s.loss_b),
+            line(0, "L_r (residual)", s.column("loss_r")),
+            line(1, "L_b (boundary)", s.column("loss_b")),
         ],
     ));
     out.push_str(&chart(
@@ -260,14 +280,14 @@ pub fn render(p: &JobPage) -> String {
         "relative L2 error",
         "relative L2",
         Scale::Log,
-        &[line(2, "rel L2", &s.rel_l2)],
+        &[line(2, "rel L2", s.column("rel_l2"))],
     ));
     out.push_str(&chart(
         "lr",
         "learning rate",
         "lr",
         Scale::Log,
-        &[line(3, "lr", &s.lr)],
+        &[line(3, "lr", s.column("lr"))],
     ));
     out.push_str("</div>");
     // Diagnostics: one panel per kind, each with its own axis (`diagnostic_panels`).
