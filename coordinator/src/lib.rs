@@ -12,9 +12,9 @@
 //! the new one opens the same file and carries on, and leases that expired meanwhile are reaped.
 //!
 //! Entry points: [`serve`] / [`serve_with_listener`] run the whole server; [`Store`] gives the
-//! same operations without gRPC (for tests and in-process use); [`sweep_file::load`] reads a
-//! sweep file (TOML) into the spec the CLI submits, checked by [`grid::expand`], the same
-//! validation the coordinator runs when the sweep arrives.
+//! same operations without gRPC (for tests and in-process use). Sweep files and their expansion
+//! into jobs ([`grid::expand`]) are the `modsync-sweep-spec` crate, re-exported here: the CLI
+//! checks a file with the same rules the coordinator applies when the sweep arrives.
 //!
 //! The write path, bottom up (each file imports only those before it):
 //! `fence.rs` (the rules every worker write obeys, its wire types, time helpers) →
@@ -35,22 +35,22 @@ pub mod conn;
 mod curves;
 pub mod error;
 mod fence;
-mod field;
-pub mod grid;
 mod jobs;
 pub mod query;
 mod reader;
 mod reaper;
 mod schema;
-pub mod series;
 mod server;
 mod service;
 mod sqlite_ext;
 mod store;
-pub mod sweep_file;
 mod sweep_ops;
 mod worker_ops;
 mod writer;
+
+// Sweep files and their expansion live in their own crate, shared with the CLI; re-exported
+// so that `crate::grid` and friends read as before here.
+pub use sweep_spec::{field, grid, series, sweep_file};
 
 pub use config::ServeConfig;
 pub use error::{Error, Result};

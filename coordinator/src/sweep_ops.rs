@@ -1,7 +1,7 @@
 //! Operations on whole sweeps in the store: submit (idempotent), cancel, retry; and the reads
 //! of a sweep's status: summaries (job counts by state) and its failed jobs. The statements
 //! that change `jobs` rows are in `jobs/queue.rs`; validating and expanding the grid is
-//! `grid.rs`.
+//! `grid.rs` of the sweep-spec crate.
 //!
 //! Resubmission rules (how an interrupted or extended sweep is resumed):
 //! - the sweep id is the name, so a resubmission finds the existing sweep;

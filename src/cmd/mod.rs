@@ -23,13 +23,13 @@ pub struct SweepFileArgs {
     file: std::path::PathBuf,
     /// Most jobs the file may expand to: a guard against an axis too many (the coordinator
     /// accepts at most 100,000 per sweep).
-    #[arg(long, value_name = "N", default_value_t = ::coordinator::sweep_file::DEFAULT_MAX_JOBS)]
+    #[arg(long, value_name = "N", default_value_t = sweep_spec::sweep_file::DEFAULT_MAX_JOBS)]
     max_jobs: usize,
 }
 
 impl SweepFileArgs {
     /// Reads and validates the file (nothing is sent or written before this).
-    pub fn load(&self) -> anyhow::Result<::coordinator::sweep_file::Sweep> {
-        ::coordinator::sweep_file::load(&self.file, self.max_jobs).map_err(|e| anyhow::anyhow!(e))
+    pub fn load(&self) -> anyhow::Result<sweep_spec::sweep_file::Sweep> {
+        sweep_spec::sweep_file::load(&self.file, self.max_jobs).map_err(|e| anyhow::anyhow!(e))
     }
 }
