@@ -25,7 +25,6 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use clap::Args;
-use trainer_core::METRICS_COLUMNS;
 use trainer_core::diagnostic_kind::{self, DiagnosticKind};
 
 use crate::cmd::sql::{self, csv_field};
@@ -36,10 +35,7 @@ use crate::source::{Source, SourceArgs};
 /// The metrics table's columns that can be plotted directly (the real ones); anything else is
 /// looked up in the row's diagnostics (`extra`).
 fn columns() -> impl Iterator<Item = &'static str> {
-    METRICS_COLUMNS
-        .iter()
-        .filter(|c| c.is_real())
-        .map(|c| c.name)
+    trainer_core::real_metrics_columns()
 }
 
 /// `--metric`'s help, naming the columns and the kinds.

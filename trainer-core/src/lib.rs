@@ -47,7 +47,9 @@ pub use config::{Precision, TrainConfig};
 pub use device::parse_device;
 pub use diagnostic_kind::{AxisScale, DiagnosticKind};
 pub use error::{ConfigError, TrainError};
-pub use metrics_row::{METRICS_COLUMNS, MetricValue, MetricsColumn, MetricsRow, ReadMetric};
+pub use metrics_row::{
+    METRICS_COLUMNS, MetricValue, MetricsColumn, MetricsRow, ReadMetric, real_metrics_columns,
+};
 pub use observer::{NoopObserver, Observer};
 pub use trainer::{
     Left, Member, Pack, PackError, PackKey, RunResult, RunStatus, Trainer, pack_key,

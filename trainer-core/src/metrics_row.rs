@@ -98,6 +98,15 @@ pub const METRICS_COLUMNS: [MetricsColumn; 9] = [
     real("elapsed_s", |r| r.elapsed_s),
 ];
 
+/// The names of the real-valued columns of [`METRICS_COLUMNS`] (all but the integer `iter` and
+/// `skipped_steps`), in order: what a chart draws and what may arrive non-finite.
+pub fn real_metrics_columns() -> impl Iterator<Item = &'static str> {
+    METRICS_COLUMNS
+        .iter()
+        .filter(|c| c.is_real())
+        .map(|c| c.name)
+}
+
 const fn integer(name: &'static str, read: fn(&MetricsRow) -> u64) -> MetricsColumn {
     MetricsColumn {
         name,

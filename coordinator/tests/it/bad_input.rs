@@ -11,7 +11,7 @@ use modsync_proto::*;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use tonic::{Code, Status};
-use trainer_core::{METRICS_COLUMNS, TrainConfig};
+use trainer_core::TrainConfig;
 
 use crate::common::*;
 
@@ -521,11 +521,7 @@ fn number_token() -> impl Strategy<Value = String> {
 
 /// The metrics row's real-valued columns: the ones that may arrive non-finite.
 fn real_columns() -> Vec<&'static str> {
-    METRICS_COLUMNS
-        .iter()
-        .filter(|c| c.is_real())
-        .map(|c| c.name)
-        .collect()
+    trainer_core::real_metrics_columns().collect()
 }
 
 const RESULT_FIELDS: [&str; 7] = [

@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 use coordinator::Reader;
 use serde::Serialize;
 use sqlx::Row;
-use trainer_core::METRICS_COLUMNS;
 use trainer_core::diagnostic_kind::{self, AxisScale, DiagnosticKind};
+use trainer_core::real_metrics_columns;
 
 use super::{App, JobRow, Params, job_id, job_row, page};
 use crate::error::{Error, Result};
@@ -131,15 +131,6 @@ impl MetricSeries {
     }
 }
 
-/// The real columns of a metrics row, the ones a chart can draw (`iter` is the x axis).
-fn real_columns() -> Vec<&'static str> {
-    METRICS_COLUMNS
-        .iter()
-        .filter(|c| c.is_real())
-        .map(|c| c.name)
-        .collect()
-}
-
 /// A job's metric rows, every `step`-th (and the last) when there are more than `MAX_POINTS`.
 async fn series(conn: &mut sqlx::SqliteConnection, id: i64) -> Result<MetricSeries> {
     let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM metrics WHERE job_id = ?")
@@ -148,7 +139,7 @@ async fn series(conn: &mut sqlx::SqliteConnection, id: i64) -> Result<MetricSeri
         .await?;
     let step = ((rows + MAX_POINTS - 1) / MAX_POINTS).max(1);
     // Column names from METRICS_COLUMNS: compile-time constants, never request text.
-    let names = real_columns();
+    let names: Vec<&'static str> = real_metrics_columns().collect();
     let list = names.join(", ");
     let fetched = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT iter, {list}, extra FROM (
