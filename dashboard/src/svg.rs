@@ -175,17 +175,10 @@ pub fn render_bounded(
     let has_y = ys
         .clone()
         .any(|v| v.is_finite() && (chart.y_scale == Scale::Linear || v > 0.0));
-    let mut out = String::new();
     if !has_y {
-        open(&mut out, chart, H);
-        let _ = write!(
-            out,
-            r#"<text class="empty" x="{}" y="{}" text-anchor="middle">no values yet</text></svg>"#,
-            W / 2.0,
-            H / 2.0
-        );
-        return out;
+        return empty(chart, H);
     }
+    let mut out = String::new();
     let names: Vec<&str> = series.iter().map(|s| s.name.as_str()).collect();
     let rows = legend_rows(&names);
     open(&mut out, chart, H + legend_height(&rows));
@@ -201,6 +194,19 @@ pub fn render_bounded(
     }
     legend(&mut out, series, &rows, H);
     out.push_str("</svg>");
+    out
+}
+
+/// A whole chart, `height` tall, that says it has nothing to draw yet.
+fn empty(chart: &Chart, height: f64) -> String {
+    let mut out = String::new();
+    open(&mut out, chart, height);
+    let _ = write!(
+        out,
+        r#"<text class="empty" x="{}" y="{}" text-anchor="middle">no values yet</text></svg>"#,
+        W / 2.0,
+        height / 2.0
+    );
     out
 }
 
@@ -238,19 +244,13 @@ const LANE: f64 = 22.0;
 /// a vertical mark (`<line class="mark">`, its tooltip in `<title>`) where it grows. Lanes
 /// without a mark say so in one line.
 pub fn render_events(chart: &Chart, xs: &[f64], lanes: &[Lane]) -> String {
-    let mut out = String::new();
     let plot_h = (LANE * lanes.len() as f64).max(2.0 * LANE);
     let height = TOP + plot_h + BOTTOM;
-    open(&mut out, chart, height);
     if xs.iter().all(|x| !x.is_finite()) || lanes.is_empty() {
-        let _ = write!(
-            out,
-            r#"<text class="empty" x="{}" y="{}" text-anchor="middle">no values yet</text></svg>"#,
-            W / 2.0,
-            height / 2.0
-        );
-        return out;
+        return empty(chart, height);
     }
+    let mut out = String::new();
+    open(&mut out, chart, height);
     let x = Axis::fitted(chart.x_scale, xs.iter().copied(), LEFT, W - RIGHT);
     let bottom = TOP + plot_h;
     out.push_str(r#"<g class="axes">"#);
