@@ -27,17 +27,7 @@ impl SlotArgs {
     /// Refuses a bad value before anything starts, naming its flag.
     pub fn check(&self) -> Result<()> {
         worker::parse_device(&self.device)?;
-        if self.slots == 0 {
-            anyhow::bail!("invalid --slots: must be at least 1");
-        }
-        if !(1..=worker::MAX_PACK).contains(&self.pack) {
-            anyhow::bail!(
-                "invalid --pack: must be in 1..={}, got {}",
-                worker::MAX_PACK,
-                self.pack
-            );
-        }
-        Ok(())
+        worker::check_slots(self.slots, self.pack)
     }
 }
 

@@ -103,19 +103,23 @@ pub fn parse_device(name: &str) -> Result<burn::tensor::Device> {
     Ok(trainer_core::parse_device(name)?)
 }
 
+/// Refuses a slot count or pack size a worker cannot run, naming the flag: `run` checks it, and
+/// the CLI before anything starts (`sweep run` before it creates its store).
+pub fn check_slots(slots: usize, pack: usize) -> Result<()> {
+    if slots == 0 {
+        bail!("invalid --slots: must be at least 1");
+    }
+    if pack == 0 || pack > MAX_PACK {
+        bail!("invalid --pack: must be in 1..={MAX_PACK}, got {pack}");
+    }
+    Ok(())
+}
+
 /// Runs a worker until `shutdown` resolves, then checkpoints and releases every running job and
 /// returns. Returns an error at once for a bad device, slot count or URL, and later only when the
 /// coordinator refuses this worker's token.
 pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> Result<()> {
-    if config.slots == 0 {
-        bail!("invalid --slots: must be at least 1");
-    }
-    if config.pack == 0 || config.pack > MAX_PACK {
-        bail!(
-            "invalid --pack: must be in 1..={MAX_PACK}, got {}",
-            config.pack
-        );
-    }
+    check_slots(config.slots, config.pack)?;
     if config.worker_id.is_empty() {
         bail!("invalid --worker-id: must not be empty");
     }
