@@ -17,11 +17,25 @@ const TOKEN: &str = "dashboard-test-token-4f1c";
 /// A store with one sweep: 2 pdes × 2 methods × 2 widths × 3 seeds = 24 jobs. Every job of
 /// burgers is done with a result and metric rows; helmholtz2d has one running, one failed job
 /// and the rest queued.
+/// A store file at `db` holding `specs`, submitted through the coordinator, and a raw pool on
+/// it for writing by hand what workers would have reported.
+async fn submitted(db: &Path, specs: Vec<SweepSpec>) -> SqlitePool {
+    let store = Store::open(db).await.unwrap();
+    for spec in &specs {
+        store.submit_sweep(spec).await.unwrap();
+    }
+    store.close().await;
+    SqlitePool::connect_with(SqliteConnectOptions::new().filename(db))
+        .await
+        .unwrap()
+}
+
 async fn fixture(dir: &Path) -> PathBuf {
     let db = dir.join("store.db");
-    let store = Store::open(&db).await.unwrap();
-    store
-        .submit_sweep(&SweepSpec {
+    // Fill in what workers would have reported, straight into the file.
+    let pool = submitted(
+        &db,
+        vec![SweepSpec {
             name: "fx".into(),
             pdes: vec!["burgers".into(), "helmholtz2d".into()],
             methods: vec!["adam".into(), "dcgd".into()],
@@ -31,14 +45,9 @@ async fn fixture(dir: &Path) -> PathBuf {
             max_attempts: 3,
             priority: 0,
             ..Default::default()
-        })
-        .await
-        .unwrap();
-    store.close().await;
-    // Fill in what workers would have reported, straight into the file.
-    let pool = SqlitePool::connect_with(SqliteConnectOptions::new().filename(&db))
-        .await
-        .unwrap();
+        }],
+    )
+    .await;
     let now: i64 = 1_796_234_645_000;
     for w in ["w1", "w2"] {
         sqlx::query("INSERT INTO workers (id, host, device, first_seen_ms, last_seen_ms, jobs_done) VALUES (?, 'node-a', 'cpu', ?, ?, 0)")
@@ -699,27 +708,18 @@ fn https_with_the_coordinators_certificate() {
 /// errors must not leak into the first one's statistics.
 async fn skewed_fixture(dir: &Path) -> PathBuf {
     let db = dir.join("skew.db");
-    let store = Store::open(&db).await.unwrap();
-    for (name, seeds) in [("skew", 5), ("other", 2)] {
-        store
-            .submit_sweep(&SweepSpec {
-                name: name.into(),
-                pdes: vec!["burgers".into()],
-                methods: vec!["adam".into(), "dcgd".into()],
-                widths: vec![8, 16, 32],
-                seeds: (0..seeds).collect(),
-                base_config_json: r#"{"iters": 20, "eval_every": 10}"#.into(),
-                max_attempts: 3,
-                priority: 0,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-    }
-    store.close().await;
-    let pool = SqlitePool::connect_with(SqliteConnectOptions::new().filename(&db))
-        .await
-        .unwrap();
+    let specs = [("skew", 5), ("other", 2)].map(|(name, seeds)| SweepSpec {
+        name: name.into(),
+        pdes: vec!["burgers".into()],
+        methods: vec!["adam".into(), "dcgd".into()],
+        widths: vec![8, 16, 32],
+        seeds: (0..seeds).collect(),
+        base_config_json: r#"{"iters": 20, "eval_every": 10}"#.into(),
+        max_attempts: 3,
+        priority: 0,
+        ..Default::default()
+    });
+    let pool = submitted(&db, specs.to_vec()).await;
     let finished = |sweep: &str, method: &str, width: i64| match (sweep, method, width) {
         ("other", _, _) => 2,
         ("skew", "adam", 8) | ("skew", "dcgd", 16) => 1,
@@ -1143,7 +1143,6 @@ const T0: i64 = 1_796_234_645_000;
 
 async fn lists_fixture(dir: &Path) -> Lists {
     let db = dir.join("lists.db");
-    let store = Store::open(&db).await.unwrap();
     let sweep = |name: &str, methods: &[&str], widths: Vec<u64>, seeds: i64| SweepSpec {
         name: name.into(),
         pdes: vec!["burgers".into()],
@@ -1155,20 +1154,10 @@ async fn lists_fixture(dir: &Path) -> Lists {
         priority: 0,
         ..Default::default()
     };
-    store
-        .submit_sweep(&sweep("thin", &["adam", "dcgd"], vec![8, 16], 60))
-        .await
-        .unwrap();
-    for k in 0..54 {
-        store
-            .submit_sweep(&sweep(&format!("s{k:02}"), &["adam"], vec![8], 1))
-            .await
-            .unwrap();
-    }
-    store.close().await;
-    let pool = SqlitePool::connect_with(SqliteConnectOptions::new().filename(&db))
-        .await
-        .unwrap();
+    let specs = std::iter::once(sweep("thin", &["adam", "dcgd"], vec![8, 16], 60))
+        .chain((0..54).map(|k| sweep(&format!("s{k:02}"), &["adam"], vec![8], 1)))
+        .collect();
+    let pool = submitted(&db, specs).await;
     let mut tx = pool.begin().await.unwrap();
     sqlx::query("UPDATE sweeps SET created_at_ms = ? WHERE name = 'thin'")
         .bind(T0 + 100)
@@ -1602,9 +1591,9 @@ fn page_two_of_every_list_holds_the_rows_after_the_first_fifty() {
 /// job ids.)
 async fn diagnostics_fixture(dir: &Path) -> (PathBuf, i64, i64) {
     let db = dir.join("diag.db");
-    let store = Store::open(&db).await.unwrap();
-    store
-        .submit_sweep(&SweepSpec {
+    let pool = submitted(
+        &db,
+        vec![SweepSpec {
             name: "diag".into(),
             pdes: vec!["burgers".into()],
             methods: vec!["adam".into(), "modsync+dcgd".into()],
@@ -1614,13 +1603,9 @@ async fn diagnostics_fixture(dir: &Path) -> (PathBuf, i64, i64) {
             max_attempts: 3,
             priority: 0,
             ..Default::default()
-        })
-        .await
-        .unwrap();
-    store.close().await;
-    let pool = SqlitePool::connect_with(SqliteConnectOptions::new().filename(&db))
-        .await
-        .unwrap();
+        }],
+    )
+    .await;
     let jobs: Vec<(i64, String)> = sqlx::query_as("SELECT id, method FROM jobs ORDER BY id")
         .fetch_all(&pool)
         .await
@@ -1867,9 +1852,9 @@ fn a_job_page_draws_each_kind_of_diagnostic_in_its_own_panel() {
 /// width and seed, so a line that mixed two series would show it.
 async fn series_fixture(dir: &Path) -> PathBuf {
     let db = dir.join("series.db");
-    let store = Store::open(&db).await.unwrap();
-    store
-        .submit_sweep(&SweepSpec {
+    let pool = submitted(
+        &db,
+        vec![SweepSpec {
             name: "ax".into(),
             pdes: vec!["burgers".into()],
             methods: vec!["adam".into()],
@@ -1891,13 +1876,9 @@ async fn series_fixture(dir: &Path) -> PathBuf {
                 },
             ],
             ..Default::default()
-        })
-        .await
-        .unwrap();
-    store.close().await;
-    let pool = SqlitePool::connect_with(SqliteConnectOptions::new().filename(&db))
-        .await
-        .unwrap();
+        }],
+    )
+    .await;
     let jobs: Vec<(i64, String, i64, i64)> =
         sqlx::query_as("SELECT id, series, width, seed FROM jobs ORDER BY id")
             .fetch_all(&pool)
