@@ -197,6 +197,19 @@ impl Drop for Browser<'_> {
     }
 }
 
+/// A coordinator on `db` with the token and its dashboard (`--http`), and the dashboard's URL
+/// (no trailing slash) as it prints it.
+fn serve_dashboard(db: &Path) -> (Coordinator, String) {
+    let mut coord = Coordinator::start(db, Some(TOKEN), &["--http", "127.0.0.1:0"]);
+    let line = coord.proc.next_line(Duration::from_secs(10));
+    let web = line
+        .strip_prefix("modsync dashboard on ")
+        .unwrap_or_else(|| panic!("unexpected line {line:?}"))
+        .trim_end_matches('/')
+        .to_string();
+    (coord, web)
+}
+
 fn post(url: &str, body: &Value) -> Value {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -246,13 +259,7 @@ fn the_dashboard_in_a_browser_shows_a_sweep_live() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("b.db");
-    let mut coord = Coordinator::start(&db, Some(TOKEN), &["--http", "127.0.0.1:0"]);
-    let line = coord.proc.next_line(Duration::from_secs(10));
-    let web = line
-        .strip_prefix("modsync dashboard on ")
-        .unwrap_or_else(|| panic!("unexpected line {line:?}"))
-        .trim_end_matches('/')
-        .to_string();
+    let (coord, web) = serve_dashboard(&db);
 
     let driver = Driver::start(&driver);
     let browser = Browser::open(&driver, &chromium);
@@ -589,13 +596,7 @@ fn docs_screenshot_of_job_diagnostics() {
     let runs = root.join("results/capacity-failure/ablation");
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("d.db");
-    let mut coord = Coordinator::start(&db, Some(TOKEN), &["--http", "127.0.0.1:0"]);
-    let line = coord.proc.next_line(Duration::from_secs(10));
-    let web = line
-        .strip_prefix("modsync dashboard on ")
-        .unwrap_or_else(|| panic!("unexpected line {line:?}"))
-        .trim_end_matches('/')
-        .to_string();
+    let (coord, web) = serve_dashboard(&db);
     let file = write(
         dir.path(),
         "docs.toml",
