@@ -26,21 +26,16 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use clap::Args;
 use trainer_core::diagnostic_kind::{self, DiagnosticKind};
+use trainer_core::real_metrics_columns;
 
 use crate::cmd::sql::{self, csv_field};
 use crate::output::{csv_number, prepare_dir, write_atomic};
 use crate::plot::{self, HistoryLine, HistoryStyle};
 use crate::source::{Source, SourceArgs};
 
-/// The metrics table's columns that can be plotted directly (the real ones); anything else is
-/// looked up in the row's diagnostics (`extra`).
-fn columns() -> impl Iterator<Item = &'static str> {
-    trainer_core::real_metrics_columns()
-}
-
 /// `--metric`'s help, naming the columns and the kinds.
 fn metric_help() -> String {
-    let columns: Vec<&str> = columns().collect();
+    let columns: Vec<&str> = real_metrics_columns().collect();
     let kinds: Vec<&str> = DiagnosticKind::ALL.iter().map(|k| k.name()).collect();
     format!(
         "A metric column ({}), a diagnostic of the metric rows (cos_rb, norm_g_r, norm_g_b, \
@@ -91,7 +86,9 @@ fn check_metric(metric: &str) -> Result<()> {
 
 /// The SELECT returning (pde, method, series, width, seed, iter, value) of every finite value.
 fn select(sweep: &str, metric: &str) -> String {
-    let value = if columns().any(|c| c == metric) {
+    // A real column of the metrics table is read directly; anything else is looked up in the
+    // row's diagnostics (`extra`).
+    let value = if real_metrics_columns().any(|c| c == metric) {
         format!("m.{metric}")
     } else {
         format!("json_extract(m.extra, '$.{metric}')")
