@@ -3,9 +3,6 @@
 
 mod client;
 mod cmd;
-mod metrics_csv;
-mod output;
-mod plot;
 mod source;
 
 use std::process::ExitCode;

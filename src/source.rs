@@ -1,22 +1,13 @@
-//! Where the read commands (`sql`, `status`, `curves`) get their answers: a coordinator over
-//! gRPC, or with `--db FILE` a store file opened read-only in this process (after `sweep run`
-//! the coordinator is gone, the file stays). Both return the same messages, so the commands
-//! print the same output either way, and both run the coordinator's read code: the `--db` side
-//! is `coordinator::Reader`, the very reads (and Query guard) the coordinator serves.
+//! `--db FILE` or the coordinator flags: where a read command gets its answers
+//! ([`report::Source`]).
 
 use std::path::PathBuf;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::Result;
 use clap::Args;
-use coordinator::{Reader, ServeConfig};
-use modsync_client::Client;
-use modsync_proto::{
-    CurvePoint, GetCurvesRequest, GetSweepRequest, ListSweepsRequest, QueryRequest, QueryResponse,
-    SweepSummary,
-};
-use tokio::runtime::Runtime;
+use report::Source;
 
-use crate::client::{ClientArgs, runtime};
+use crate::client::ClientArgs;
 
 /// `--db`, plus the coordinator flags for when it is not given.
 #[derive(Args, Clone, Debug)]
@@ -30,149 +21,17 @@ pub struct SourceArgs {
     pub client: ClientArgs,
 }
 
-/// An open source and the runtime its calls run on.
-pub struct Source {
-    rt: Runtime,
-    kind: Kind,
-}
-
-enum Kind {
-    Coordinator(Client, ClientArgs),
-    File(Reader, PathBuf),
-}
-
-/// The limits a `--db` Query runs under: the coordinator's defaults, so a statement that runs
-/// against a coordinator also runs (and is cut) the same way against its file.
-fn file_limits() -> ServeConfig {
-    ServeConfig::default()
-}
-
 impl SourceArgs {
     /// Connects to the coordinator, or opens the store file read-only.
     pub fn open(&self) -> Result<Source> {
         match &self.db {
-            Some(path) => {
-                let rt = runtime()?;
-                let reader = rt
-                    .block_on(Reader::open(path))
-                    .map_err(|e| anyhow!("invalid --db: {e}"))?;
-                Ok(Source {
-                    rt,
-                    kind: Kind::File(reader, path.clone()),
-                })
-            }
+            Some(path) => Source::file(path),
             None => {
                 let (rt, client) = self.client.connect()?;
-                Ok(Source {
-                    rt,
-                    kind: Kind::Coordinator(client, self.client.clone()),
-                })
+                let args = self.client.clone();
+                let error = move |what: &str, status| args.error(what, status);
+                Ok(Source::coordinator(rt, client, Box::new(error)))
             }
-        }
-    }
-}
-
-impl Source {
-    /// Every sweep with its counts by state.
-    pub fn list_sweeps(&mut self, what: &str) -> Result<Vec<SweepSummary>> {
-        match &mut self.kind {
-            Kind::Coordinator(client, args) => Ok(self
-                .rt
-                .block_on(client.list_sweeps(ListSweepsRequest {}))
-                .map_err(|s| args.error(what, s))?
-                .into_inner()
-                .sweeps),
-            Kind::File(reader, _) => self
-                .rt
-                .block_on(reader.list_sweeps())
-                .map_err(|e| anyhow!("{what}: {e}")),
-        }
-    }
-
-    /// One sweep with its counts by state.
-    pub fn get_sweep(&mut self, what: &str, sweep_id: &str) -> Result<SweepSummary> {
-        match &mut self.kind {
-            Kind::Coordinator(client, args) => Ok(self
-                .rt
-                .block_on(client.get_sweep(GetSweepRequest {
-                    sweep_id: sweep_id.to_string(),
-                }))
-                .map_err(|s| args.error(what, s))?
-                .into_inner()),
-            Kind::File(reader, _) => self
-                .rt
-                .block_on(reader.get_sweep(sweep_id))
-                .map_err(|e| anyhow!("{what}: {e}")),
-        }
-    }
-
-    /// The capacity-scaling curve points of a sweep.
-    pub fn curves(&mut self, what: &str, sweep_id: &str) -> Result<Vec<CurvePoint>> {
-        match &mut self.kind {
-            Kind::Coordinator(client, args) => Ok(self
-                .rt
-                .block_on(client.get_curves(GetCurvesRequest {
-                    sweep_id: sweep_id.to_string(),
-                }))
-                .map_err(|s| args.error(what, s))?
-                .into_inner()
-                .points),
-            Kind::File(reader, _) => self
-                .rt
-                .block_on(reader.curves(sweep_id))
-                .map_err(|e| anyhow!("{what}: {e}")),
-        }
-    }
-
-    /// Read-only SQL; `max_rows` 0 means the cap. With `--db` the text check, the read-only
-    /// connection and the limits are the coordinator's own (its defaults).
-    pub fn query(&mut self, what: &str, sql: &str, max_rows: u32) -> Result<QueryResponse> {
-        match &mut self.kind {
-            Kind::Coordinator(client, args) => Ok(self
-                .rt
-                .block_on(client.query(QueryRequest {
-                    sql: sql.to_string(),
-                    max_rows,
-                }))
-                .map_err(|s| args.error(what, s))?
-                .into_inner()),
-            Kind::File(reader, _) => {
-                let limits = file_limits();
-                let cap = limits.max_query_rows;
-                let rows = match max_rows as usize {
-                    0 => cap,
-                    n if n > cap => {
-                        bail!(
-                            "invalid --max-rows: {n} is more than the {cap} rows a query may return"
-                        )
-                    }
-                    n => n,
-                };
-                self.rt
-                    .block_on(reader.query(
-                        sql,
-                        rows,
-                        limits.query_timeout(),
-                        limits.max_message_bytes,
-                    ))
-                    .map_err(|e| anyhow!("{what}: {e}"))
-            }
-        }
-    }
-
-    /// Which row cap applies when none was asked for, for the note on a cut result.
-    pub fn row_cap_note(&self) -> String {
-        match &self.kind {
-            Kind::Coordinator(..) => "the coordinator's limit on rows per query \
-                 (modsync coordinator --max-query-rows, default 10000) or on message size \
-                 (--max-message-bytes)"
-                .to_string(),
-            Kind::File(_, path) => format!(
-                "the limit on rows per query ({}) or on bytes ({} MiB) of reads from {}",
-                file_limits().max_query_rows,
-                file_limits().max_message_bytes >> 20,
-                path.display()
-            ),
         }
     }
 }

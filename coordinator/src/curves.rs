@@ -1,7 +1,7 @@
 //! Capacity-scaling curves: the rows of the `curves` view (migrations/0005_series.sql) for one
 //! sweep. All the statistics (n, mean, sample std, median, min over seeds) are computed by the
 //! view, so `modsync curves`, `modsync sql "SELECT * FROM curves"` and a user's own `sqlite3`
-//! session can never disagree.
+//! session can never disagree; the max beside them tops the charts' band.
 
 use modsync_proto::CurvePoint;
 
@@ -22,6 +22,7 @@ struct CurveRow {
     std: f64,
     median: f64,
     min: f64,
+    max: f64,
 }
 
 impl From<CurveRow> for CurvePoint {
@@ -36,6 +37,7 @@ impl From<CurveRow> for CurvePoint {
             std: r.std,
             median: r.median,
             min: r.min,
+            max: r.max,
         }
     }
 }
@@ -47,8 +49,14 @@ impl Reader {
         let mut conn = self.pool.acquire().await?;
         sweep_summary(&mut conn, sweep_id).await?;
         let rows: Vec<CurveRow> = sqlx::query_as(
-            "SELECT pde, method, series, width, n, mean, std, median, min FROM curves
-             WHERE sweep_id = ? ORDER BY pde, method, series, width",
+            "SELECT c.pde, c.method, c.series, c.width, c.n, c.mean, c.std, c.median, c.min,
+                    m.max
+             FROM curves c
+             JOIN (SELECT j.pde, j.method, j.series, j.width, MAX(res.rel_l2_best) AS max
+                   FROM results res JOIN jobs j ON j.id = res.job_id
+                   WHERE j.sweep_id = ?1 GROUP BY j.pde, j.method, j.series, j.width) m
+               USING (pde, method, series, width)
+             WHERE c.sweep_id = ?1 ORDER BY pde, method, series, width",
         )
         .bind(sweep_id)
         .fetch_all(&mut *conn)

@@ -313,6 +313,7 @@ mod tests {
             std: 0.25,
             median: -0.5,
             min: -1.0,
+            max: 0.0,
             series: String::new(),
         };
         assert_eq!(

@@ -6,7 +6,12 @@ use std::fmt::Write as _;
 
 use crate::escape::esc;
 
-pub(crate) const STYLE: &str = include_str!("../assets/style.css");
+/// The page stylesheet: the charts' rules (shared with the SVG files, `sheet.rs`), then the
+/// page's own, which win where both say something (the muted colour of an empty chart).
+pub(crate) const STYLE: &str = concat!(
+    include_str!("../assets/chart.css"),
+    include_str!("../assets/style.css")
+);
 
 /// `s` as one URL path segment or query value (sweep names are letters, digits, `._-`, but
 /// nothing here relies on it).

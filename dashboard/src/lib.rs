@@ -28,8 +28,10 @@ mod escape;
 mod host;
 mod layout;
 pub mod pages;
+pub mod scaling;
 mod serve;
-mod svg;
+pub mod sheet;
+pub mod svg;
 pub mod ticks;
 mod tls;
 

@@ -214,7 +214,7 @@ fn empty(chart: &Chart, height: f64) -> String {
 fn open(out: &mut String, chart: &Chart, height: f64) {
     let _ = write!(
         out,
-        r#"<svg class="chart {}" viewBox="0 0 {W} {height}" role="img" aria-label="{}" xmlns="http://www.w3.org/2000/svg">"#,
+        r#"<svg class="chart {}" viewBox="0 0 {W} {height}" width="{W}" height="{height}" role="img" aria-label="{}" xmlns="http://www.w3.org/2000/svg">"#,
         esc(chart.class),
         esc(chart.title)
     );

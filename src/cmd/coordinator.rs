@@ -11,7 +11,9 @@ use coordinator::{Reader, ServeConfig, Store};
 use dashboard::DashboardConfig;
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{runtime, shutdown_signal, token_from};
+use embedded::shutdown_signal;
+
+use crate::client::{runtime, token_from};
 
 #[derive(Args)]
 pub struct CoordinatorArgs {

@@ -8,7 +8,9 @@ use anyhow::{Context, Result, anyhow};
 use clap::Args;
 use coordinator::Reader;
 
-use crate::client::{runtime, shutdown_signal};
+use embedded::shutdown_signal;
+
+use crate::client::runtime;
 use crate::cmd::coordinator::HttpAuthArgs;
 
 #[derive(Args)]

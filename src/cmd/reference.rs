@@ -7,7 +7,7 @@ use anyhow::{Result, anyhow};
 use clap::Args;
 use trainer_core::pde::{self, PdeOptions};
 
-use crate::output::{csv_number, write_atomic};
+use report::files::{csv_number, write_atomic};
 
 #[derive(Args)]
 pub struct ReferenceArgs {

@@ -4,8 +4,8 @@ use anyhow::Result;
 use clap::Args;
 use modsync_proto::SweepSummary;
 
-use crate::cmd::sql::format_table;
 use crate::source::SourceArgs;
+use report::table::format_table;
 
 #[derive(Args)]
 pub struct StatusArgs {

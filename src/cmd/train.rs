@@ -12,8 +12,8 @@ use trainer_core::config::PdeOptions;
 use trainer_core::pde::{BoundaryLoss, Reading};
 use trainer_core::{Checkpoint, MetricsRow, Observer, Precision, RunResult, TrainConfig, Trainer};
 
-use crate::metrics_csv::MetricsCsv;
-use crate::output::{prepare_dir, write_atomic};
+use report::files::{prepare_dir, write_atomic};
+use report::metrics_csv::MetricsCsv;
 
 /// The flags of `modsync train`. Every default is trainer-core's (`TrainConfig::default()`), so
 /// `modsync train` without flags trains exactly the default config; the tests below hold every

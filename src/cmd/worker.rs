@@ -3,7 +3,10 @@
 use anyhow::Result;
 use clap::Args;
 
-use crate::client::{ClientArgs, hostname, runtime, shutdown_signal};
+use embedded::shutdown_signal;
+use worker::hostname;
+
+use crate::client::{ClientArgs, runtime};
 
 /// Where a worker trains and how much at once: `modsync worker`'s and `sweep run`'s local
 /// workers' flags, declared once.

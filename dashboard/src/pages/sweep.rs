@@ -24,8 +24,7 @@ use super::{App, JobRow, PAGE, Params, job_row, jobs_table, now_ms, offset, page
 use crate::error::{Error, Result};
 use crate::escape::esc;
 use crate::layout::{pager, sig4, url_part};
-use crate::svg::{self, Chart, Scale, Series};
-use crate::ticks;
+use crate::scaling;
 
 /// Most per-seed dots per (pde, method, width) on a sweep page; a cell with more seeds draws
 /// every k-th by error (ranks 1, 1 + k, …; the min–max band still spans all of them).
@@ -390,68 +389,37 @@ pub fn render(p: &SweepPage) -> String {
     out
 }
 
-/// Relative L2 against width, log–log: per line (a method, or a method and a series of a sweep
-/// with extra axes) the median over seeds, the min–max band and each seed as a dot.
+/// Relative L2 against width ([`scaling::chart`]) with each seed as a dot.
 fn scaling_chart(p: &SweepPage, pde: &str, lines: &[(&str, &str)], stats: &[&CurveStat]) -> String {
-    let mut widths: Vec<f64> = stats.iter().map(|c| c.width as f64).collect();
-    widths.sort_by(f64::total_cmp);
-    widths.dedup();
-    let series: Vec<Series> = lines
+    let cells: Vec<scaling::Cell> = stats
         .iter()
-        .enumerate()
-        .filter_map(|(i, line)| {
-            let of: Vec<&&CurveStat> = stats.iter().filter(|c| c.line() == *line).collect();
-            if of.is_empty() {
-                return None;
-            }
-            let (color, marker) = ticks::style(i);
-            Some(Series {
-                name: line_name(*line),
-                color,
-                marker,
-                points: of
-                    .iter()
-                    .map(|c| (c.width as f64, Some(c.median)))
-                    .collect(),
-                markers: true,
-                band: of.iter().map(|c| (c.width as f64, c.min, c.max)).collect(),
-                dots: p
-                    .dots
-                    .iter()
-                    .filter(|d| d.pde == pde && (d.method.as_str(), d.series.as_str()) == *line)
-                    .map(|d| {
-                        (
-                            d.width as f64,
-                            d.value,
-                            format!("job {} seed {}: {}", d.job_id, d.seed, sig4(d.value)),
-                        )
-                    })
-                    .collect(),
-            })
+        .map(|c| scaling::Cell {
+            line: c.line(),
+            width: c.width as u64,
+            median: c.median,
+            min: c.min,
+            max: c.max,
+        })
+        .collect();
+    let dots: Vec<scaling::Dot> = p
+        .dots
+        .iter()
+        .filter(|d| d.pde == pde)
+        .map(|d| scaling::Dot {
+            line: (&d.method, &d.series),
+            width: d.width as u64,
+            value: d.value,
+            tip: format!("job {} seed {}: {}", d.job_id, d.seed, sig4(d.value)),
         })
         .collect();
     let y_label = format!("relative L2 ({}), median over seeds", p.error.label());
-    svg::render(
-        &Chart {
-            class: "scaling",
-            title: &format!("{pde}: error against width"),
-            x_label: "width (hidden units per layer)",
-            y_label: &y_label,
-            x_scale: Scale::Log,
-            y_scale: Scale::Log,
-            x_ticks: (widths.len() <= 12).then_some(widths),
-        },
-        &series,
+    scaling::chart(
+        &format!("{pde}: error against width"),
+        &y_label,
+        lines,
+        &cells,
+        &dots,
     )
-}
-
-/// A line's name in legends and tables: the method, then its series when it has one.
-fn line_name((method, series): (&str, &str)) -> String {
-    if series.is_empty() {
-        method.to_string()
-    } else {
-        format!("{method} · {series}")
-    }
 }
 
 /// Lines (methods, or method and series) × widths: the median (and n) per cell, the best
@@ -482,7 +450,7 @@ fn method_width_table(lines: &[(&str, &str)], stats: &[&CurveStat]) -> String {
             r#"<tr data-method="{m}" data-series="{s}"><th>{name}</th>"#,
             m = esc(line.0),
             s = esc(line.1),
-            name = esc(&line_name(*line)),
+            name = esc(&scaling::line_name(*line)),
         );
         for (w, b) in widths.iter().zip(&best) {
             match stats.iter().find(|c| c.line() == *line && c.width == *w) {

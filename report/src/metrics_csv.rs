@@ -6,7 +6,7 @@ use std::io::Write;
 
 use trainer_core::{METRICS_COLUMNS, MetricValue, MetricsRow};
 
-use crate::output::csv_number;
+use crate::files::csv_number;
 
 /// Writes rows as they come (and flushes each), so a killed run keeps its history.
 pub struct MetricsCsv<W: Write> {
