@@ -3,10 +3,12 @@
 //! bearer token on every call, TLS for `https://` URLs, and the rules for which failures are
 //! worth retrying.
 
+pub mod token;
+
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow};
 use modsync_proto::sweeps_client::SweepsClient;
 use tonic::metadata::MetadataValue;
 use tonic::service::Interceptor;
@@ -232,6 +234,36 @@ pub fn code_name(code: Code) -> &'static str {
         Code::Unavailable => "UNAVAILABLE",
         Code::DataLoss => "DATA_LOSS",
         Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// A failed call as one line a user can act on: `what` (the command) failed against the
+/// coordinator at `coordinator`, and which flag or variable to look at.
+pub fn explain(what: &str, coordinator: &str, status: &Status) -> anyhow::Error {
+    match status.code() {
+        Code::Unauthenticated => anyhow!(
+            "{what}: the coordinator at {} refused the token (set --token or $MODSYNC_TOKEN): {}",
+            coordinator,
+            describe(status)
+        ),
+        Code::Unavailable => anyhow!(
+            "{what}: cannot reach the coordinator at {} (set --coordinator or $MODSYNC_COORDINATOR; for TLS use https:// and --tls-ca): {}",
+            coordinator,
+            describe(status)
+        ),
+        // A plaintext client talking to a TLS server: the connection breaks at once (it reads
+        // the TLS alert as HTTP/2 frames, or the server hangs up).
+        Code::Internal | Code::Cancelled | Code::Unknown
+            if coordinator.starts_with("http://")
+                && describe(status).contains("transport error") =>
+        {
+            anyhow!(
+                "{what}: the coordinator at {} does not speak plaintext gRPC (if it serves TLS, use https:// and --tls-ca): {}",
+                coordinator,
+                describe(status)
+            )
+        }
+        _ => anyhow!("{what}: {}", describe(status)),
     }
 }
 

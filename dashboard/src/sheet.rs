@@ -24,9 +24,11 @@ fn size(chart: &str) -> (f64, f64) {
     (attr("width").unwrap_or(0.0), attr("height").unwrap_or(0.0))
 }
 
-/// One SVG document: `title` on top, then `charts` (each the output of an `svg` renderer) in
-/// rows of `columns`, each row as tall as its tallest chart.
+/// One SVG document: `title` on top (none when empty: a single chart has its own), then
+/// `charts` (each the output of an `svg` renderer) in rows of `columns`, each row as tall as
+/// its tallest chart.
 pub fn sheet(title: &str, charts: &[String], columns: usize) -> String {
+    let title_height = if title.is_empty() { GAP } else { TITLE };
     let columns = columns.clamp(1, charts.len().max(1));
     let sizes: Vec<(f64, f64)> = charts.iter().map(|c| size(c)).collect();
     let column_width = sizes.iter().map(|s| s.0).fold(0.0, f64::max);
@@ -35,15 +37,21 @@ pub fn sheet(title: &str, charts: &[String], columns: usize) -> String {
         .map(|row| row.iter().map(|s| s.1).fold(0.0, f64::max))
         .collect();
     let width = GAP + columns as f64 * (column_width + GAP);
-    let height = TITLE + row_heights.iter().map(|h| h + GAP).sum::<f64>();
+    let height = title_height + row_heights.iter().map(|h| h + GAP).sum::<f64>();
     let mut out = String::new();
     let _ = write!(
         out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" font-family="sans-serif"><style>{CHART_CSS}</style><rect width="100%" height="100%" fill="white"/><text x="{}" y="23" text-anchor="middle" font-size="16" font-weight="600">{}</text>"#,
-        width / 2.0,
-        esc(title)
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" font-family="sans-serif"><style>{CHART_CSS}</style><rect width="100%" height="100%" fill="white"/>"#
     );
-    let mut top = TITLE;
+    if !title.is_empty() {
+        let _ = write!(
+            out,
+            r#"<text x="{}" y="23" text-anchor="middle" font-size="16" font-weight="600">{}</text>"#,
+            width / 2.0,
+            esc(title)
+        );
+    }
+    let mut top = title_height;
     for (row, row_height) in charts.chunks(columns).zip(&row_heights) {
         for (i, chart) in row.iter().enumerate() {
             let left = GAP + i as f64 * (column_width + GAP);
@@ -99,5 +107,9 @@ mod tests {
         let s = sheet("a <b>", &[chart(640, 300, "x")], 3);
         assert_eq!(size(&s), (640.0 + 2.0 * GAP, TITLE + 300.0 + GAP));
         assert!(s.contains("a &lt;b&gt;"));
+        // Without a title the chart starts near the top.
+        let untitled = sheet("", &[chart(640, 300, "x")], 1);
+        assert_eq!(placed_at(&untitled, "x"), (GAP, GAP));
+        assert!(!untitled.contains("font-weight=\"600\">"));
     }
 }

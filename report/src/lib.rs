@@ -7,6 +7,8 @@
 //!   drawn by [`history_chart`].
 //! - [`table`]: query answers as an aligned table or CSV (`modsync sql`).
 //! - [`metrics_csv`]: `metrics.csv` of `modsync train --out`.
+//! - [`reference`], [`run`], [`hint`]: `modsync reference`'s CSV, `modsync train`'s summary
+//!   line, and the commands that read a store after `sweep run`.
 //! - [`files`]: output directories and atomic writes.
 //!
 //! Every chart is the dashboard's (`dashboard::svg`, `dashboard::scaling`), as a file through
@@ -14,9 +16,12 @@
 
 pub mod curves;
 pub mod files;
+pub mod hint;
 pub mod history;
 pub mod history_chart;
 pub mod metrics_csv;
+pub mod reference;
+pub mod run;
 pub mod source;
 pub mod table;
 

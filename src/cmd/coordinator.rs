@@ -6,14 +6,15 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use coordinator::ServeConfig;
 use coordinator::auth_limit::{AuthLimiter, DEFAULT_FAILURES_PER_MINUTE};
-use coordinator::{Reader, ServeConfig, Store};
 use dashboard::DashboardConfig;
-use tokio_util::sync::CancellationToken;
 
 use embedded::shutdown_signal;
 
-use crate::client::{runtime, token_from};
+use modsync_client::token::token_from;
+
+use crate::client::runtime;
 
 #[derive(Args)]
 pub struct CoordinatorArgs {
@@ -219,49 +220,17 @@ pub fn run(args: CoordinatorArgs) -> Result<()> {
         };
         // Scripts (and the tests) read the bound address from here when they asked for port 0.
         println!("modsync coordinator listening on {scheme}://{addr}");
-        let stop = CancellationToken::new();
-        let mut web_server = None;
-        if let Some(http) = http {
-            // Opening the store once first applies its migrations, so the read-only reader
-            // finds the schema it expects.
-            Store::open(&config.db)
-                .await
-                .map_err(|e| anyhow::anyhow!("coordinator: {e}"))?
-                .close()
-                .await;
-            let reader = Reader::open(&config.db)
-                .await
-                .map_err(|e| anyhow::anyhow!("coordinator: {e}"))?;
-            println!(
-                "modsync dashboard on {}://{}/",
-                web.scheme(),
-                http.local_addr()?
-            );
-            web_server = Some(tokio::spawn(dashboard::serve(
-                reader,
-                http,
-                web,
-                stop.clone().cancelled_owned(),
-            )));
-        }
-        let signal = stop.clone();
-        tokio::spawn(async move {
-            shutdown_signal().await;
-            signal.cancel();
-        });
-        let served =
-            coordinator::serve_with_listener(config, listener, stop.clone().cancelled_owned())
-                .await
-                .map_err(|e| anyhow::anyhow!("coordinator: {e}"));
-        // The gRPC side ended (signal or error): the dashboard goes with it.
-        stop.cancel();
-        if let Some(web_server) = web_server {
-            match web_server.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "dashboard stopped with an error"),
-                Err(e) => tracing::warn!(error = %e, "dashboard task failed"),
+        let web = match http {
+            Some(http) => {
+                println!(
+                    "modsync dashboard on {}://{}/",
+                    web.scheme(),
+                    http.local_addr()?
+                );
+                Some((http, web))
             }
-        }
-        served
+            None => None,
+        };
+        embedded::server::serve(config, listener, web, shutdown_signal()).await
     })
 }

@@ -7,7 +7,7 @@ use anyhow::{Result, anyhow};
 use clap::Args;
 use trainer_core::pde::{self, PdeOptions};
 
-use report::files::{csv_number, write_atomic};
+use report::files::write_atomic;
 
 #[derive(Args)]
 pub struct ReferenceArgs {
@@ -37,22 +37,11 @@ pub fn run(args: ReferenceArgs) -> Result<()> {
             pde::MAX_TEST_GRID
         ));
     }
-    let grid = pde.test_grid(args.grid);
-    let u = pde.reference(&grid.points);
-    let dim = pde.dim();
-    let mut csv = pde.coords().join(",") + ",u\n";
-    for (p, u) in grid.points.chunks_exact(dim).zip(&u) {
-        for x in p {
-            csv.push_str(&csv_number(*x));
-            csv.push(',');
-        }
-        csv.push_str(&csv_number(*u));
-        csv.push('\n');
-    }
+    let csv = report::reference::csv(pde.as_ref(), args.grid);
     write_atomic(&args.out, csv.as_bytes()).map_err(|e| anyhow!("invalid --out: {e:#}"))?;
     println!(
         "wrote {} points of {} to {}",
-        u.len(),
+        csv.lines().count() - 1,
         pde.name(),
         args.out.display()
     );

@@ -117,7 +117,7 @@ fn run_sweep(args: RunArgs) -> Result<()> {
         eprintln!(
             "dashboard: {} (while this runs; afterwards modsync dashboard --db {})",
             local.dashboard_url,
-            shell_word(&db.display().to_string())
+            report::hint::shell_word(&db.display().to_string())
         );
         if submitted.jobs_total != sweep.jobs.len() as u64 {
             tracing::warn!(
@@ -157,7 +157,7 @@ fn run_sweep(args: RunArgs) -> Result<()> {
         bar.finish_and_clear();
         let outcome = ending.and_then(|e| report_ending(&name, settled, e, &out));
         // The coordinator is gone now; the store file is what is left to read.
-        eprintln!("{}", query_hint(&db, &name));
+        eprintln!("{}", report::hint::read_store(&db, &name));
         outcome
     })
 }
@@ -202,48 +202,4 @@ fn report_ending(name: &str, settled: bool, e: Ending, out: &Path) -> Result<()>
         );
     }
     Ok(())
-}
-
-/// How to read the store this run leaves behind, without a coordinator.
-fn query_hint(db: &Path, sweep: &str) -> String {
-    let db = shell_word(&db.display().to_string());
-    format!(
-        "query with: modsync sql --db {db} \"SELECT * FROM curves\"\n\
-         \x20         modsync status --db {db} {sweep}\n\
-         \x20         modsync curves --db {db} {sweep}\n\
-         \x20         modsync dashboard --db {db}"
-    )
-}
-
-/// `s` quoted for a POSIX shell when it needs it.
-fn shell_word(s: &str) -> String {
-    if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@".contains(c))
-    {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_query_hint_names_the_store_quoted_for_a_shell() {
-        let hint = query_hint(Path::new(".modsync/quick/sweep.db"), "quick");
-        assert!(
-            hint.starts_with(
-                "query with: modsync sql --db .modsync/quick/sweep.db \"SELECT * FROM curves\"\n"
-            ),
-            "{hint}"
-        );
-        assert!(
-            hint.contains("modsync status --db .modsync/quick/sweep.db quick"),
-            "{hint}"
-        );
-        assert_eq!(shell_word("my runs/it's.db"), "'my runs/it'\\''s.db'");
-    }
 }

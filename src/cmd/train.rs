@@ -10,13 +10,13 @@ use clap::{ArgAction, Args};
 use indicatif::{ProgressBar, ProgressStyle};
 use trainer_core::config::PdeOptions;
 use trainer_core::pde::{BoundaryLoss, Reading};
-use trainer_core::{Checkpoint, MetricsRow, Observer, Precision, RunResult, TrainConfig, Trainer};
+use trainer_core::{Checkpoint, MetricsRow, Observer, Precision, TrainConfig, Trainer};
 
 use report::files::{prepare_dir, write_atomic};
 use report::metrics_csv::MetricsCsv;
 
 /// The flags of `modsync train`. Every default is trainer-core's (`TrainConfig::default()`), so
-/// `modsync train` without flags trains exactly the default config; the tests below hold every
+/// `modsync train` without flags trains exactly the default config; tests/train_cli.rs holds every
 /// scalar field of `TrainConfig` to having a flag or a reason not to.
 #[derive(Args)]
 pub struct TrainArgs {
@@ -194,123 +194,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
     };
     let result = trainer.run(&mut observer);
     observer.bar.finish_and_clear();
-    println!("{}", summary(&result));
+    println!("{}", report::run::summary(&result));
     if let Some(dir) = &args.out {
         let json = serde_json::to_vec_pretty(&result).expect("result serialises");
         write_atomic(&dir.join("result.json"), &json)?;
     }
     Ok(())
-}
-
-fn summary(r: &RunResult) -> String {
-    let c = &r.config;
-    format!(
-        "{} {} w={} d={} seed={}: {:?} | rel_l2 best {:.4e} (iter {}) min-loss {:.4e} last {:.4e} | abs_err {:.3e} | {} iters in {:.1} s ({:.1} it/s), {} skipped",
-        c.pde,
-        c.method,
-        c.width,
-        c.depth,
-        c.seed,
-        r.status,
-        r.rel_l2_best,
-        r.best_iter,
-        r.rel_l2_min_loss,
-        r.rel_l2_last,
-        r.abs_err_best,
-        r.iters_done,
-        r.wall_s,
-        r.iters_per_s,
-        r.skipped_steps
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use clap::{CommandFactory, Parser};
-    use serde_json::Value;
-
-    use super::*;
-    use crate::{Cli, Command};
-
-    /// Top-level `TrainConfig` fields that `modsync train` has no flag for: a run that needs
-    /// them is a sweep file's (`[train]` takes every field). A field `TrainConfig` gains must get
-    /// a flag in `TrainArgs` or a line here with its reason.
-    const LEFT_TO_SWEEP_FILES: &[&str] = &[
-        // The StepLR schedule's shape: `--no-lr-decay` turns it off, else SPEC's shape.
-        "lr_decay_every",
-        "lr_decay_gamma",
-        // Checkpoints are for resuming a job on another worker; `train` resumes nothing.
-        "checkpoint_every",
-        // How long a run of skipped steps may last before the run counts as diverged: a guard,
-        // not a setting one run tunes.
-        "max_consecutive_skips",
-    ];
-
-    fn train_args(flags: &[&str]) -> TrainArgs {
-        let argv = ["modsync", "train"].iter().chain(flags);
-        match Cli::try_parse_from(argv).unwrap().command {
-            Command::Train(args) => args,
-            _ => unreachable!("parsed `modsync train`"),
-        }
-    }
-
-    #[test]
-    fn no_flags_train_exactly_the_default_config() {
-        assert_eq!(train_args(&[]).config().unwrap(), TrainConfig::default());
-    }
-
-    #[test]
-    fn flags_reach_their_fields() {
-        let c = train_args(&[
-            "--width",
-            "7",
-            "--no-lr-decay",
-            "--precision",
-            "f64",
-            "--nc",
-            "5",
-            "--boundary-loss",
-            "pooled_mean",
-        ])
-        .config()
-        .unwrap();
-        assert_eq!(
-            (c.width, c.lr_decay, c.precision),
-            (7, false, Precision::F64)
-        );
-        assert_eq!(c.pde_options.nc, 5);
-        assert_eq!(c.pde_options.boundary_loss, Some(BoundaryLoss::PooledMean));
-        assert!(Cli::try_parse_from(["modsync", "train", "--boundary-loss", "pooled"]).is_err());
-    }
-
-    #[test]
-    fn every_scalar_config_field_has_a_flag_or_is_left_to_sweep_files() {
-        let cli = Cli::command();
-        let train = cli.find_subcommand("train").expect("a train subcommand");
-        let flags: Vec<&str> = train.get_arguments().map(|a| a.get_id().as_str()).collect();
-        let Value::Object(fields) = serde_json::to_value(TrainConfig::default()).unwrap() else {
-            unreachable!("TrainConfig serialises to an object")
-        };
-        // Option groups (pde_options, method_options, …) are tables: their flags are
-        // `--nc`/`--test-grid` and the catalogue's (`cmd/methods.rs`).
-        for (field, _) in fields.iter().filter(|(_, v)| !v.is_object()) {
-            let has_flag = flags.contains(&field.as_str());
-            let left = LEFT_TO_SWEEP_FILES.contains(&field.as_str());
-            assert!(
-                has_flag || left,
-                "TrainConfig.{field} has no `modsync train` flag: add one to TrainArgs, or add \
-                 it to LEFT_TO_SWEEP_FILES with the reason"
-            );
-            assert!(
-                !(has_flag && left),
-                "TrainConfig.{field} has a flag: remove it from LEFT_TO_SWEEP_FILES"
-            );
-        }
-        for field in LEFT_TO_SWEEP_FILES {
-            assert!(
-                fields.contains_key(*field),
-                "{field} is no TrainConfig field"
-            );
-        }
-    }
 }
