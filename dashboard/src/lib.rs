@@ -7,7 +7,8 @@
 //! can write, whatever it sends. Only GET pages exist besides the login form.
 //!
 //! Pages, one module each under `pages/` with its query, struct, HTML and handlers (the layout
-//! they share in `layout.rs`; plots as inline SVG, `svg.rs`): `/` sweeps, `/sweeps/{id}` a
+//! they share in `layout.rs`; plots as inline SVG, `svg.rs` and `scaling.rs`, which the CLI
+//! also writes as files through `sheet.rs`): `/` sweeps, `/sweeps/{id}` a
 //! sweep (`?error=best|min_loss|last`), `/jobs/{id}` a job, `/workers`. The same data as JSON
 //! under `/api/...`, downloads at
 //! `/sweeps/{id}/curves.csv` and `/sweeps/{id}/results.csv` (`csv.rs`). Live: the one embedded
@@ -204,17 +205,9 @@ async fn security_headers(req: Request, next: Next) -> Response {
 
 /// The routes, behind the login check, behind the `Host` check.
 fn router(reader: Reader, auth: Auth, hosts: host::Hosts) -> Router {
-    let pages = Router::new()
-        .route("/", get(pages::sweeps::html))
-        .route("/api/sweeps", get(pages::sweeps::json))
-        .route("/sweeps/{id}", get(pages::sweep::html))
-        .route("/api/sweeps/{id}", get(pages::sweep::json))
+    let pages = pages::routes()
         .route("/sweeps/{id}/curves.csv", get(curves_csv))
         .route("/sweeps/{id}/results.csv", get(results_csv))
-        .route("/jobs/{id}", get(pages::job::html))
-        .route("/api/jobs/{id}", get(pages::job::json))
-        .route("/workers", get(pages::workers::html))
-        .route("/api/workers", get(pages::workers::json))
         .route("/assets/live.js", get(live_js))
         .fallback(not_found)
         .with_state(App { reader });

@@ -4,7 +4,7 @@
 //! - [`source`]: where the answers come from: a store file read-only, or a coordinator.
 //! - [`curves`]: the capacity-scaling table, CSV and chart (`modsync curves`, `sweep run`).
 //! - [`history`]: one metric over the iterations, per method and width (`modsync history`),
-//!   drawn by [`history_chart`].
+//!   drawn by `history/chart.rs`.
 //! - [`table`]: query answers as an aligned table or CSV (`modsync sql`).
 //! - [`metrics_csv`]: `metrics.csv` of `modsync train --out`.
 //! - [`reference`], [`run`], [`hint`]: `modsync reference`'s CSV, `modsync train`'s summary
@@ -18,7 +18,6 @@ pub mod curves;
 pub mod files;
 pub mod hint;
 pub mod history;
-pub mod history_chart;
 pub mod metrics_csv;
 pub mod reference;
 pub mod run;

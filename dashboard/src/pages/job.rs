@@ -6,9 +6,10 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
 use coordinator::Reader;
 use serde::Serialize;
 use sqlx::Row;
@@ -428,4 +429,11 @@ pub(crate) async fn html(
 
 pub(crate) async fn json(State(app): State<App>, Path(id): Path<String>) -> Result<Response> {
     Ok(Json(load(&app.reader, job_id(&id)?).await?).into_response())
+}
+
+/// The page's routes: its HTML and its JSON.
+pub(crate) fn routes() -> Router<App> {
+    Router::new()
+        .route("/jobs/{id}", get(html))
+        .route("/api/jobs/{id}", get(json))
 }

@@ -1,9 +1,9 @@
 //! One module per page, each with its query (`load`: a few SQL statements on the read-only
 //! pool that aggregate in SQLite and return at most a page of rows), the struct it returns (also
 //! the page's JSON under `/api/...`), its rendering (`render`: HTML strings, every value from
-//! the store escaped) and its two handlers (`html`, `json`). What the pages share lives here:
-//! the handlers' state and query parameters, paging, and the list of jobs. Adding a page: a
-//! module here and its routes in `lib.rs`'s `router` (docs/architecture.md).
+//! the store escaped), its two handlers (`html`, `json`) and its `routes()`. What the pages
+//! share lives here: the handlers' state and query parameters, paging, and the list of jobs.
+//! Adding a page: its file, its `mod` line and its line in [`routes`] (docs/architecture.md).
 //!
 //! Fast at scale (`bench/dashboard-scale.sh`: 100,000 jobs, 5,000,000 metric rows): every
 //! statement reads an index range of one sweep, one job or the last hour, never a whole table.
@@ -16,6 +16,7 @@ pub mod workers;
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use axum::Router;
 use axum::response::{Html, IntoResponse, Response};
 use coordinator::Reader;
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,15 @@ use crate::error::{Error, Result};
 use crate::escape::esc;
 use crate::layout;
 use sweep::ErrorKind;
+
+/// Every page's routes.
+pub(crate) fn routes() -> Router<App> {
+    Router::new()
+        .merge(sweeps::routes())
+        .merge(sweep::routes())
+        .merge(job::routes())
+        .merge(workers::routes())
+}
 
 /// Rows per page of the sweeps, jobs and workers lists.
 pub const PAGE: u32 = 50;

@@ -10,9 +10,10 @@
 
 use std::fmt::Write as _;
 
-use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
 use coordinator::Reader;
 use serde::Serialize;
 use sqlx::Row;
@@ -499,4 +500,11 @@ pub(crate) async fn json(
 ) -> Result<Response> {
     let data = load(&app.reader, &id, q.error()?, q.page()?, now_ms()).await?;
     Ok(Json(data).into_response())
+}
+
+/// The page's routes: its HTML and its JSON.
+pub(crate) fn routes() -> Router<App> {
+    Router::new()
+        .route("/sweeps/{id}", get(html))
+        .route("/api/sweeps/{id}", get(json))
 }

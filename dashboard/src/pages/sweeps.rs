@@ -5,9 +5,10 @@
 
 use std::fmt::Write as _;
 
-use axum::Json;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
 use coordinator::Reader;
 use serde::Serialize;
 
@@ -252,4 +253,11 @@ pub(crate) async fn html(State(app): State<App>, Query(q): Query<Params>) -> Res
 
 pub(crate) async fn json(State(app): State<App>, Query(q): Query<Params>) -> Result<Response> {
     Ok(Json(load(&app.reader, q.page()?, now_ms()).await?).into_response())
+}
+
+/// The page's routes: its HTML and its JSON.
+pub(crate) fn routes() -> Router<App> {
+    Router::new()
+        .route("/", get(html))
+        .route("/api/sweeps", get(json))
 }

@@ -9,7 +9,7 @@ use dashboard::ticks;
 use trainer_core::AxisScale;
 use trainer_core::diagnostic_kind::{counter_steps, layer_of};
 
-use crate::history::HistoryPoint;
+use super::HistoryPoint;
 
 /// One line: a metric over iterations in a panel.
 pub struct ChartLine<'a> {

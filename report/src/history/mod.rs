@@ -19,14 +19,16 @@
 //! grows (y: resets so far, from 0), no line. `DIR/<kind>.csv` then has a `member` column
 //! naming the diagnostic of each row.
 
+mod chart;
+
 use std::collections::BTreeMap;
 
 use anyhow::{Result, bail};
 use trainer_core::diagnostic_kind::{self, DiagnosticKind};
 use trainer_core::real_metrics_columns;
 
+use self::chart::{ChartLine, ChartStyle};
 use crate::files::csv_number;
-use crate::history_chart::{self, ChartLine, ChartStyle};
 use crate::source::Source;
 use crate::table::{cell, csv_field};
 
@@ -302,14 +304,14 @@ pub fn history(source: &mut Source, request: &Request) -> Result<Files> {
     Ok(Files {
         stem,
         csv: to_csv(&lines),
-        svg: chart(request, kind, &members, &lines),
+        svg: draw(request, kind, &members, &lines),
         lines: lines.len(),
     })
 }
 
 /// The lines as one SVG file: a panel per method (and width, for a kind), on the axis of the
 /// metric or of its kind.
-fn chart(
+fn draw(
     request: &Request,
     kind: Option<DiagnosticKind>,
     members: &[String],
@@ -361,7 +363,7 @@ fn chart(
         Some(kind) => format!("{}: {}", request.sweep, kind.title()),
         None => format!("{}: {label}", request.sweep),
     };
-    history_chart::svg(&title, &style, &drawn)
+    chart::svg(&title, &style, &drawn)
 }
 
 /// The median (mean of the middle two for an even count) and range of one iteration's values.
