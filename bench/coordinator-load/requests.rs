@@ -40,7 +40,7 @@ impl Worker {
                     extra: Default::default(),
                 };
                 serde_json::to_string(&row)
-                    .map(|row_json| MetricRow { iter, row_json })
+                    .map(|row_json| MetricRow { row_json })
                     .map_err(|e| format!("{}: metrics row: {e}", self.id))
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -55,7 +55,6 @@ impl Worker {
             token: job.token,
             worker_id: self.id.clone(),
             metrics,
-            checkpoint_iter: if checkpoint.is_empty() { 0 } else { ckpt_iter },
             checkpoint,
         })
     }
