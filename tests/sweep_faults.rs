@@ -171,7 +171,6 @@ fn coordinator_restart_mid_sweep_loses_nothing() {
             worker_id: "ghost".into(),
             metrics: vec![metric_row(0)],
             checkpoint: Vec::new(),
-            checkpoint_iter: 0,
         })
         .map(|_| ()),
     );

@@ -337,7 +337,6 @@ fn a_trainer_error_fails_the_job_with_its_message_and_one_attempt() {
         worker_id: "planter".into(),
         metrics: Vec::new(),
         checkpoint: ckpt.to_bytes(),
-        checkpoint_iter: 0,
     })
     .expect("a checkpoint that decodes is stored");
     rpc.release(&planted, "planter").unwrap();

@@ -7,85 +7,21 @@
 //! counts the ones the coordinator accepted.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use modsync_proto::sweeps_client::SweepsClient;
 use modsync_proto::value::Kind;
 use modsync_proto::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tonic::transport::Channel;
 use tonic::{Code, Status};
-use trainer_core::{Checkpoint, MetricsRow, RunResult, RunStatus, TrainConfig};
 
-pub type Client = SweepsClient<Channel>;
+use crate::shared::{Client, RPC_NAMES, STALE_ITER, Shared, WorkerStats};
 
-/// Metric rows, checkpoints and results written with a stale token carry these markers, so the
-/// final check can also look for them in the database (any row found = a stale write stuck).
-pub const STALE_ITER: u64 = 987_654;
-pub const STALE_REL_L2: f64 = 4242.0;
-
-/// The RPCs whose latency is measured, in table order.
-pub const RPC_NAMES: [&str; 4] = ["LeaseJob", "Heartbeat", "ReportProgress", "CompleteJob"];
 const LEASE: usize = 0;
 const HEARTBEAT: usize = 1;
 const PROGRESS: usize = 2;
 const COMPLETE: usize = 3;
-
-/// What every worker shares: the plan and the run's live counters.
-pub struct Shared {
-    pub work: Duration,
-    pub ramp: Duration,
-    pub metric_rows: u64,
-    pub checkpoint_floats: usize,
-    pub lease_ms: u64,
-    pub reap_every_ms: u64,
-    pub seed: u64,
-    /// Completions the coordinator acknowledged so far.
-    pub acked: AtomicU64,
-    pub jobs: u64,
-    /// Set by the monitor when no job is queued or running any more, or at the deadline.
-    pub stop: AtomicBool,
-    pub deadline: Instant,
-}
-
-impl Shared {
-    fn finished(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
-            || self.acked.load(Ordering::Relaxed) >= self.jobs
-            || Instant::now() > self.deadline
-    }
-}
-
-/// Everything one worker observed; merged by the caller.
-#[derive(Default)]
-pub struct WorkerStats {
-    /// Latency in microseconds per RPC of [`RPC_NAMES`] (stale writes and monitor calls are not
-    /// here).
-    pub lat_us: [Vec<u32>; 4],
-    pub empty_leases: u64,
-    /// (job id, worker id) of every completion the coordinator acknowledged.
-    pub acked: Vec<(i64, String)>,
-    /// Writes of a live (non-stalling) worker refused as stale: its lease expired under load.
-    pub leases_lost: u64,
-    pub transient_errors: u64,
-    /// The first few transient errors, for the report.
-    pub transient_seen: Vec<String>,
-    pub stale_sent: u64,
-    pub stale_accepted: u64,
-    pub stale_refused: u64,
-    /// Of those, refused while another worker held the job's lease (not after it was done).
-    pub stale_vs_live: u64,
-    /// Stalled jobs that another worker had leased before the stale writes were sent.
-    pub taken_over: u64,
-    pub stalled: u64,
-    /// Anything that should not happen (wrong status codes, …), one line each.
-    pub unexpected: Vec<String>,
-    pub last_ack: Option<Instant>,
-    /// When each acknowledgement arrived (for the steady-state rate).
-    pub ack_times: Vec<Instant>,
-}
 
 pub struct Worker {
     pub index: usize,
@@ -367,113 +303,5 @@ impl Worker {
             }
             Err(s) => self.unexpected(&format!("stale {rpc}"), &s),
         }
-    }
-
-    fn heartbeat(&self, job: &Job, iter: u64) -> HeartbeatRequest {
-        HeartbeatRequest {
-            job_id: job.job_id,
-            token: job.token,
-            worker_id: self.id.clone(),
-            iter,
-        }
-    }
-
-    fn progress(&self, job: &Job, stale: bool) -> Result<ReportProgressRequest, String> {
-        let n = self.shared.metric_rows;
-        let iters: Vec<u64> = if stale {
-            vec![STALE_ITER]
-        } else {
-            (1..=n).map(|i| i * 10).collect()
-        };
-        let metrics = iters
-            .iter()
-            .map(|&iter| {
-                let row = MetricsRow {
-                    iter,
-                    lr: 1e-3,
-                    loss_r: 1.0 / iter as f64,
-                    loss_b: 0.5 / iter as f64,
-                    rel_l2: 0.1,
-                    abs_err: 0.01,
-                    abs_err_max: 0.1,
-                    skipped_steps: 0,
-                    elapsed_s: iter as f64 * 1e-3,
-                    extra: Default::default(),
-                };
-                serde_json::to_string(&row)
-                    .map(|row_json| MetricRow { iter, row_json })
-                    .map_err(|e| format!("{}: metrics row: {e}", self.id))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let ckpt_iter = iters.last().copied().unwrap_or(0);
-        let checkpoint = if self.shared.checkpoint_floats > 0 || stale {
-            self.checkpoint(job, ckpt_iter)?
-        } else {
-            Vec::new()
-        };
-        Ok(ReportProgressRequest {
-            job_id: job.job_id,
-            token: job.token,
-            worker_id: self.id.clone(),
-            metrics,
-            checkpoint_iter: if checkpoint.is_empty() { 0 } else { ckpt_iter },
-            checkpoint,
-        })
-    }
-
-    fn checkpoint(&self, job: &Job, iter: u64) -> Result<Vec<u8>, String> {
-        let bad = |e: serde_json::Error| format!("{}: checkpoint: {e}", self.id);
-        let config: serde_json::Value = serde_json::from_str(&job.config_json).map_err(bad)?;
-        let mut ckpt: Checkpoint = serde_json::from_value(serde_json::json!({
-            "iter": iter,
-            "config": config,
-            "rng_word_pos": "0",
-            "skipped_steps": 0,
-            "consecutive_skips": 0,
-            "elapsed_s": 0.1,
-            "tracker": {"best": null, "min_loss": null, "last": null},
-            "adam_t": iter,
-            "method_state": null,
-        }))
-        .map_err(bad)?;
-        let n = self.shared.checkpoint_floats.max(1);
-        ckpt.vectors = vec![("theta".into(), (0..n).map(|i| i as f64 * 0.5).collect())];
-        Ok(ckpt.to_bytes())
-    }
-
-    fn complete(&self, job: &Job, stale: bool) -> Result<CompleteJobRequest, String> {
-        let config: TrainConfig = serde_json::from_str(&job.config_json)
-            .map_err(|e| format!("{}: job {} config: {e}", self.id, job.job_id))?;
-        let best = if stale {
-            STALE_REL_L2
-        } else {
-            0.01 + (self.index % 97) as f64 * 1e-4
-        };
-        let r = RunResult {
-            status: RunStatus::Finished,
-            rel_l2_best: best,
-            rel_l2_min_loss: best * 1.5,
-            rel_l2_last: best * 2.0,
-            abs_err_best: best / 10.0,
-            abs_err_max_best: best * 3.0,
-            best_iter: 10,
-            min_loss_iter: 20,
-            iters_done: config.iters,
-            diverged: false,
-            skipped_steps: 0,
-            wall_s: self.shared.work.as_secs_f64(),
-            iters_per_s: 1000.0,
-            num_params: 123,
-            config,
-        };
-        let result_json =
-            serde_json::to_string(&r).map_err(|e| format!("{}: result: {e}", self.id))?;
-        Ok(CompleteJobRequest {
-            job_id: job.job_id,
-            token: job.token,
-            worker_id: self.id.clone(),
-            result_json,
-            device: "sim".into(),
-        })
     }
 }

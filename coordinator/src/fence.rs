@@ -3,8 +3,9 @@
 //!
 //! - [`LeaseTerms`]: how long a lease lasts and how often its worker heartbeats.
 //! - [`parse_metrics`]: the metrics rows of a progress report, as they arrive over the wire.
-//! - the checks a request passes *before* it reaches the writer (names, checkpoint bytes, a
-//!   result's numbers), so a bad request never holds the write lock nor writes half of itself.
+//! - the checks a request passes *before* it reaches the writer (names, checkpoint bytes,
+//!   iterations a run can reach, a result's numbers), so a bad request never holds the write
+//!   lock nor writes half of itself.
 //! - [`stale`]: the refusal of a write whose token does not hold the lease (FAILED_PRECONDITION).
 //!   The fence itself — `(job_id, token, state = 'running')` checked in the same transaction
 //!   before anything is written — is SQL, in `jobs/`.
@@ -34,10 +35,11 @@ pub(crate) fn finite(x: f64) -> Option<f64> {
     Some(x).filter(|v| v.is_finite())
 }
 
-/// The metric rows of a progress report, each checked against its `iter`. A real that arrives
-/// as `null` (serde_json's NaN and ±inf) reads as NaN: such rows (a diverging run) are kept,
-/// with NULL in the non-finite columns, rather than refused — refusing would also refuse the
-/// checkpoint that travels with them.
+/// The metric rows of a progress report; each row's iteration is the `iter` inside its JSON
+/// (the only copy on the wire) and must be one a run can reach ([`check_iter`]). A real that
+/// arrives as `null` (serde_json's NaN and ±inf) reads as NaN: such rows (a diverging run) are
+/// kept, with NULL in the non-finite columns, rather than refused — refusing would also refuse
+/// the checkpoint that travels with them.
 pub(crate) fn parse_metrics(req: &ReportProgressRequest) -> Result<Vec<MetricsRow>> {
     req.metrics
         .iter()
@@ -49,35 +51,36 @@ pub(crate) fn parse_metrics(req: &ReportProgressRequest) -> Result<Vec<MetricsRo
                     format!("not a MetricsRow: {e}"),
                 )
             })?;
-            if row.iter != m.iter {
-                return Err(Error::invalid(
-                    format!("metrics[{i}].iter"),
-                    format!("{} differs from row_json.iter {}", m.iter, row.iter),
-                ));
-            }
+            check_iter(&format!("metrics[{i}].row_json.iter"), row.iter)?;
             Ok(row)
         })
         .collect()
 }
 
 /// Checks that the checkpoint bytes decode (so a corrupt upload never replaces a good
-/// checkpoint) and that they are taken at `checkpoint_iter`.
+/// checkpoint) and that the iteration in their header is one a run can reach; returns that
+/// iteration, the one stored with them.
 pub(crate) fn check_checkpoint(req: &ReportProgressRequest) -> Result<Option<i64>> {
     if req.checkpoint.is_empty() {
         return Ok(None);
     }
     let ckpt = Checkpoint::from_bytes(&req.checkpoint)
         .map_err(|e| Error::invalid("checkpoint", e.to_string()))?;
-    if ckpt.iter != req.checkpoint_iter {
+    check_iter("checkpoint.iter", ckpt.iter)?;
+    Ok(Some(to_i64(ckpt.iter)))
+}
+
+/// An iteration number a run can actually reach (at most trainer-core's `MAX_ITERS`, so it
+/// also fits the i64 of SQLite's INTEGER).
+pub(crate) fn check_iter(field: &str, iter: u64) -> Result<()> {
+    use trainer_core::config::MAX_ITERS;
+    if iter > MAX_ITERS {
         return Err(Error::invalid(
-            "checkpoint_iter",
-            format!(
-                "{} differs from the checkpoint's iter {}",
-                req.checkpoint_iter, ckpt.iter
-            ),
+            field,
+            format!("must be at most {MAX_ITERS}, got {iter}"),
         ));
     }
-    Ok(Some(to_i64(ckpt.iter)))
+    Ok(())
 }
 
 /// Parses a RunResult and refuses what must never reach the `results` table.
@@ -241,7 +244,6 @@ mod tests {
             worker_id: "w".into(),
             metrics: [&row, &nan]
                 .map(|r| MetricRow {
-                    iter: r.iter,
                     row_json: serde_json::to_string(r).unwrap(),
                 })
                 .to_vec(),

@@ -7,8 +7,9 @@
 //! What this layer does add is the size limits of a request, checked before anything is parsed
 //! or any lock is taken (see [`ServeConfig`]): metric rows per report (`max_metric_rows`) and
 //! checkpoint bytes (`max_checkpoint_bytes`) → `RESOURCE_EXHAUSTED` naming the field; one metric
-//! row's JSON ([`MAX_ROW_JSON_BYTES`]), a result's JSON ([`MAX_RESULT_JSON_BYTES`]) and
-//! iteration numbers beyond trainer-core's `MAX_ITERS` → `INVALID_ARGUMENT` naming the field.
+//! row's JSON ([`MAX_ROW_JSON_BYTES`]) and a result's JSON ([`MAX_RESULT_JSON_BYTES`]) →
+//! `INVALID_ARGUMENT` naming the field. (Iterations beyond trainer-core's `MAX_ITERS` are
+//! refused where the rows and the checkpoint are parsed, `fence.rs`: they travel only inside.)
 //! Every status message is cut to [`MAX_STATUS_MESSAGE`] bytes, so an error that quotes a huge
 //! input (an unknown 10 MB PDE name) still reaches the client as a small, readable status.
 
@@ -76,10 +77,6 @@ impl SweepService {
                 )
                 .into());
             }
-            check_iter(&format!("metrics[{i}].iter"), m.iter)?;
-        }
-        if !req.checkpoint.is_empty() {
-            check_iter("checkpoint_iter", req.checkpoint_iter)?;
         }
         Ok(())
     }
@@ -131,17 +128,6 @@ fn too_big(field: &str, got: usize, unit: &str, limit: usize, flag: &str) -> Sta
     Status::resource_exhausted(format!(
         "invalid {field}: {got} {unit} is more than the coordinator's limit of {limit} ({flag})"
     ))
-}
-
-/// An iteration number a run can actually reach.
-fn check_iter(field: &str, iter: u64) -> Result<(), Status> {
-    use trainer_core::config::MAX_ITERS;
-    if iter > MAX_ITERS {
-        return Err(
-            Error::invalid(field, format!("must be at most {MAX_ITERS}, got {iter}")).into(),
-        );
-    }
-    Ok(())
 }
 
 /// A sweep id from a request; an empty one is a client bug worth naming.

@@ -273,7 +273,6 @@ mod tests {
             job_id,
             token,
             metrics: vec![MetricRow {
-                iter,
                 row_json: serde_json::to_string(&row).unwrap(),
             }],
             ..Default::default()

@@ -166,7 +166,6 @@ pub fn metric_row(iter: u64) -> MetricRow {
         extra: Default::default(),
     };
     MetricRow {
-        iter,
         row_json: serde_json::to_string(&row).unwrap(),
     }
 }

@@ -3,7 +3,7 @@
 //! tensor ops so that one first-order backward gives ∇θ of a loss that contains u_x, u_xx, ….
 //!
 //! This is the autodiff path: the oracle of the training step (which stacks the streams and
-//! runs its own reverse pass, `backprop.rs`) and the per-point gradients (NTK traces, the
+//! runs its own reverse pass, `backprop/`) and the per-point gradients (NTK traces, the
 //! orthogonality diagnostic). Inside Burn's autodiff graph streams are kept as separate tensors:
 //! concatenating and slicing there cost more than the extra matmul calls (BURN-NOTES: 1.3–1.6×).
 

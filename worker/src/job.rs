@@ -231,8 +231,8 @@ impl JobRun {
                 })
                 .await
         } else {
-            let (request, rows) = progress_request(lease, &self.config.worker_id, pending);
-            let checkpoint = carried_checkpoint(&request);
+            let (request, rows, checkpoint) =
+                progress_request(lease, &self.config.worker_id, pending);
             let answer = self.client.report_progress(request).await;
             if answer.is_ok() {
                 pending.sent(rows);
@@ -337,8 +337,8 @@ impl JobRun {
         retry: bool,
     ) -> Result<(), Status> {
         while !pending.is_empty() {
-            let (request, rows) = progress_request(lease, &self.config.worker_id, pending);
-            let checkpoint = carried_checkpoint(&request);
+            let (request, rows, checkpoint) =
+                progress_request(lease, &self.config.worker_id, pending);
             self.retry("ReportProgress", retry, |mut c| {
                 let r = request.clone();
                 async move { c.report_progress(r).await.map(|_| ()) }
@@ -530,18 +530,20 @@ fn prepare(job: &Job) -> Result<Start, String> {
 const MAX_REPORT_ROWS: usize = 1_000;
 
 /// The next report of `pending`: its first [`MAX_REPORT_ROWS`] rows, and the checkpoint only
-/// with the last of them (a checkpoint is never stored ahead of the rows before it), and how
-/// many rows it carries.
+/// with the last of them (a checkpoint is never stored ahead of the rows before it), how many
+/// rows it carries, and the iteration of the checkpoint it carries, if it carries one (for the
+/// log: on the wire the iteration is only in the checkpoint's header).
 fn progress_request(
     lease: &Lease,
     worker_id: &str,
     pending: &Pending,
-) -> (ReportProgressRequest, usize) {
+) -> (ReportProgressRequest, usize, Option<u64>) {
     let rows = pending.metrics.len().min(MAX_REPORT_ROWS);
-    let (checkpoint, checkpoint_iter) = if rows == pending.metrics.len() {
-        pending.checkpoint.clone().unwrap_or_default()
-    } else {
-        Default::default()
+    let (checkpoint, checkpoint_iter) = match &pending.checkpoint {
+        Some((bytes, iter)) if rows == pending.metrics.len() => {
+            (bytes.clone(), (!bytes.is_empty()).then_some(*iter))
+        }
+        _ => (Vec::new(), None),
     };
     let request = ReportProgressRequest {
         job_id: lease.job_id,
@@ -549,14 +551,8 @@ fn progress_request(
         worker_id: worker_id.to_string(),
         metrics: pending.metrics[..rows].to_vec(),
         checkpoint,
-        checkpoint_iter,
     };
-    (request, rows)
-}
-
-/// The iteration of the checkpoint a report carries, if it carries one.
-fn carried_checkpoint(request: &ReportProgressRequest) -> Option<u64> {
-    (!request.checkpoint.is_empty()).then_some(request.checkpoint_iter)
+    (request, rows, checkpoint_iter)
 }
 
 /// Debug log of an accepted checkpoint: what a crash now loses is the training since then.
@@ -585,27 +581,35 @@ mod tests {
         let mut pending = Pending {
             metrics: (0..2_500)
                 .map(|i| MetricRow {
-                    iter: i,
-                    row_json: String::new(),
+                    row_json: i.to_string(),
                 })
                 .collect(),
             checkpoint: Some((vec![1, 2, 3], 2_499)),
         };
         let mut reports = Vec::new();
         while !pending.is_empty() {
-            let (r, rows) = progress_request(&lease, "w", &pending);
+            let (r, rows, checkpoint_iter) = progress_request(&lease, "w", &pending);
             assert_eq!(rows, r.metrics.len());
-            reports.push((r.metrics.len(), r.checkpoint.len(), r.metrics[0].iter));
+            assert_eq!(checkpoint_iter.is_some(), !r.checkpoint.is_empty());
+            reports.push((
+                r.metrics.len(),
+                r.checkpoint.len(),
+                r.metrics[0].row_json.clone(),
+            ));
             pending.sent(rows);
         }
-        assert_eq!(reports, [(1_000, 0, 0), (1_000, 0, 1_000), (500, 3, 2_000)]);
+        let expected = [(1_000, 0, "0"), (1_000, 0, "1000"), (500, 3, "2000")];
+        assert_eq!(
+            reports,
+            expected.map(|(n, c, first)| (n, c, first.to_string()))
+        );
         // A checkpoint alone goes out alone.
         let mut pending = Pending {
             metrics: Vec::new(),
             checkpoint: Some((vec![9], 7)),
         };
-        let (r, rows) = progress_request(&lease, "w", &pending);
-        assert_eq!((rows, r.checkpoint_iter, r.checkpoint.len()), (0, 7, 1));
+        let (r, rows, checkpoint_iter) = progress_request(&lease, "w", &pending);
+        assert_eq!((rows, checkpoint_iter, r.checkpoint.len()), (0, Some(7), 1));
         pending.sent(rows);
         assert!(pending.is_empty());
     }

@@ -42,10 +42,7 @@ impl Observer for ChannelObserver {
     fn on_metrics(&mut self, row: &MetricsRow) {
         let row_json = serde_json::to_string(row).expect("metrics rows serialise");
         // A closed channel means the slot gave up on this job; the trainer is being stopped.
-        let _ = self.events.send(Event::Metrics(MetricRow {
-            iter: row.iter,
-            row_json,
-        }));
+        let _ = self.events.send(Event::Metrics(MetricRow { row_json }));
     }
 
     fn on_checkpoint(&mut self, checkpoint: &Checkpoint) {

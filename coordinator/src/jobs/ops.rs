@@ -27,6 +27,8 @@ pub(crate) enum OpKind {
     Progress {
         req: ReportProgressRequest,
         rows: Vec<MetricsRow>,
+        /// The iteration in the checkpoint's header (`fence::check_checkpoint`); `None`: no
+        /// checkpoint in this report.
         checkpoint_iter: Option<i64>,
         lease_ms: u64,
     },

@@ -91,7 +91,6 @@ fn progress(job: &Job, metrics: Vec<MetricRow>, checkpoint: Vec<u8>) -> ReportPr
         worker_id: "w".into(),
         metrics,
         checkpoint,
-        checkpoint_iter: 0,
     }
 }
 
@@ -109,7 +108,6 @@ fn row(iter: u64) -> MetricRow {
         extra: Default::default(),
     };
     MetricRow {
-        iter,
         row_json: serde_json::to_string(&r).unwrap(),
     }
 }
@@ -159,18 +157,25 @@ async fn oversized_reports_are_resource_exhausted_and_store_nothing() {
     let s = r.unwrap_err();
     assert_eq!(s.code(), Code::OutOfRange, "{}", s.message());
     assert!(s.message().contains("too large"), "{}", s.message());
-    // Iterations no run can reach.
+    // Iterations no run can reach: in a row's JSON (the only copy of a row's iteration on the
+    // wire) or in the checkpoint's header (the only copy of its iteration).
     let mut far = row(0);
-    far.iter = u64::MAX;
     far.row_json = far
         .row_json
         .replacen("\"iter\":0", &format!("\"iter\":{}", u64::MAX), 1);
     let r = bounded(
         "ReportProgress",
-        c.report_progress(progress(&job, vec![far], Vec::new())),
+        c.report_progress(progress(&job, vec![row(1), far], Vec::new())),
     )
     .await;
-    refused(r, Code::InvalidArgument, "metrics[0].iter");
+    refused(r, Code::InvalidArgument, "metrics[1].row_json.iter");
+    let beyond = trainer_core::config::MAX_ITERS + 1;
+    let r = bounded(
+        "ReportProgress",
+        c.report_progress(progress(&job, vec![row(1)], checkpoint_bytes(&job, beyond))),
+    )
+    .await;
+    refused(r, Code::InvalidArgument, "checkpoint.iter");
     // A result JSON over its cap.
     let r = bounded(
         "CompleteJob",
@@ -622,7 +627,7 @@ proptest! {
         }
         let all: Vec<(&str, &str)> = seen.into_iter().collect();
         let json = set_fields(&row(iter).row_json, &all);
-        let req = progress(&job, vec![MetricRow { iter, row_json: json.clone() }], Vec::new());
+        let req = progress(&job, vec![MetricRow { row_json: json.clone() }], Vec::new());
         let mut c = f.client.clone();
         let r = f.rt.block_on(bounded("ReportProgress", c.report_progress(req)));
         match r {

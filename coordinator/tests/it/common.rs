@@ -289,7 +289,6 @@ pub fn metrics_row(iter: u64, rel_l2: f64) -> MetricRow {
         extra: Default::default(),
     };
     MetricRow {
-        iter,
         row_json: serde_json::to_string(&row).unwrap(),
     }
 }
@@ -340,7 +339,6 @@ pub async fn assert_every_write_refused(c: &mut Client, job: &Job, worker: &str)
             worker_id: worker_id.clone(),
             metrics: vec![metrics_row(10, 0.9), metrics_row(20, 0.9)],
             checkpoint: checkpoint_bytes(job, 20),
-            checkpoint_iter: 20,
         })
         .await
         .map(drop),

@@ -95,7 +95,6 @@ async fn stale_token_writes_are_refused_and_change_nothing() {
         worker_id: "worker-b".into(),
         metrics: vec![metrics_row(10, 0.5)],
         checkpoint: checkpoint_bytes(&b, 10),
-        checkpoint_iter: 10,
     })
     .await
     .unwrap();
@@ -273,23 +272,21 @@ async fn checkpoint_round_trip_and_metrics_upsert() {
     let job = lease(&mut c, "w").await.unwrap();
     assert!(job.checkpoint.is_empty());
 
-    let progress = |metrics, checkpoint: Vec<u8>, checkpoint_iter| ReportProgressRequest {
+    let progress = |metrics, checkpoint: Vec<u8>| ReportProgressRequest {
         job_id: job.job_id,
         token: job.token,
         worker_id: "w".into(),
         metrics,
         checkpoint,
-        checkpoint_iter,
     };
     c.report_progress(progress(
         vec![metrics_row(10, 0.5), metrics_row(20, 0.4)],
         checkpoint_bytes(&job, 20),
-        20,
     ))
     .await
     .unwrap();
     // A resumed job re-reports iteration 20: replaced, not duplicated.
-    c.report_progress(progress(vec![metrics_row(20, 0.3)], vec![], 0))
+    c.report_progress(progress(vec![metrics_row(20, 0.3)], vec![]))
         .await
         .unwrap();
     let m = sql(&mut c, "SELECT iter, rel_l2 FROM metrics ORDER BY iter").await;
@@ -301,34 +298,43 @@ async fn checkpoint_round_trip_and_metrics_upsert() {
         ]
     );
 
-    // Corrupt bytes or a wrong iteration never replace the good checkpoint.
+    // The rows and the checkpoint are stored at the iterations they carry inside: the rows'
+    // JSON and the checkpoint's header (the only copies on the wire).
+    assert_eq!(
+        sql(&mut c, "SELECT iter FROM checkpoints").await,
+        vec![vec![Kind::Integer(20)]]
+    );
+
+    // Corrupt bytes, or an iteration no run reaches, never replace the good checkpoint.
     let e = c
-        .report_progress(progress(vec![], b"garbage".to_vec(), 30))
+        .report_progress(progress(vec![], b"garbage".to_vec()))
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
     assert!(e.message().contains("checkpoint"), "{e:?}");
+    let beyond = trainer_core::config::MAX_ITERS + 1;
     let e = c
-        .report_progress(progress(vec![], checkpoint_bytes(&job, 30), 31))
+        .report_progress(progress(vec![], checkpoint_bytes(&job, beyond)))
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
-    // A row whose JSON disagrees with its iter, or is not a MetricsRow, is refused whole.
+    assert!(e.message().contains("checkpoint.iter"), "{e:?}");
+    // A row whose iteration no run reaches, or that is not a MetricsRow, is refused whole.
     let mut bad = metrics_row(40, 0.2);
-    bad.iter = 41;
+    bad.row_json = bad
+        .row_json
+        .replacen("\"iter\":40", &format!("\"iter\":{beyond}"), 1);
     let e = c
-        .report_progress(progress(vec![metrics_row(30, 0.2), bad], vec![], 0))
+        .report_progress(progress(vec![metrics_row(30, 0.2), bad], vec![]))
         .await
         .unwrap_err();
-    assert!(e.message().contains("metrics[1].iter"), "{e:?}");
+    assert!(e.message().contains("metrics[1].row_json.iter"), "{e:?}");
     let e = c
         .report_progress(progress(
             vec![MetricRow {
-                iter: 1,
                 row_json: "{}".into(),
             }],
             vec![],
-            0,
         ))
         .await
         .unwrap_err();

@@ -168,13 +168,11 @@ fn fixture() -> &'static Fixture {
                 token: running.token,
                 worker_id: "w2".into(),
                 metrics: vec![MetricRow {
-                    iter: 0,
                     row_json: r#"{"iter":0,"lr":0.001,"loss_r":0.5,"loss_b":0.25,"rel_l2":1.0,
                         "abs_err":0.5,"abs_err_max":1.0,"skipped_steps":0,"elapsed_s":0.1}"#
                         .into(),
                 }],
                 checkpoint: Vec::new(),
-                checkpoint_iter: 0,
             })
             .await
             .unwrap();
