@@ -1,7 +1,8 @@
-//! Capacity-scaling curves: the rows of the `curves` view (migrations/0005_series.sql) for one
-//! sweep. All the statistics (n, mean, sample std, median, min over seeds) are computed by the
-//! view, so `modsync curves`, `modsync sql "SELECT * FROM curves"` and a user's own `sqlite3`
-//! session can never disagree.
+//! Capacity-scaling curves: the rows of the `curves` view for one sweep. All the statistics (n,
+//! mean, sample std, median, min over seeds) are computed by the view, from the one definition
+//! of migrations/0006_curve_stats.sql (`curve_seeds`, which the dashboard reads too), so
+//! `modsync curves`, `modsync sql "SELECT * FROM curves"`, the dashboard and a user's own
+//! `sqlite3` session can never disagree.
 
 use modsync_proto::CurvePoint;
 
