@@ -1,7 +1,8 @@
-//! Capacity-scaling curves: the rows of the `curves` view (migrations/0005_series.sql) for one
-//! sweep. All the statistics (n, mean, sample std, median, min over seeds) are computed by the
-//! view, so `modsync curves`, `modsync sql "SELECT * FROM curves"` and a user's own `sqlite3`
-//! session can never disagree; the max beside them tops the charts' band.
+//! Capacity-scaling curves: the rows of the `curve_stats` view for the best relative L2 (the
+//! `curves` view plus the max) for one sweep. All the statistics (n, mean, sample std, median,
+//! min, max over seeds) come from the one definition of migrations/0006_curve_stats.sql
+//! (`curve_seeds`, which the dashboard reads too), so `modsync curves`, `modsync sql "SELECT *
+//! FROM curves"`, the dashboard and a user's own `sqlite3` session can never disagree.
 
 use modsync_proto::CurvePoint;
 
@@ -49,14 +50,8 @@ impl Reader {
         let mut conn = self.pool.acquire().await?;
         sweep_summary(&mut conn, sweep_id).await?;
         let rows: Vec<CurveRow> = sqlx::query_as(
-            "SELECT c.pde, c.method, c.series, c.width, c.n, c.mean, c.std, c.median, c.min,
-                    m.max
-             FROM curves c
-             JOIN (SELECT j.pde, j.method, j.series, j.width, MAX(res.rel_l2_best) AS max
-                   FROM results res JOIN jobs j ON j.id = res.job_id
-                   WHERE j.sweep_id = ?1 GROUP BY j.pde, j.method, j.series, j.width) m
-               USING (pde, method, series, width)
-             WHERE c.sweep_id = ?1 ORDER BY pde, method, series, width",
+            "SELECT pde, method, series, width, n, mean, std, median, min, max FROM curve_stats
+             WHERE sweep_id = ? AND metric = 'rel_l2_best' ORDER BY pde, method, series, width",
         )
         .bind(sweep_id)
         .fetch_all(&mut *conn)

@@ -4,7 +4,7 @@
 //! reads); `modsync sql|status|curves --db FILE` and the dashboard open one directly on a store
 //! file that no coordinator serves any more ([`Reader::open`]). Both are the same pool of
 //! connections opened `SQLITE_OPEN_READONLY` (SQLite's `mode=ro`), with `PRAGMA query_only = 1`
-//! and ATTACH forbidden, so the read operations (`query.rs`, `curves.rs`, `sweep_ops.rs`) and their
+//! and ATTACH forbidden, so the read operations (`query/`, `curves.rs`, `sweep_ops.rs`) and their
 //! guard are one piece of code whichever way the store was opened.
 //!
 //! Every read connection also refuses values and rows over [`MAX_VALUE_BYTES`] and SQL text
@@ -42,7 +42,7 @@ pub const MAX_SQL_BYTES: usize = 1_000_000;
 pub struct Reader {
     pub(crate) pool: SqlitePool,
     /// One permit per Query running: taken before anything is allocated for the request's
-    /// SQL, and held by a stuck connection until it came back (`query.rs`), so at most
+    /// SQL, and held by a stuck connection until it came back (`query/limit.rs`), so at most
     /// [`READ_CONNECTIONS`] Queries (running or stuck) exist at once, whatever the pool does.
     pub(crate) query_slots: Arc<Semaphore>,
 }

@@ -1,7 +1,7 @@
 //! The `Sweeps` gRPC service: unwraps each request, calls the store, wraps the answer.
 //!
 //! Nothing here decides anything about the store; the rules live in the store modules
-//! (`sweep_ops.rs`, `worker_ops.rs`, `curves.rs`, `query.rs`) so they can be read and tested without
+//! (`sweep_ops.rs`, `worker_ops.rs`, `curves.rs`, `query/`) so they can be read and tested without
 //! gRPC. Errors become statuses through `From<Error> for Status` (`error.rs`).
 //!
 //! What this layer does add is the size limits of a request, checked before anything is parsed

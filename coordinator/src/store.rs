@@ -5,7 +5,7 @@
 //! The operations live in the files named for what they do: the worker RPCs in
 //! `worker_ops.rs` (their batched writes go through the group-commit [`Writer`] this store
 //! owns, `writer.rs`), sweep operations in `sweep_ops.rs`, reaping in `reaper.rs`, reads in
-//! `curves.rs`, `query.rs` and `sweep_ops.rs`; every statement that changes `jobs` rows is in
+//! `curves.rs`, `query/` and `sweep_ops.rs`; every statement that changes `jobs` rows is in
 //! `jobs/`.
 
 use std::collections::HashMap;
@@ -56,7 +56,7 @@ pub struct Store {
     pub(crate) write: SqlitePool,
     /// Read-only connections (`SQLITE_OPEN_READONLY`, `PRAGMA query_only = 1`, no ATTACH) for
     /// everything that only reads, above all the user's SQL in Query. Read-only at the SQLite
-    /// level is the real guarantee; the text check in `query.rs` only gives clearer messages.
+    /// level is the real guarantee; the text check in `query/guard.rs` only gives clearer messages.
     pub(crate) read: Reader,
     /// worker id → (host, device, when its row was last written), so that a lease does not
     /// rewrite an unchanged `workers` row every time (one statement less per lease). Only

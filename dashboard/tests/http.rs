@@ -939,6 +939,52 @@ fn statistics_over_uneven_seeds_are_the_numbers_sql_gives() {
             assert!(close(j["mean"].as_f64().unwrap(), c.mean));
             assert!(close(j["std"].as_f64().unwrap(), c.std));
         }
+        // The page's and the JSON's numbers are the `curve_stats` view's for this error, to
+        // the last bit: one definition of the statistics (migration 0006).
+        let view: Vec<(String, i64, i64, f64, f64, f64, f64, f64)> = rt
+            .block_on(
+                sqlx::query_as(
+                    "SELECT method, width, n, mean, std, median, min, max FROM curve_stats
+                     WHERE sweep_id = 'skew' AND pde = 'burgers' AND metric = ?
+                     ORDER BY method, series, width",
+                )
+                .bind(col)
+                .fetch_all(reader.pool()),
+            )
+            .unwrap();
+        assert_eq!(view.len(), reference.len(), "{error}: {view:?}");
+        for (v, j) in view.iter().zip(stats) {
+            let what = format!("{error} {} {}", v.0, v.1);
+            let tag = grid_cell(&page, "burgers", &v.0, v.1);
+            let shown = |name: &str| number(&attr(tag, name).unwrap());
+            assert_eq!(
+                (
+                    shown("data-n") as i64,
+                    shown("data-mean"),
+                    shown("data-std"),
+                    shown("data-value"),
+                    shown("data-min"),
+                    shown("data-max")
+                ),
+                (v.2, v.3, v.4, v.5, v.6, v.7),
+                "page against curve_stats, {what}"
+            );
+            let json = |name: &str| j[name].as_f64().unwrap();
+            assert_eq!(
+                (
+                    j["method"].as_str().unwrap(),
+                    j["width"].as_i64().unwrap(),
+                    j["n"].as_i64().unwrap(),
+                    json("mean"),
+                    json("std"),
+                    json("median"),
+                    json("min"),
+                    json("max")
+                ),
+                (v.0.as_str(), v.1, v.2, v.3, v.4, v.5, v.6, v.7),
+                "JSON against curve_stats, {what}"
+            );
+        }
     }
     let (_, page, _) = get(&s.url("/sweeps/skew"), &[]);
     assert!(

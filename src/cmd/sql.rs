@@ -11,7 +11,7 @@ use crate::source::SourceArgs;
 #[derive(Args)]
 pub struct SqlArgs {
     /// One SQL statement, e.g. "SELECT * FROM curves". Tables: sweeps, jobs, results, metrics,
-    /// checkpoints, workers; view: curves.
+    /// checkpoints, workers; views: curves, curve_stats, curve_seeds.
     query: String,
     /// CSV with a header row instead of a table.
     #[arg(long)]

@@ -113,6 +113,8 @@ async fn curves_match_the_results_table() {
         assert!(close(p.std, std), "{p:?} std {std}");
         assert!(close(p.median, median), "{p:?} median {median}");
         assert_eq!(p.min, min, "{p:?}");
+        let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        assert_eq!(p.max, max, "{p:?}");
         if p.n == 1 {
             assert_eq!(p.std, 0.0);
         }

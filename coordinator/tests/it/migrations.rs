@@ -1,5 +1,5 @@
 //! Migrations applied to a store that already holds data: a file that an older build left at
-//! version 3 (sweeps, jobs, results in it), opened by this build. And the schema they make
+//! version 3 or 5 (sweeps, jobs, results in it), opened by this build. And the schema they make
 //! against trainer-core's definitions (the `metrics` table against `METRICS_COLUMNS`).
 
 use coordinator::{MIGRATOR, Store};
@@ -59,14 +59,10 @@ fn curves_v1() -> String {
 
 type CurveRow = (String, String, String, i64, i64, f64, f64, f64, f64);
 
-#[tokio::test]
-async fn version_4_applies_to_a_store_with_data() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("old.db");
-    let pool = pool_on(&db).await;
-    MIGRATOR.run_to(3, &pool).await.unwrap();
-
-    // Two sweeps; per (pde, method, width) 0, 1, 2 or 5 finished seeds, one failed job.
+/// Fills a store at version 3 or later: two sweeps; per (pde, method, width) 0, 1, 2 or 5
+/// finished seeds (the three errors of a result distinct and ranked differently), one failed job. Returns the number
+/// of jobs.
+async fn fill(pool: &SqlitePool) -> i64 {
     for s in ["a", "b"] {
         sqlx::query(
             "INSERT INTO sweeps (id, name, spec, max_attempts, created_at_ms, updated_at_ms)
@@ -74,7 +70,7 @@ async fn version_4_applies_to_a_store_with_data() {
         )
         .bind(s)
         .bind(s)
-        .execute(&pool)
+        .execute(pool)
         .await
         .unwrap();
     }
@@ -99,7 +95,7 @@ async fn version_4_applies_to_a_store_with_data() {
                         .bind(seed)
                         .bind(format!("{s}{pde}{method}{width}{seed}"))
                         .bind(state)
-                        .fetch_one(&pool)
+                        .fetch_one(pool)
                         .await
                         .unwrap();
                         jobs += 1;
@@ -117,10 +113,10 @@ async fn version_4_applies_to_a_store_with_data() {
                             )
                             .bind(id)
                             .bind(v)
-                            .bind(v * 1.1)
-                            .bind(v * 1.2)
+                            .bind(v * (1.2 + (k * 3.1).cos()))
+                            .bind(v * (1.5 + (k * 1.7).sin()))
                             .bind(1_000 + id)
-                            .execute(&pool)
+                            .execute(pool)
                             .await
                             .unwrap();
                         }
@@ -133,9 +129,20 @@ async fn version_4_applies_to_a_store_with_data() {
         "UPDATE jobs SET state = 'failed', last_error = 'boom'
          WHERE id = (SELECT MIN(id) FROM jobs WHERE state = 'queued')",
     )
-    .execute(&pool)
+    .execute(pool)
     .await
     .unwrap();
+    jobs
+}
+
+#[tokio::test]
+async fn version_4_applies_to_a_store_with_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("old.db");
+    let pool = pool_on(&db).await;
+    MIGRATOR.run_to(3, &pool).await.unwrap();
+
+    let jobs = fill(&pool).await;
     pool.close().await;
 
     // This build opens it: migration 4 runs over the data.
@@ -200,6 +207,156 @@ async fn version_4_applies_to_a_store_with_data() {
     let plan: Vec<String> = plan.into_iter().map(|r| r.3).collect();
     assert!(
         plan.iter().any(|d| d.contains("jobs_cells (sweep_id=?)")),
+        "{plan:?}"
+    );
+    store.close().await;
+}
+
+/// The `curves` view of version 5 as a plain SELECT over the error `col` of the results (for
+/// `rel_l2_best`, the body of its CREATE VIEW; the dashboard ran it for all three errors).
+fn curves_v5(col: &str) -> String {
+    let v5 = include_str!("../../../migrations/0005_series.sql");
+    let body = v5
+        .split("CREATE VIEW curves AS")
+        .nth(1)
+        .expect("0005 defines the curves view");
+    body.trim()
+        .trim_end_matches(';')
+        .replace("rel_l2_best", col)
+}
+
+/// Version 6's `curve_stats` and `curves` give version 5's numbers to the last bit, for every
+/// error, over the rows that were there before; `curves` keeps its columns; a filter on the keys
+/// still reads one sweep's PDE through the jobs index.
+#[tokio::test]
+async fn version_6_computes_version_5s_numbers_for_every_error() {
+    type Stat = (
+        String,
+        String,
+        String,
+        String,
+        String,
+        i64,
+        i64,
+        f64,
+        f64,
+        f64,
+        f64,
+        f64,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("v5.db");
+    let pool = pool_on(&db).await;
+    MIGRATOR.run_to(5, &pool).await.unwrap();
+    fill(&pool).await;
+    // Two series in one sweep's cells.
+    sqlx::query("UPDATE jobs SET series = 'lr=0.1' WHERE sweep_id = 'b' AND seed % 2 = 0")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    // This build opens it: migration 6 runs. Version 5's SQL runs on it too (it reads only
+    // tables, which the migration does not touch; `sqrt` is the store connections' function).
+    let store = Store::open(&db).await.unwrap();
+    let pool = store.reader().pool();
+    let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap();
+    assert!(latest >= 6);
+    let columns: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM pragma_table_info('curves') ORDER BY cid")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        columns,
+        [
+            "sweep_id", "pde", "method", "series", "width", "n", "mean", "std", "median", "min"
+        ]
+    );
+    type CurvesRow = (String, String, String, String, i64, i64, f64, f64, f64, f64);
+    let v5_curves: Vec<CurvesRow> = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT * FROM ({})",
+        curves_v5("rel_l2_best")
+    )))
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let v6_curves: Vec<CurvesRow> = sqlx::query_as("SELECT * FROM curves")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        v6_curves, v5_curves,
+        "curves: the same rows in the same order"
+    );
+    let mut v5_stats: Vec<Stat> = Vec::new();
+    for col in ["rel_l2_best", "rel_l2_min_loss", "rel_l2_last"] {
+        // Version 5's statistics of `col`, with the max of each cell beside them.
+        let rows: Vec<Stat> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT c.sweep_id, c.pde, c.method, c.series, '{col}', c.width, c.n, c.mean, c.std,
+                    c.median, c.min,
+                    (SELECT MAX(r.{col}) FROM results r JOIN jobs j ON j.id = r.job_id
+                     WHERE (j.sweep_id, j.pde, j.method, j.series, j.width)
+                         = (c.sweep_id, c.pde, c.method, c.series, c.width))
+             FROM ({}) c",
+            curves_v5(col)
+        )))
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        v5_stats.extend(rows);
+    }
+    let mut v6_stats: Vec<Stat> = sqlx::query_as(
+        "SELECT sweep_id, pde, method, series, metric, width, n, mean, std, median, min, max
+         FROM curve_stats",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let key = |r: &Stat| {
+        (
+            r.0.clone(),
+            r.1.clone(),
+            r.2.clone(),
+            r.3.clone(),
+            r.4.clone(),
+            r.5,
+        )
+    };
+    v5_stats.sort_by_key(key);
+    v6_stats.sort_by_key(key);
+    assert_eq!(v6_stats, v5_stats);
+    // 2 sweeps × 2 pdes × 2 methods × 2 widths, less the cells with no finished seed, one
+    // cell of sweep b in two series; for three errors.
+    assert!(v6_stats.len() > 3 * 12, "{}", v6_stats.len());
+    assert!(v6_stats.iter().any(|r| r.3 == "lr=0.1"));
+    // The three errors rank the seeds differently: their statistics are not one error's.
+    let medians = |metric: &str| -> Vec<f64> {
+        v6_stats
+            .iter()
+            .filter(|r| r.4 == metric)
+            .map(|r| r.9)
+            .collect()
+    };
+    assert_ne!(medians("rel_l2_min_loss"), medians("rel_l2_best"));
+    assert_ne!(medians("rel_l2_last"), medians("rel_l2_min_loss"));
+
+    // A filter on the keys reads one sweep's PDE through the index, for one error.
+    let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+        "EXPLAIN QUERY PLAN SELECT * FROM curve_seeds
+         WHERE sweep_id = 'a' AND pde = 'burgers' AND metric = 'rel_l2_last'",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let plan: Vec<String> = plan.into_iter().map(|r| r.3).collect();
+    assert!(
+        plan.iter()
+            .any(|d| d.contains("jobs_cells (sweep_id=? AND pde=?)")),
+        "{plan:?}"
+    );
+    assert!(
+        plan.iter().any(|d| d.contains("PRIMARY KEY (metric=?)")),
         "{plan:?}"
     );
     store.close().await;

@@ -1,5 +1,5 @@
 //! How the SQL-guard tests dress up a forbidden statement. Shared by the guard's unit property
-//! tests (`src/query.rs`, included by path) and the end-to-end ones through Query
+//! tests (`src/query/guard.rs`, included by path) and the end-to-end ones through Query
 //! (`query_guard.rs`), so both attack with the same disguises.
 
 /// Ways to dress a statement up as (or next to) a read; `{}` is the statement.

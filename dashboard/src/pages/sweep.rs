@@ -3,10 +3,11 @@
 //! per seed; one line per method, or per method and series in a sweep with extra axes), a
 //! lines × widths table of medians, the failed jobs and a page of jobs, running first.
 //!
-//! The statistics and seed dots come from the covering index `jobs_cells (sweep_id, pde,
-//! method, series, width, seed)`, one statement per PDE (run side by side), each returning one
-//! row per (method, series, width) with its dots packed in a string rather than a row per
-//! seed; the job list sorts the narrow index entries and reads only the rows of the page.
+//! The statistics and seed dots come from the `curve_seeds` view (the one definition of the
+//! curves' statistics, migration 0006) through the covering index `jobs_cells (sweep_id, pde,
+//! method, series, width, seed)`, one statement per PDE (run side by side), each returning the
+//! dots of each (method, series, width), at most `MAX_CELL_DOTS`, with the cell's statistics;
+//! the job list sorts the narrow index entries and reads only the rows of the page.
 
 use std::fmt::Write as _;
 
@@ -49,8 +50,9 @@ pub enum ErrorKind {
 impl ErrorKind {
     pub const ALL: [ErrorKind; 3] = [ErrorKind::Best, ErrorKind::MinLoss, ErrorKind::Last];
 
-    /// The `results` column: one of three fixed names, never user text.
-    fn column(self) -> &'static str {
+    /// The `results` column, the error's name in the `metric` column of `curve_seeds` and
+    /// `curve_stats`.
+    fn metric(self) -> &'static str {
         match self {
             ErrorKind::Best => "rel_l2_best",
             ErrorKind::MinLoss => "rel_l2_min_loss",
@@ -75,8 +77,8 @@ impl ErrorKind {
     }
 }
 
-/// Statistics over the seeds of one (pde, method, width): the `curves` view's definitions
-/// (sample std, median of the middle one or two), plus the max for the band.
+/// Statistics over the seeds of one (pde, method, series, width): a row of the `curve_stats`
+/// view (sample std, median of the middle one or two, the max for the band).
 #[derive(Clone, Debug, Serialize)]
 pub struct CurveStat {
     pub pde: String,
@@ -126,82 +128,34 @@ pub struct SweepPage {
     pub pages: u32,
 }
 
-/// The statistics of each (method, series, width) of PDE `?3` of sweep `?1` over its results'
-/// `col`, with its seeds as dots: the `curves` view's SQL (migrations/0005_series.sql)
-/// for any of the three errors, with the max for the band and the dots added, so that for
-/// `rel_l2_best` the numbers are the view's to the last bit (`dashboard/tests/http.rs` checks
-/// it). Dots are `job seed value` triples joined by commas, values printed with 17 significant
-/// digits (the bundled SQLite prints them exactly), at most `?2` per cell.
-fn stats_sql(col: &str) -> String {
-    format!(
-        "SELECT pde, method, series, width, n, mean,
-                CASE WHEN n > 1 THEN sqrt(ss / (n - 1)) ELSE 0.0 END AS std,
-                median, min, max, dots
-         FROM (
-             SELECT pde, method, series, width, n, mean, min, max, rn,
-                    SUM((v - mean) * (v - mean)) OVER w AS ss,
-                    AVG(CASE WHEN rn IN ((n + 1) / 2, (n + 2) / 2) THEN v END) OVER w AS median,
-                    group_concat(CASE WHEN n <= ?2 OR (rn - 1) % ((n + ?2 - 1) / ?2) = 0
-                                      THEN id || ' ' || seed || ' ' || printf('%!.17g', v) END,
-                                 ',') OVER w AS dots
-             FROM (
-                 SELECT j.pde, j.method, j.series, j.width, j.id, j.seed, res.{col} AS v,
-                        ROW_NUMBER() OVER (PARTITION BY j.pde, j.method, j.series, j.width
-                                           ORDER BY res.{col}) AS rn,
-                        COUNT(*) OVER p AS n,
-                        AVG(res.{col}) OVER p AS mean,
-                        MIN(res.{col}) OVER p AS min,
-                        MAX(res.{col}) OVER p AS max
-                 FROM results res JOIN jobs j ON j.id = res.job_id
-                 WHERE j.sweep_id = ?1 AND j.pde = ?3
-                 WINDOW p AS (PARTITION BY j.pde, j.method, j.series, j.width)
-             )
-             WINDOW w AS (PARTITION BY pde, method, series, width)
-         )
-         WHERE rn = 1
-         ORDER BY pde, method, series, width"
-    )
-}
+/// The statistics of each (method, series, width) of PDE `?2` of sweep `?1` over its results'
+/// error `?3`, with its seeds' dots: the rows of the `curve_seeds` view (migrations/
+/// 0006_curve_stats.sql), which also makes `curve_stats` and `curves`, so the numbers are the
+/// views' to the last bit (`dashboard/tests/http.rs` checks it). Each cell's rows are its dots,
+/// at most `?4` of them (every k-th seed by value, ranks 1, 1 + k, …; rank 1 is always one),
+/// each carrying the cell's statistics.
+const STATS_SQL: &str = "SELECT pde, method, series, width, n, mean, std, median, min, max,
+        job_id, seed, value
+ FROM curve_seeds
+ WHERE sweep_id = ?1 AND pde = ?2 AND metric = ?3
+   AND (n <= ?4 OR (rank - 1) % ((n + ?4 - 1) / ?4) = 0)
+ ORDER BY pde, method, series, width";
 
-/// The dots of one cell from their packed form (see [`stats_sql`]).
-fn unpack_dots(stat: &CurveStat, packed: &str, out: &mut Vec<SeedDot>) -> Result<()> {
-    for dot in packed.split(',').filter(|d| !d.is_empty()) {
-        let mut f = dot.split(' ');
-        let mut next = || {
-            f.next()
-                .ok_or_else(|| Error::Store(format!("malformed seed dot {dot:?}")))
-        };
-        let bad = |e: &dyn std::fmt::Display| Error::Store(format!("seed dot {dot:?}: {e}"));
-        let job_id = next()?.parse::<i64>().map_err(|e| bad(&e))?;
-        let seed = next()?.parse::<i64>().map_err(|e| bad(&e))?;
-        let value = next()?.parse::<f64>().map_err(|e| bad(&e))?;
-        out.push(SeedDot {
-            job_id,
-            pde: stat.pde.clone(),
-            method: stat.method.clone(),
-            series: stat.series.clone(),
-            width: stat.width,
-            seed,
-            value,
-        });
-    }
-    Ok(())
-}
-
-/// One PDE's cells (see [`stats_sql`]) with their dots, on a connection of its own.
+/// One PDE's cells (see [`STATS_SQL`]) with their dots, on a connection of its own.
 async fn pde_stats(
     reader: Reader,
-    col: &'static str,
+    metric: &'static str,
     sweep: String,
     pde: String,
 ) -> Result<Vec<(CurveStat, Vec<SeedDot>)>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(stats_sql(col)))
+    let rows = sqlx::query(STATS_SQL)
         .bind(&sweep)
-        .bind(MAX_CELL_DOTS)
         .bind(&pde)
+        .bind(metric)
+        .bind(MAX_CELL_DOTS)
         .fetch_all(reader.pool())
         .await?;
-    let mut out = Vec::with_capacity(rows.len());
+    let mut out: Vec<(CurveStat, Vec<SeedDot>)> = Vec::new();
     for r in rows {
         let stat = CurveStat {
             pde: r.try_get(0)?,
@@ -215,11 +169,25 @@ async fn pde_stats(
             min: r.try_get(8)?,
             max: r.try_get(9)?,
         };
-        let packed: Option<String> = r.try_get(10)?;
-        let mut dots = Vec::new();
-        unpack_dots(&stat, packed.as_deref().unwrap_or(""), &mut dots)?;
+        let new_cell = out
+            .last()
+            .is_none_or(|(last, _)| (last.line(), last.width) != (stat.line(), stat.width));
+        if new_cell {
+            out.push((stat, Vec::new()));
+        }
+        let (stat, dots) = out.last_mut().expect("a cell was just pushed");
+        dots.push(SeedDot {
+            job_id: r.try_get(10)?,
+            pde: stat.pde.clone(),
+            method: stat.method.clone(),
+            series: stat.series.clone(),
+            width: stat.width,
+            seed: r.try_get(11)?,
+            value: r.try_get(12)?,
+        });
+    }
+    for (_, dots) in &mut out {
         dots.sort_by_key(|d| (d.seed, d.job_id));
-        out.push((stat, dots));
     }
     Ok(out)
 }
@@ -285,7 +253,7 @@ pub async fn load(
     drop(conn);
     let mut tasks = tokio::task::JoinSet::new();
     for (i, pde) in pdes.into_iter().enumerate() {
-        let task = pde_stats(reader.clone(), error.column(), id.to_string(), pde);
+        let task = pde_stats(reader.clone(), error.metric(), id.to_string(), pde);
         tasks.spawn(async move { (i, task.await) });
     }
     let mut per_pde = Vec::new();
