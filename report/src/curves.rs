@@ -121,13 +121,28 @@ mod tests {
             method: method.into(),
             width,
             n: 3,
-            mean: median,
+            // Not the median, so that a chart of means would be seen.
+            mean: 3.0 * median,
             std: 0.1 * median,
             median,
             min: 0.5 * median,
             max: 2.0 * median,
             series: String::new(),
         }
+    }
+
+    /// The points of the `d` attribute of the first `<path class="{class}"` in `svg`.
+    fn path(svg: &str, class: &str) -> Vec<(f64, f64)> {
+        let at = svg.find(&format!(r#"<path class="{class}" d=""#)).unwrap();
+        let d = svg[at..].split('"').nth(3).unwrap();
+        d.trim_end_matches('Z')
+            .split(['M', 'L'])
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (x, y) = p.split_once(',').unwrap();
+                (x.parse().unwrap(), y.parse().unwrap())
+            })
+            .collect()
     }
 
     /// The part of `svg` that draws the line named `name`.
@@ -149,11 +164,16 @@ mod tests {
         let burgers: Vec<&CurvePoint> = points.iter().filter(|p| p.pde == "burgers").collect();
         let svg = chart("s: burgers", &lines, &burgers);
         for method in ["adam", "dcgd"] {
+            // On the log axis the median (m) lies halfway between the band's max (2m) and min
+            // (m/2): the line runs through the middle of its band at every width.
             let s = series(&svg, method);
-            assert!(
-                s.contains(r#"class="band""#) && s.contains(r#"class="line""#),
-                "{s}"
-            );
+            let (line, band) = (path(s, "line"), path(s, "band"));
+            assert_eq!((line.len(), band.len()), (2, 4), "{s}");
+            for (i, (x, y)) in line.iter().enumerate() {
+                let (top, bottom) = (band[i], band[band.len() - 1 - i]);
+                assert_eq!((top.0, bottom.0), (*x, *x), "{s}");
+                assert!((y - (top.1 + bottom.1) / 2.0).abs() <= 0.1, "{s}");
+            }
         }
         assert!(svg.starts_with("<svg") && svg.contains(dashboard::sheet::CHART_CSS));
         // dcgd is the second line of the sweep: its colour in the helmholtz2d chart too, where
