@@ -154,3 +154,66 @@ fn lanes(lines: &[&ChartLine]) -> Vec<Lane> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn points(values: &[(u64, f64)]) -> Vec<HistoryPoint> {
+        values
+            .iter()
+            .map(|&(iter, v)| HistoryPoint {
+                iter,
+                n: 3,
+                median: v,
+                min: 0.9 * v,
+                max: 1.1 * v,
+            })
+            .collect()
+    }
+
+    /// The y tick labels of each panel of a sheet, in order.
+    fn y_ticks_per_panel(svg: &str) -> Vec<Vec<String>> {
+        svg.split("<g transform=")
+            .skip(1)
+            .map(|panel| {
+                panel
+                    .split(r#"<text class="tick y""#)
+                    .skip(1)
+                    .map(|t| t[t.find('>').unwrap() + 1..t.find('<').unwrap()].to_string())
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_panel_shares_one_y_axis_and_one_iteration_axis_with_bands() {
+        let small = points(&[(0, 0.1), (100, 0.2)]);
+        let large = points(&[(0, 10.0), (50, 20.0)]);
+        let lines = [
+            ChartLine {
+                panel: "burgers, adam".into(),
+                name: "width 8".into(),
+                style: 0,
+                points: &small,
+            },
+            ChartLine {
+                panel: "burgers, dcgd".into(),
+                name: "width 8".into(),
+                style: 0,
+                points: &large,
+            },
+        ];
+        let svg = svg("s: rel_l2", &ChartStyle::metric("rel_l2"), &lines);
+        let ticks = y_ticks_per_panel(&svg);
+        assert_eq!(ticks.len(), 2, "{svg}");
+        assert!(!ticks[0].is_empty() && ticks[0] == ticks[1], "{ticks:?}");
+        // Values spanning 200×: a log axis (1-2-5 ticks from 0.1 to 20).
+        assert!(ticks[0].contains(&"1".to_string()), "{ticks:?}");
+        assert_eq!(svg.matches(r#"class="band""#).count(), 2);
+        // Both panels run to the last iteration of either: the same x ticks.
+        let x_ticks = |panel: &str| panel.matches(r#"<text class="tick x""#).count();
+        let panels: Vec<&str> = svg.split("<g transform=").skip(1).collect();
+        assert_eq!(x_ticks(panels[0]), x_ticks(panels[1]));
+    }
+}
