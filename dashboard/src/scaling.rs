@@ -26,6 +26,18 @@ pub struct Dot<'a> {
     pub tip: String,
 }
 
+/// `items` without repeats, in order of first appearance: a chart's PDEs, lines or panels
+/// (a method keeps its colour and place in every PDE's chart).
+pub fn distinct<T: PartialEq>(items: impl Iterator<Item = T>) -> Vec<T> {
+    let mut seen: Vec<T> = Vec::new();
+    for i in items {
+        if !seen.contains(&i) {
+            seen.push(i);
+        }
+    }
+    seen
+}
+
 /// A line's name in legends and tables: `method`, or `method · series`.
 pub fn line_name((method, series): Line) -> String {
     if series.is_empty() {

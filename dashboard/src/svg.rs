@@ -10,6 +10,8 @@
 
 use std::fmt::Write as _;
 
+use trainer_core::diagnostic_kind::{counter_steps, layer_of};
+
 use crate::escape::esc;
 use crate::ticks::{self, Marker, Rgb};
 
@@ -234,6 +236,27 @@ pub struct Lane {
     pub label: String,
     pub color: Rgb,
     pub events: Vec<(f64, String)>,
+}
+
+impl Lane {
+    /// A counter's lane (`resets_l3`), as the job page and `modsync history` draw it: labelled
+    /// by its layer (`l3`), a mark where the count grows, the tooltip saying by how much and
+    /// the count so far. `counts` are its values at `xs`, in order; a missing one is skipped.
+    pub fn counter(name: &str, color: Rgb, xs: &[f64], counts: &[Option<f64>]) -> Lane {
+        Lane {
+            name: name.to_string(),
+            label: layer_of(name).map_or_else(|| name.to_string(), |l| format!("l{l}")),
+            color,
+            events: counter_steps(counts)
+                .into_iter()
+                .filter_map(|(row, by)| {
+                    let x = *xs.get(row)?;
+                    let total = counts[row]?;
+                    Some((x, format!("{name}: +{by} at iteration {x}, {total} in all")))
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Height of one lane of [`render_events`].

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use anyhow::Result;
-use dashboard::scaling::{self, Cell, Line};
+use dashboard::scaling::{self, Cell, Line, distinct};
 use dashboard::sheet::sheet;
 use modsync_proto::CurvePoint;
 
@@ -20,8 +20,13 @@ pub fn report(sweep: &str, points: &[CurvePoint], out: Option<&Path>) -> Result<
     }
     print!("{}", table(points));
     if let Some(dir) = out {
-        let lines = lines(points);
-        for pde in pdes(points) {
+        // Every line of the sweep: a method keeps its colour across the PDEs' charts.
+        let lines = distinct(
+            points
+                .iter()
+                .map(|p| (p.method.as_str(), p.series.as_str())),
+        );
+        for pde in distinct(points.iter().map(|p| p.pde.as_str())) {
             let of_pde: Vec<&CurvePoint> = points.iter().filter(|p| p.pde == pde).collect();
             write_atomic(&dir.join(format!("{pde}.csv")), to_csv(&of_pde).as_bytes())?;
             let svg = chart(&format!("{sweep}: {pde}"), &lines, &of_pde);
@@ -30,29 +35,6 @@ pub fn report(sweep: &str, points: &[CurvePoint], out: Option<&Path>) -> Result<
         eprintln!("wrote {}/<pde>.csv and .svg", dir.display());
     }
     Ok(())
-}
-
-/// The PDEs in order of first appearance.
-fn pdes(points: &[CurvePoint]) -> Vec<String> {
-    let mut seen: Vec<String> = Vec::new();
-    for p in points {
-        if !seen.contains(&p.pde) {
-            seen.push(p.pde.clone());
-        }
-    }
-    seen
-}
-
-/// Every line of the sweep in order of first appearance: a method keeps its colour across
-/// the PDEs' charts.
-fn lines(points: &[CurvePoint]) -> Vec<Line<'_>> {
-    let mut lines: Vec<Line> = Vec::new();
-    for p in points {
-        if !lines.contains(&(p.method.as_str(), p.series.as_str())) {
-            lines.push((&p.method, &p.series));
-        }
-    }
-    lines
 }
 
 /// One PDE's chart as an SVG file: the median over seeds with the min–max band.
@@ -160,7 +142,11 @@ mod tests {
             point("burgers", "dcgd", 512, 0.6),
             point("helmholtz2d", "dcgd", 64, 0.1),
         ];
-        let lines = lines(&points);
+        let lines = distinct(
+            points
+                .iter()
+                .map(|p| (p.method.as_str(), p.series.as_str())),
+        );
         let burgers: Vec<&CurvePoint> = points.iter().filter(|p| p.pde == "burgers").collect();
         let svg = chart("s: burgers", &lines, &burgers);
         for method in ["adam", "dcgd"] {

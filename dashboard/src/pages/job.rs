@@ -343,20 +343,7 @@ fn diagnostic_panels(xs: &[f64], extra: &BTreeMap<String, Vec<Option<f64>>>) -> 
             let lanes: Vec<svg::Lane> = members
                 .iter()
                 .enumerate()
-                .map(|(i, (name, ys))| svg::Lane {
-                    name: name.to_string(),
-                    label: diagnostic_kind::layer_of(name)
-                        .map_or_else(|| name.to_string(), |l| format!("l{l}")),
-                    color: ticks::style(i).0,
-                    events: diagnostic_kind::counter_steps(ys)
-                        .into_iter()
-                        .filter_map(|(row, by)| {
-                            let x = *xs.get(row)?;
-                            let total = ys[row]?;
-                            Some((x, format!("{name}: +{by} at iteration {x}, {total} in all")))
-                        })
-                        .collect(),
-                })
+                .map(|(i, (name, ys))| svg::Lane::counter(name, ticks::style(i).0, xs, ys))
                 .collect();
             let chart = Chart {
                 class,

@@ -283,17 +283,6 @@ pub async fn load(
     })
 }
 
-/// The PDEs and methods of a sweep page, in order of first appearance.
-fn distinct<T: PartialEq>(items: impl Iterator<Item = T>) -> Vec<T> {
-    let mut seen: Vec<T> = Vec::new();
-    for i in items {
-        if !seen.contains(&i) {
-            seen.push(i);
-        }
-    }
-    seen
-}
-
 /// Page 2: one sweep.
 pub fn render(p: &SweepPage) -> String {
     let s = &p.sweep;
@@ -322,8 +311,8 @@ pub fn render(p: &SweepPage) -> String {
         }
     }
     out.push_str("</p>");
-    let lines = distinct(p.stats.iter().map(CurveStat::line));
-    let pdes = distinct(p.stats.iter().map(|c| c.pde.as_str()));
+    let lines = scaling::distinct(p.stats.iter().map(CurveStat::line));
+    let pdes = scaling::distinct(p.stats.iter().map(|c| c.pde.as_str()));
     if pdes.is_empty() {
         out.push_str(r#"<p class="empty">No finished jobs yet: the curves appear with the first result.</p>"#);
     }

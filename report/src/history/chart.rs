@@ -3,11 +3,11 @@
 //! seeds' min–max band, counters as marks in a lane per member — on one y axis and one
 //! iteration axis for every panel, laid out by [`dashboard::sheet`].
 
+use dashboard::scaling::distinct;
 use dashboard::sheet::sheet;
 use dashboard::svg::{self, Chart, Lane, Scale, Series};
 use dashboard::ticks;
 use trainer_core::AxisScale;
-use trainer_core::diagnostic_kind::{counter_steps, layer_of};
 
 use super::HistoryPoint;
 
@@ -51,12 +51,7 @@ impl ChartStyle<'_> {
 
 /// The SVG file of `lines`, titled `title`.
 pub fn svg(title: &str, style: &ChartStyle, lines: &[ChartLine]) -> String {
-    let mut panels: Vec<&str> = Vec::new();
-    for line in lines {
-        if !panels.contains(&line.panel.as_str()) {
-            panels.push(&line.panel);
-        }
-    }
+    let panels = distinct(lines.iter().map(|l| l.panel.as_str()));
     let values = || lines.iter().flat_map(|l| l.points.iter());
     let y_scale = match style.scale.resolve(values().map(|p| p.median)) {
         AxisScale::Log => Scale::Log,
@@ -128,29 +123,15 @@ fn series(line: &ChartLine) -> Series {
     }
 }
 
-/// Counters as the job page draws them: a lane per line, labelled by its layer, a mark where
-/// the count (the median over seeds) grows.
+/// Counters as the job page draws them: a lane per line, a mark where the count (the median
+/// over seeds) grows.
 fn lanes(lines: &[&ChartLine]) -> Vec<Lane> {
     lines
         .iter()
         .map(|l| {
+            let xs: Vec<f64> = l.points.iter().map(|p| p.iter as f64).collect();
             let counts: Vec<Option<f64>> = l.points.iter().map(|p| Some(p.median)).collect();
-            Lane {
-                name: l.name.clone(),
-                label: layer_of(&l.name).map_or_else(|| l.name.clone(), |n| format!("l{n}")),
-                color: ticks::style(l.style).0,
-                events: counter_steps(&counts)
-                    .into_iter()
-                    .map(|(i, by)| {
-                        let p = &l.points[i];
-                        let tip = format!(
-                            "{}: +{by} at iteration {}, {} in all",
-                            l.name, p.iter, p.median
-                        );
-                        (p.iter as f64, tip)
-                    })
-                    .collect(),
-            }
+            Lane::counter(&l.name, ticks::style(l.style).0, &xs, &counts)
         })
         .collect()
 }
